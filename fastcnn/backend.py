@@ -1,0 +1,189 @@
+"""Choosing the kernel backend: one flag, loud errors, never a silent fallback.
+
+``set_backend(name)``, ``use_backend(name)`` (a context manager), the
+environment variable ``FASTCNN_BACKEND`` (read at import) and ``--backend`` on
+the command line all land here. ``auto`` picks the fastest backend that works
+on this machine: cuda, then numba, then cython, then numpy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+
+from .errors import BackendError
+from .kernels.contract import OPERATIONS
+
+MODULES = {
+    "naive": "fastcnn.kernels.naive",
+    "numpy": "fastcnn.kernels.numpy_backend",
+    "numba": "fastcnn.kernels.numba_backend",
+    "cython": "fastcnn.kernels.cython_backend",
+    "cuda": "fastcnn.kernels.cuda_backend",
+}
+"""Backend name -> module implementing the kernel contract."""
+
+AUTO_ORDER = ("cuda", "numba", "cython", "numpy")
+CHOICES = ("auto",) + tuple(MODULES)
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """Whether one backend can run here and, if not, why."""
+
+    name: str
+    available: bool
+    reason: str = ""
+
+
+_modules: dict[str, ModuleType] = {}
+_failures: dict[str, str] = {}
+_lock = threading.Lock()
+_state = threading.local()
+_global = {"name": None, "module": None, "auto": False}
+
+
+def _load(name: str) -> ModuleType:
+    """Import and check backend ``name``; raise BackendError saying why it cannot run."""
+    if name not in MODULES:
+        raise BackendError(
+            f"unknown backend {name!r}; choose one of: {', '.join(CHOICES)}")
+    with _lock:
+        if name in _modules:
+            return _modules[name]
+        if name in _failures:
+            raise BackendError(_unusable_message(name, _failures[name]))
+        try:
+            module = importlib.import_module(MODULES[name])
+            missing = [op for op in OPERATIONS if not hasattr(module, op)]
+            if missing:
+                raise BackendError(f"it does not implement {', '.join(missing)}")
+            if hasattr(module, "check_usable"):
+                module.check_usable()
+        except Exception as exc:  # any import or probe failure makes it unusable
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, ImportError):
+                reason = f"cannot import {MODULES[name]}: {reason}"
+            _failures[name] = reason
+            raise BackendError(_unusable_message(name, reason)) from exc
+        _modules[name] = module
+        return module
+
+
+def _unusable_message(name: str, reason: str) -> str:
+    return (f"backend {name!r} cannot run on this machine: {reason}. "
+            f"Pick another of {', '.join(CHOICES)} with fastcnn.set_backend(...), "
+            "FASTCNN_BACKEND or --backend (fastcnn.available_backends() says which can run here).")
+
+
+def available_backends() -> list[BackendStatus]:
+    """Every known backend with whether it can run here and, if not, why."""
+    statuses = []
+    for name in MODULES:
+        try:
+            _load(name)
+            statuses.append(BackendStatus(name, True))
+        except BackendError:
+            statuses.append(BackendStatus(name, False, _failures.get(name, "")))
+    return statuses
+
+
+def _resolve(name: str) -> tuple[str, ModuleType]:
+    name = name.strip().lower()
+    if name == "auto":
+        reasons = []
+        for candidate in AUTO_ORDER:
+            try:
+                module = _load(candidate)
+            except BackendError:
+                reasons.append(f"{candidate}: {_failures.get(candidate)}")
+                continue
+            if getattr(module, "SIMULATED", False):
+                # the CUDA simulator is for tests: usable when named, never picked
+                reasons.append(f"{candidate}: only the CUDA simulator is available")
+                continue
+            return candidate, module
+        raise BackendError("no backend can run here: " + "; ".join(reasons))
+    return name, _load(name)
+
+
+def set_backend(name: str) -> str:
+    """Select the backend for every layer from now on; returns the name picked.
+
+    ``name`` is one of :data:`CHOICES`. An unknown name, or a backend that
+    cannot run here, raises :class:`fastcnn.BackendError` with the reason.
+    """
+    resolved, module = _resolve(name)
+    _global.update(name=resolved, module=module, auto=(name.strip().lower() == "auto"))
+    return resolved
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Run a block with another backend, e.g. ``with fastcnn.use_backend("numpy"):``."""
+    resolved, module = _resolve(name)
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append((resolved, module))
+    try:
+        yield resolved
+    finally:
+        stack.pop()
+
+
+def _requested_at_import() -> str:
+    """FASTCNN_BACKEND, checked at import so a typo fails at once; loaded on first use."""
+    name = (os.environ.get("FASTCNN_BACKEND") or "auto").strip().lower()
+    if name not in CHOICES:
+        raise BackendError(
+            f"FASTCNN_BACKEND={name!r} is not a backend; choose one of: {', '.join(CHOICES)}")
+    return name
+
+
+_REQUESTED = _requested_at_import()
+
+
+def _current() -> tuple[str, ModuleType]:
+    stack = getattr(_state, "stack", None)
+    if stack:
+        return stack[-1]
+    if _global["module"] is None:
+        set_backend(_REQUESTED)
+    return _global["name"], _global["module"]
+
+
+def auto_selected() -> bool:
+    """True when the active backend was chosen by ``auto`` rather than by name."""
+    _current()
+    return bool(_global["auto"])
+
+
+def get_backend() -> ModuleType:
+    """The module implementing the kernel contract for the active backend."""
+    return _current()[1]
+
+
+def backend_name() -> str:
+    """Name of the active backend (what ``auto`` picked, when it was auto)."""
+    return _current()[0]
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the compiled CPU kernels (numba, cython); each backend
+    also keeps its BLAS calls from oversubscribing the cores."""
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
+    for name in ("numba", "cython"):
+        module = _modules.get(name)
+        if module is None:
+            try:
+                module = _load(name)
+            except BackendError:
+                continue
+        if hasattr(module, "set_num_threads"):
+            module.set_num_threads(int(n))

@@ -1,0 +1,231 @@
+"""The kernel contract: every operation a fastcnn layer needs, written once.
+
+Each backend is one module (or package) under ``fastcnn.kernels`` that defines
+every name in :data:`OPERATIONS` as a module-level function with exactly the
+signature documented on :class:`KernelBackend`. Layers never call a backend
+directly; ``fastcnn.functional`` validates arguments, works out shapes and
+allocates (and reuses) every buffer, then calls the backend. So a kernel may
+assume:
+
+* every array is C-contiguous and float32 unless said otherwise (labels and
+  pooling indices are int32), already on the backend's device;
+* every ``out``/gradient array has the documented shape and is fully
+  overwritten by the kernel (kernels never accumulate into what they are given);
+* an argument documented as "or None" may be None, and the kernel then skips
+  that part of the work (a first layer needs no input gradient).
+
+Layouts follow PyTorch: activations NCHW, convolution weights OIHW
+(out_channels, in_channels, kernel_h, kernel_w), dense weights (out, in).
+
+Convolution is im2col + GEMM with a per-sample column layout::
+
+    cols[n, c*KH*KW + i*KW + j, oy*OW + ox] = xpad[n, c, oy*stride + i, ox*stride + j]
+    out[n] = weight.reshape(O, C*KH*KW) @ cols[n]          # (O, OH*OW): already NCHW
+
+so the GEMM writes NCHW directly and no transpose follows it.
+
+Output sizes: ``OH = (H + 2*padding - KH) // stride + 1`` (the same for W).
+Pooling uses no padding and floors like PyTorch's default.
+
+Dropout masks come from a counter-based hash so that every backend, CPU or
+GPU, draws the *same* mask for the same seed (see :func:`dropout_uniform`).
+
+Activation fusion: ``conv2d_forward`` and ``dense_forward`` take
+``activation`` in :data:`ACTIVATIONS` and apply it to their output in the same
+pass; their backward passes take the activated output and fold the
+activation's derivative into ``dout`` (``dout`` may be overwritten).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+ACTIVATIONS = (None, "relu", "sigmoid")
+
+OPERATIONS = (
+    # memory
+    "to_device", "to_host", "empty", "zeros",
+    # convolution
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    # pooling
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    # dense
+    "dense_forward", "dense_backward",
+    # activations
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "softmax_forward", "softmax_backward",
+    # losses
+    "softmax_cross_entropy", "mse_loss",
+    # dropout
+    "dropout_forward", "dropout_backward",
+    # optimizers
+    "sgd_update", "adam_update", "adadelta_update",
+)
+"""Every function a backend module must define."""
+
+OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable")
+"""Functions a backend may define; callers check with ``hasattr``."""
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Spatial output size of a convolution or pooling window along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+# --- dropout random numbers: one definition shared by every backend ----------
+# splitmix64 finaliser over (seed + index * golden ratio). Every backend must
+# reproduce these exact integer operations (uint64 wrap-around arithmetic).
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+DROPOUT_CONSTANTS = (_GOLDEN, _MIX1, _MIX2)
+
+
+def dropout_uniform(seed: int, size: int) -> np.ndarray:
+    """Uniform numbers in [0, 1) for dropout, element i from (seed, i) alone.
+
+    Returns ndarray of shape (size,), float64. ``keep = u >= p``. A backend's
+    kernel computes the same value for element i as::
+
+        z = (seed + (i + 1) * GOLDEN) mod 2**64
+        z = (z ^ (z >> 30)) * MIX1 mod 2**64
+        z = (z ^ (z >> 27)) * MIX2 mod 2**64
+        z = z ^ (z >> 31)
+        u = (z >> 40) * 2**-24        # 24 random bits: exact in float32 too
+    """
+    with np.errstate(over="ignore"):
+        i = np.arange(1, size + 1, dtype=np.uint64)
+        z = np.uint64(seed % 2**64) + i * np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.float64) * 2.0**-24
+
+
+class KernelBackend(Protocol):
+    """The signatures every backend module implements (as module functions).
+
+    Shapes: N batch, C input channels, H/W input height/width, O output
+    channels, KH/KW kernel height/width, OH/OW output height/width,
+    P = OH*OW, K = C*KH*KW, F features, U units, L classes.
+    """
+
+    name: str
+
+    # ---- memory -----------------------------------------------------------
+    def to_device(self, array: np.ndarray):
+        """Host ndarray (any shape) -> backend array with the same contents (identity on CPU)."""
+
+    def to_host(self, array) -> np.ndarray:
+        """Backend array -> host ndarray with the same shape and contents."""
+
+    def empty(self, shape: tuple, dtype=np.float32):
+        """Uninitialised backend array of ``shape`` and ``dtype``."""
+
+    def zeros(self, shape: tuple, dtype=np.float32):
+        """Zero-filled backend array of ``shape`` and ``dtype``."""
+
+    # ---- convolution ------------------------------------------------------
+    def im2col(self, x, kernel_h: int, kernel_w: int, stride: int, padding: int, cols) -> None:
+        """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW); padded pixels read as 0."""
+
+    def col2im(self, cols, kernel_h: int, kernel_w: int, stride: int, padding: int, dx) -> None:
+        """cols (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlapping windows (adjoint of im2col)."""
+
+    def conv2d_forward(self, x, weight, bias, stride: int, padding: int, activation, cols, out) -> None:
+        """Convolution forward.
+
+        x (N, C, H, W); weight (O, C, KH, KW); bias (O,) or None;
+        activation in ACTIVATIONS; cols (N, C*KH*KW, OH*OW) receives
+        im2col(x) for the backward pass; out (N, O, OH, OW) = act(conv + bias).
+        """
+
+    def conv2d_backward(self, dout, out, weight, cols, stride: int, padding: int, activation,
+                        dx, dweight, dbias, dcols) -> None:
+        """Convolution backward.
+
+        dout (N, O, OH, OW) gradient w.r.t. the activated output (may be
+        overwritten); out (N, O, OH, OW) the activated output (unused when
+        activation is None); weight (O, C, KH, KW); cols (N, C*KH*KW, OH*OW)
+        from forward; dx (N, C, H, W) or None; dweight (O, C, KH, KW);
+        dbias (O,) or None; dcols (N, C*KH*KW, OH*OW) workspace, or None when dx is None.
+        """
+
+    # ---- pooling ----------------------------------------------------------
+    def maxpool2d_forward(self, x, kernel: int, stride: int, out, argmax) -> None:
+        """x (N, C, H, W) -> out (N, C, OH, OW); argmax (N, C, OH, OW) int32 holds
+        the winning input's flat index y*W + x within its (H, W) plane (first maximum wins)."""
+
+    def maxpool2d_backward(self, dout, argmax, dx) -> None:
+        """dout (N, C, OH, OW), argmax (N, C, OH, OW) int32 -> dx (N, C, H, W), zero
+        except at the winners, where overlapping windows add up."""
+
+    def avgpool2d_forward(self, x, kernel: int, stride: int, out) -> None:
+        """x (N, C, H, W) -> out (N, C, OH, OW), the mean of each kernel x kernel window."""
+
+    def avgpool2d_backward(self, dout, kernel: int, stride: int, dx) -> None:
+        """dout (N, C, OH, OW) -> dx (N, C, H, W): each window gets dout / kernel**2, overlaps add."""
+
+    # ---- dense ------------------------------------------------------------
+    def dense_forward(self, x, weight, bias, activation, out) -> None:
+        """x (N, F); weight (U, F); bias (U,) or None -> out (N, U) = act(x @ weight.T + bias)."""
+
+    def dense_backward(self, dout, out, x, weight, activation, dx, dweight, dbias) -> None:
+        """dout (N, U) w.r.t. the activated output (may be overwritten); out (N, U);
+        x (N, F); weight (U, F) -> dx (N, F) or None; dweight (U, F); dbias (U,) or None."""
+
+    # ---- activations (element-wise; any shape, x and out the same shape) --
+    def relu_forward(self, x, out) -> None:
+        """out = max(x, 0)."""
+
+    def relu_backward(self, dout, out, dx) -> None:
+        """dx = dout where out > 0 else 0 (out is the forward output)."""
+
+    def sigmoid_forward(self, x, out) -> None:
+        """out = 1 / (1 + exp(-x)), stable for large |x|."""
+
+    def sigmoid_backward(self, dout, out, dx) -> None:
+        """dx = dout * out * (1 - out)."""
+
+    def softmax_forward(self, x, out) -> None:
+        """x (N, L) -> out (N, L), softmax over each row (max-subtracted)."""
+
+    def softmax_backward(self, dout, out, dx) -> None:
+        """dout, out (N, L) -> dx (N, L) = out * (dout - sum(dout * out, axis=1, keepdims=True))."""
+
+    # ---- losses (one fused pass: loss, gradient and correct count) ---------
+    def softmax_cross_entropy(self, logits, labels, dlogits, stats) -> None:
+        """logits (N, L); labels (N,) int32 in [0, L) -> dlogits (N, L) =
+        (softmax(logits) - onehot(labels)) / N; stats (2,) = [mean loss over N,
+        number of rows whose argmax equals the label (first maximum wins)]."""
+
+    def mse_loss(self, pred, target, dpred, stats) -> None:
+        """pred, target (N, L) -> dpred (N, L) = 2 * (pred - target) / (N * L);
+        stats (2,) = [mean of (pred - target)**2 over all N*L elements,
+        number of rows where argmax(pred) == argmax(target)]."""
+
+    # ---- dropout ----------------------------------------------------------
+    def dropout_forward(self, x, p: float, seed: int, out, mask) -> None:
+        """x, out, mask of one shape (any). Element i (flat C order) is kept when
+        dropout_uniform(seed)[i] >= p: mask = 1 / (1 - p) there, else 0; out = x * mask."""
+
+    def dropout_backward(self, dout, mask, dx) -> None:
+        """dx = dout * mask."""
+
+    # ---- optimizers (in place; param, grad and state of one shape) --------
+    def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:
+        """PyTorch SGD: velocity = momentum * velocity + grad; param -= lr * velocity
+        (velocity starts at zero, so the first step is a plain gradient step)."""
+
+    def adam_update(self, param, grad, m, v, lr: float, beta1: float, beta2: float,
+                    eps: float, step: int) -> None:
+        """PyTorch Adam, step >= 1: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+        param -= lr * (m / (1 - b1**step)) / (sqrt(v / (1 - b2**step)) + eps)."""
+
+    def adadelta_update(self, param, grad, square_avg, acc_delta, lr: float, rho: float,
+                        eps: float) -> None:
+        """PyTorch Adadelta: square_avg = rho*sa + (1-rho)*g*g;
+        delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g;
+        acc_delta = rho*acc_delta + (1-rho)*delta*delta; param -= lr * delta."""
