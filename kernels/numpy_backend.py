@@ -132,14 +132,14 @@ def maxpool2d_backward(dout, argmax, dx):
 
 def avgpool2d_forward(x, kernel, stride, out):
     windows = _window_view(x, kernel, kernel, stride)
-    out[...] = windows.mean(axis=(2, 3), dtype=np.float32)
+    out[...] = windows.mean(axis=(2, 3))
 
 
 def avgpool2d_backward(dout, kernel, stride, dx):
     n, c, h, w = dx.shape
     oh, ow = dout.shape[-2:]
     dx[...] = 0
-    share = dout / np.float32(kernel * kernel)
+    share = dout / (kernel * kernel)
     for i in range(kernel):
         for j in range(kernel):
             dx[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += share
@@ -209,13 +209,14 @@ def mse_loss(pred, target, dpred, stats):
     diff = pred - target
     stats[0] = np.mean(diff * diff, dtype=np.float64)
     stats[1] = np.count_nonzero(pred.argmax(axis=1) == target.argmax(axis=1))
-    np.multiply(diff, np.float32(2.0 / diff.size), out=dpred)
+    np.multiply(diff, 2.0 / diff.size, out=dpred)
 
 
 # ---- dropout -------------------------------------------------------------------------
 def dropout_forward(x, p, seed, out, mask):
     keep = dropout_uniform(seed, x.size).reshape(x.shape) >= p
-    mask[...] = np.where(keep, np.float32(1.0 / (1.0 - p)), np.float32(0))
+    # the scale is rounded once, to the mask's dtype, as every backend does
+    mask[...] = np.where(keep, 1.0 / (1.0 - p), 0.0)
     np.multiply(x, mask, out=out)
 
 
@@ -227,7 +228,7 @@ def dropout_backward(dout, mask, dx):
 def sgd_update(param, grad, velocity, lr, momentum):
     velocity *= momentum
     velocity += grad
-    param -= np.float32(lr) * velocity
+    param -= lr * velocity
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
