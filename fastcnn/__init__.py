@@ -1,7 +1,40 @@
-"""fastcnn: a from-scratch CNN training engine with compiled kernels."""
+"""fastcnn: a from-scratch CNN training engine with compiled kernels.
 
-from .backend import (available_backends, backend_name, get_backend, set_backend,
+    import fastcnn
+    model = fastcnn.zoo.pytorch_cnn()
+    model.compile(fastcnn.optim.Adam(lr=1e-3), "cross_entropy")
+    model.fit(x_train, y_train, epochs=1, batch_size=64)
+
+The backend (naive, numpy, numba, cython, cuda) is picked with
+``fastcnn.set_backend``, ``FASTCNN_BACKEND`` or ``--backend``; ``auto`` takes
+the fastest that works here.
+"""
+
+from . import callbacks, init, inputs, layers, losses, metrics, optim
+from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
+from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, RocAuc
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
+from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .model import Sequential
+from .serialization import load_model
 
 __version__ = "0.1.0"
+
+
+def to_numpy(array):
+    """A host NumPy array from any backend array (a device array on cuda)."""
+    import numpy as np
+
+    if isinstance(array, np.ndarray):
+        return array
+    return get_backend().to_host(array)
+
+
+def __getattr__(name):
+    # datasets, zoo and the CLI import on first use, keeping `import fastcnn` fast
+    if name in ("datasets", "zoo", "plots"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastcnn' has no attribute {name!r}")

@@ -1,0 +1,205 @@
+"""Callbacks: hooks into fit at train/epoch/batch boundaries.
+
+Subclass :class:`Callback` and override any of its ``on_*`` methods; ``self.model``
+is the model being trained. Set ``self.model.stop_training = True`` to stop
+after the current epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as metric_functions
+
+
+class Callback:
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch: int, logs=None): ...
+    def on_epoch_end(self, epoch: int, logs=None): ...
+    def on_batch_begin(self, batch: int, logs=None): ...
+    def on_batch_end(self, batch: int, logs=None): ...
+
+
+class CallbackList:
+    """Calls the same hook on every callback in order."""
+
+    def __init__(self, callbacks, model):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args, **kwargs):
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args, **kwargs)
+        return call
+
+
+class History(Callback):
+    """Per-epoch logs: ``history.history["val_loss"]`` is a list over epochs."""
+
+    def __init__(self):
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def _improvement(monitor: str, mode: str):
+    """A function (current, best) -> bool for 'current is better than best'."""
+    if mode == "auto":
+        mode = "max" if ("acc" in monitor or "auc" in monitor) else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    return (lambda current, best: current < best) if mode == "min" else (lambda current, best: current > best), mode
+
+
+def _monitored(logs, monitor):
+    if monitor not in (logs or {}):
+        raise KeyError(f"cannot monitor {monitor!r}: this epoch logged only {sorted(logs or {})}; "
+                       "pass validation data to monitor val_* values")
+    return logs[monitor]
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (architecture, weights, optimizer state) at the end of epochs.
+
+    ``path`` may contain ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+    With ``save_best_only`` only an epoch that improves ``monitor`` is saved.
+    Writes are atomic.
+    """
+
+    def __init__(self, path, monitor: str = "val_loss", mode: str = "auto",
+                 save_best_only: bool = False, verbose: int = 0):
+        self.path = str(path)
+        self.monitor = monitor
+        self.better, self.mode = _improvement(monitor, mode)
+        self.save_best_only = save_best_only
+        self.verbose = verbose
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = Path(self.path.format(epoch=epoch + 1, **logs))
+        if self.save_best_only:
+            current = _monitored(logs, self.monitor)
+            if not self.better(current, self.best):
+                return
+            if self.verbose:
+                print(f"epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{current:.5f}, saving {path}")
+            self.best, self.best_epoch = current, epoch + 1
+        self.model.save(path)
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    optionally put back the weights of the best epoch."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, mode: str = "auto",
+                 min_delta: float = 0.0, restore_best_weights: bool = False, verbose: int = 0):
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.better, self.mode = _improvement(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self.restore_best_weights = restore_best_weights
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = _monitored(logs, self.monitor)
+        shifted = current + self.min_delta if self.mode == "min" else current - self.min_delta
+        if self.better(shifted, self.best):
+            self.best, self.best_epoch, self.wait = current, epoch + 1, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch + 1
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+            if self.verbose:
+                print(f"restored the weights of epoch {self.best_epoch} "
+                      f"({self.monitor} = {self.best:.5f})")
+        if self.stopped_epoch and self.verbose:
+            print(f"early stopping at epoch {self.stopped_epoch}")
+
+
+class RocAuc(Callback):
+    """Adds ``val_roc_auc`` (one-vs-rest, macro) to each epoch's logs and prints it,
+    as the KMNIST tutorial does. x_val, y_val are host arrays."""
+
+    def __init__(self, x_val, y_val, verbose: int = 1, batch_size: int = 512):
+        self.x_val, self.y_val = x_val, np.asarray(y_val)
+        self.verbose, self.batch_size = verbose, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        labels = self.y_val.argmax(axis=1) if self.y_val.ndim == 2 else self.y_val
+        score = metric_functions.roc_auc(labels, self.model.predict(self.x_val, self.batch_size))
+        if logs is not None:
+            logs["val_roc_auc"] = score
+        if self.verbose:
+            print(f"epoch {epoch + 1}: val ROC AUC {score:.5f}")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1));
+    verbose=2 prints one line per epoch instead."""
+
+    def __init__(self, verbose: int = 1):
+        self.verbose = verbose
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        self.epochs = self.model._fit_state["epochs"]
+        self.steps = self.model._fit_state["steps"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
+                            unit="batch", leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.bar is not None and logs:
+            self.bar.update(1)
+            if batch % 10 == 0 or batch == self.steps - 1:
+                self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
+                                     refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items()
+                          if isinstance(v, (int, float)))
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.close()
+            self.bar = None
+        else:
+            print(f"epoch {epoch + 1}/{self.epochs} - {text}", flush=True)

@@ -1,0 +1,22 @@
+"""Layers: every one calls the kernel contract only and never knows which backend runs."""
+
+from .activations import ReLU, Sigmoid, Softmax
+from .base import Layer
+from .conv import Conv2D
+from .dense import Dense, Flatten
+from .dropout import Dropout
+from .pooling import AvgPool2D, MaxPool2D
+
+LAYERS = {cls.__name__: cls for cls in
+          (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Softmax)}
+"""Layer classes by name, for rebuilding a saved model."""
+
+
+def from_config(class_name: str, config: dict) -> Layer:
+    if class_name not in LAYERS:
+        raise ValueError(f"unknown layer {class_name!r} in saved model; known: {', '.join(LAYERS)}")
+    return LAYERS[class_name](**config)
+
+
+__all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Dropout", "ReLU",
+           "Sigmoid", "Softmax", "LAYERS", "from_config"]

@@ -1,0 +1,111 @@
+"""The Layer base class: parameters, shapes, buffers and the forward/backward protocol.
+
+A layer works on per-sample shapes: ``input_shape`` is (C, H, W) for images
+or (F,) for feature vectors, never including the batch. Every kernel call
+goes through :func:`fastcnn.get_backend`, so no layer knows which backend runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_backend
+from ..errors import InputError
+from ..parameter import Parameter, Workspace
+
+
+class Layer:
+    """Base class. Subclasses define ``compute_output_shape``, ``forward``, ``backward``
+    and, when they hold weights, ``create_parameters``."""
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        self.name = name
+        self.trainable = trainable
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+        self.params: dict[str, Parameter] = {}
+        self.workspace = Workspace()
+
+    # ---- building --------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    def build(self, input_shape: tuple, rng: np.random.Generator | None = None) -> tuple:
+        """Fix the per-sample input shape, create the weights; returns the output shape."""
+        input_shape = tuple(int(s) for s in input_shape)
+        output_shape = self.compute_output_shape(input_shape)
+        self.input_shape, self.output_shape = input_shape, output_shape
+        self.create_parameters(rng if rng is not None else np.random.default_rng())
+        for param in self.params.values():
+            param.trainable = self.trainable
+        return output_shape
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def create_parameters(self, rng: np.random.Generator) -> None:
+        """Create ``self.params`` (name -> Parameter); layers without weights do nothing."""
+
+    # ---- running ------------------------------------------------------------------
+    def forward(self, x, training: bool = False):
+        """x (N, *input_shape) backend array -> (N, *output_shape) backend array.
+
+        The result is a buffer the layer reuses on its next call: copy it to keep it.
+        """
+        raise NotImplementedError
+
+    def backward(self, dout, need_input_grad: bool = True):
+        """dout (N, *output_shape) -> dx (N, *input_shape), or None when not needed.
+
+        Writes the gradient of every trainable parameter to ``param.grad``.
+        May overwrite ``dout``.
+        """
+        raise NotImplementedError
+
+    def __call__(self, x, training: bool = False):
+        """Forward on a host or backend array, building the layer from x's shape if needed."""
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        for param in self.params.values():
+            param.ensure_backend()
+        if isinstance(x, np.ndarray):
+            x = get_backend().to_device(np.ascontiguousarray(x, dtype=np.float32))
+        self.check_input(x)
+        return self.forward(x, training=training)
+
+    def check_input(self, x) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise InputError(
+                f"{self.describe()} expects inputs of shape (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(x.shape)}")
+
+    # ---- parameters ------------------------------------------------------------------
+    def parameters(self) -> list[Parameter]:
+        return list(self.params.values())
+
+    def freeze(self) -> "Layer":
+        """Stop training this layer's weights (e.g. a fixed, hand-made kernel)."""
+        self.trainable = False
+        for param in self.params.values():
+            param.trainable = False
+        return self
+
+    def unfreeze(self) -> "Layer":
+        self.trainable = True
+        for param in self.params.values():
+            param.trainable = True
+        return self
+
+    # ---- description --------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this layer (weights excluded)."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}" + (f" {self.name!r}" if self.name else "")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if k not in ("name", "trainable") and v is not None)
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,56 @@
+"""Dropout: zeroes a fraction p of activations while training, scaling the rest by 1/(1-p)."""
+
+from __future__ import annotations
+
+from ..backend import get_backend
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Any shape. The mask is drawn inside the kernel from (seed, element index), so
+    every backend draws the same mask; the seed advances on each training call."""
+
+    def __init__(self, p: float = 0.5, name: str | None = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.seed = 0
+        self.calls = 0
+
+    def create_parameters(self, rng):
+        self.seed = int(rng.integers(0, 2**63 - 1))
+
+    def next_seed(self) -> int:
+        self.calls += 1
+        return (self.seed + self.calls * 0x2545F4914F6CDD1D) % 2**64
+
+    def forward(self, x, training=False):
+        self._active = training and self.p > 0
+        if not self._active:
+            return x
+        out = self.workspace.get("out", x.shape)
+        mask = self.workspace.get("mask", x.shape)
+        get_backend().dropout_forward(x, self.p, self.next_seed(), out, mask)
+        self._mask = mask
+        return out
+
+    def backward(self, dout, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        if not self._active:
+            return dout
+        dx = self.workspace.get("dx", dout.shape)
+        get_backend().dropout_backward(dout, self._mask, dx)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p}
+
+    def get_state(self) -> dict:
+        """Where the mask sequence stands, saved with the model so training resumes identically."""
+        return {"seed": self.seed, "calls": self.calls}
+
+    def set_state(self, state: dict) -> None:
+        self.seed, self.calls = int(state["seed"]), int(state["calls"])
+

@@ -1,0 +1,69 @@
+"""MaxPool2D and AvgPool2D: no padding, floor division like PyTorch's defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_backend
+from ..kernels.contract import conv_output_size
+from .base import Layer
+
+
+class _Pool2D(Layer):
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, name: str | None = None,
+                 trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride) if stride is not None else self.kernel_size
+        if self.kernel_size < 1 or self.stride < 1:
+            raise ValueError(f"{type(self).__name__} needs kernel_size, stride >= 1, "
+                             f"got {kernel_size}, {stride}")
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.describe()} expects (N, C, H, W) inputs, the previous layer "
+                             f"gives (N, {', '.join(map(str, input_shape))})")
+        c, h, w = input_shape
+        oh = conv_output_size(h, self.kernel_size, self.stride, 0)
+        ow = conv_output_size(w, self.kernel_size, self.stride, 0)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self.describe()} window {self.kernel_size} does not fit a {h}x{w} input")
+        return (c, oh, ow)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size, "stride": self.stride}
+
+
+class MaxPool2D(_Pool2D):
+    """x (N, C, H, W) -> (N, C, OH, OW), the maximum of each window; remembers the argmax."""
+
+    def forward(self, x, training=False):
+        shape = (x.shape[0],) + self.output_shape
+        out = self.workspace.get("out", shape)
+        argmax = self.workspace.get("argmax", shape, dtype=np.int32)
+        get_backend().maxpool2d_forward(x, self.kernel_size, self.stride, out, argmax)
+        self._argmax = argmax
+        return out
+
+    def backward(self, dout, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        dx = self.workspace.get("dx", (dout.shape[0],) + self.input_shape)
+        get_backend().maxpool2d_backward(dout, self._argmax, dx)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """x (N, C, H, W) -> (N, C, OH, OW), the mean of each window."""
+
+    def forward(self, x, training=False):
+        out = self.workspace.get("out", (x.shape[0],) + self.output_shape)
+        get_backend().avgpool2d_forward(x, self.kernel_size, self.stride, out)
+        return out
+
+    def backward(self, dout, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        dx = self.workspace.get("dx", (dout.shape[0],) + self.input_shape)
+        get_backend().avgpool2d_backward(dout, self.kernel_size, self.stride, dx)
+        return dx

@@ -1,0 +1,416 @@
+"""Sequential: a stack of layers with Keras-style compile/fit/evaluate/predict and
+PyTorch-style parameters, state dicts and per-layer forward/backward."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import losses as loss_registry
+from . import optim as optim_registry
+from .backend import backend_name, get_backend
+from .callbacks import CallbackList, History, ProgressBar
+from .errors import InputError
+from .inputs import as_images, as_targets
+from .layers import Conv2D, Dense, Layer, ReLU, Sigmoid, Softmax
+from .metrics import roc_auc
+
+_FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid"}
+
+
+class Sequential:
+    """Layers applied in order.
+
+    ``seed`` fixes the initial weights, dropout masks and shuffling, so a seeded
+    run is reproducible on the same backend. ``input_shape`` (per sample, e.g.
+    (1, 28, 28)) builds the model at once; otherwise the first batch builds it.
+    Unnamed layers are named by position ("0", "1", ...) like torch.nn.Sequential,
+    so parameter names read "0.weight", "3.bias", or "conv1.weight" for named layers.
+    """
+
+    def __init__(self, layers, seed: int | None = None, input_shape: tuple | None = None,
+                 name: str = "sequential"):
+        self.layers: list[Layer] = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise TypeError("Sequential needs a non-empty list of fastcnn layers")
+        for index, layer in enumerate(self.layers):
+            if layer.name is None:
+                layer.name = str(index)
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layer names must be unique, got {names}")
+        self.name = name
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        self.rng = np.random.default_rng(self.seed)
+        self.loss = None
+        self.optimizer = None
+        self.metrics: list[str] = []
+        self.epoch = 0
+        self.stop_training = False
+        self._fit_state: dict = {}
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # ---- building ---------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.layers[0].built
+
+    @property
+    def input_shape(self) -> tuple | None:
+        return self.layers[0].input_shape
+
+    @property
+    def output_shape(self) -> tuple | None:
+        return self.layers[-1].output_shape
+
+    def build(self, input_shape) -> "Sequential":
+        """Create every layer's weights for per-sample inputs of ``input_shape``."""
+        shape = tuple(int(s) for s in input_shape)
+        init_rng = np.random.default_rng([self.seed, 1])
+        for layer in self.layers:
+            try:
+                shape = layer.build(shape, init_rng)
+            except ValueError as exc:
+                raise InputError(f"cannot build layer {layer.name!r}: {exc}") from None
+        if len(shape) != 1:
+            raise InputError(f"the last layer must output (N, classes); it outputs (N, {shape}): "
+                             "add Flatten and Dense layers")
+        return self
+
+    def _plan(self, training_loss: bool):
+        """(layer, fused activation) in run order: a Conv2D/Dense followed by a ReLU or
+        Sigmoid runs as one kernel; a final Softmax before cross-entropy is folded
+        into the fused loss."""
+        layers = self.layers
+        if training_loss and isinstance(layers[-1], Softmax) and \
+                isinstance(self.loss, loss_registry.CrossEntropy):
+            layers = layers[:-1]
+        plan, i = [], 0
+        while i < len(layers):
+            layer = layers[i]
+            follower = layers[i + 1] if i + 1 < len(layers) else None
+            fused = _FUSABLE.get(type(follower)) if isinstance(layer, (Conv2D, Dense)) else None
+            if fused is not None and layer.activation is None:
+                plan.append((layer, fused))
+                i += 2
+            else:
+                plan.append((layer, None))
+                i += 1
+        return plan
+
+    @property
+    def outputs_logits(self) -> bool:
+        """True when the network ends in raw scores (no Softmax layer)."""
+        return not isinstance(self.layers[-1], Softmax)
+
+    # ---- the low-level path -----------------------------------------------------------
+    def parameters(self, trainable_only: bool = False):
+        return [p for _, p in self.named_parameters(trainable_only)]
+
+    def named_parameters(self, trainable_only: bool = False):
+        """[(name, Parameter)] with PyTorch-style dotted names, in layer order."""
+        if not self.built:
+            raise RuntimeError("the model is not built yet: pass input_shape=... or call build()")
+        return [(f"{layer.name}.{key}", param) for layer in self.layers
+                for key, param in layer.params.items() if param.trainable or not trainable_only]
+
+    def _prepare(self, x):
+        """Build from x if needed, move weights to the active backend, check x; returns host float32."""
+        x = as_images(x, self.input_shape)
+        if not self.built:
+            self.build(x.shape[1:])
+        for param in self.parameters():
+            param.ensure_backend()
+        return x
+
+    def _stage(self, host_batch, role: str = "input"):
+        backend = get_backend()
+        if hasattr(backend, "copy_to_device"):
+            buffer = self._workspace(role, host_batch.shape, host_batch.dtype)
+            backend.copy_to_device(host_batch, buffer)
+            return buffer
+        return backend.to_device(host_batch)
+
+    def _workspace(self, role, shape, dtype=np.float32):
+        if not hasattr(self, "_buffers"):
+            from .parameter import Workspace
+
+            self._buffers = Workspace()
+        return self._buffers.get(role, shape, dtype)
+
+    def forward(self, x, training: bool = False):
+        """x: host array (converted as in :mod:`fastcnn.inputs`) or backend array
+        (N, *input_shape) -> network output (N, L) on the backend: logits, or
+        probabilities when the last layer is Softmax. The result is a reused buffer."""
+        if isinstance(x, np.ndarray) or not self.built:
+            x = self._stage(self._prepare(x))
+        else:
+            self.layers[0].check_input(x)
+        return self._run(x, self._plan(training_loss=False), training)
+
+    def _run(self, x, plan, training):
+        for layer, fused in plan:
+            if isinstance(layer, (Conv2D, Dense)):
+                layer.fused_activation = fused
+            x = layer.forward(x, training=training)
+        self._last_plan = plan
+        return x
+
+    def backward(self, dout) -> None:
+        """Back-propagate d(loss)/d(output) (N, L) through the layers of the last forward
+        call, writing every trainable parameter's ``grad``."""
+        plan = getattr(self, "_last_plan", None)
+        if plan is None:
+            raise RuntimeError("call forward() before backward()")
+        first_needed = next((i for i, (layer, _) in enumerate(plan)
+                             if any(p.trainable for p in layer.params.values())), len(plan))
+        for i in range(len(plan) - 1, first_needed - 1, -1):
+            dout = plan[i][0].backward(dout, need_input_grad=i > first_needed)
+
+    def zero_grad(self) -> None:
+        for param in self.parameters():
+            param.zero_grad()
+
+    def __call__(self, x, training: bool = False):
+        return self.forward(x, training)
+
+    # ---- compile / fit ----------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",),
+                lr: float | None = None) -> "Sequential":
+        """Choose the optimizer (instance or name), loss ("cross_entropy", "mse") and
+        metrics ("accuracy", "roc_auc"). ``lr`` overrides the optimizer's learning rate."""
+        self.loss = loss_registry.get(loss)
+        self.optimizer = optim_registry.get(optimizer, lr)
+        unknown = [m for m in metrics if m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy and roc_auc")
+        self.metrics = ["roc_auc" if m in ("roc_auc", "auc") else "accuracy" for m in metrics
+                        if m != "loss"]
+        if self.built:
+            self.optimizer.bind(self.parameters())
+        return self
+
+    def _require_compiled(self):
+        if self.loss is None:
+            raise RuntimeError("call model.compile(optimizer, loss) before fit/evaluate")
+
+    def train_step(self, x, y):
+        """One optimisation step on a staged batch: x, y backend arrays. Returns the
+        loss stats (2,) [mean loss, correct] on the backend (no host sync)."""
+        logits = self._run(x, self._plan(training_loss=True), training=True)
+        stats = self.loss.compute(logits, y)
+        self.backward(self.loss.grad)
+        self.optimizer.step()
+        return stats
+
+    def _targets(self, y, n):
+        return as_targets(y, self.output_shape[0], self.loss.target_kind, n)
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+            validation_split: float = 0.0, shuffle: bool = True, callbacks=None,
+            verbose: int = 1, initial_epoch: int | None = None) -> History:
+        """Train for ``epochs`` (counting from the model's current epoch unless
+        ``initial_epoch`` is given, so a loaded checkpoint resumes where it stopped).
+
+        x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L).
+        ``validation_split`` holds out the last fraction of x before shuffling
+        (Keras' rule). Returns a History whose ``history`` maps each log key
+        (loss, accuracy, val_loss, val_accuracy, ...) to per-epoch values.
+        """
+        self._require_compiled()
+        x = self._prepare(x)
+        self.optimizer.bind(self.parameters())
+        y = self._targets(y, len(x))
+        if int(batch_size) < 1 or int(epochs) < 0:
+            raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            cut = len(x) - int(math.ceil(len(x) * validation_split))
+            validation_data = (x[cut:], y[cut:])
+            x, y = x[:cut], y[:cut]
+        if validation_data is not None:
+            x_val, y_val = validation_data[0], validation_data[1]
+            x_val = as_images(x_val, self.input_shape)
+            y_val = self._targets(y_val, len(x_val))
+        start = self.epoch if initial_epoch is None else int(initial_epoch)
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        history = History()
+        callback_list = [history] + list(callbacks or [])
+        if verbose:
+            callback_list.append(ProgressBar(verbose))
+        hooks = CallbackList(callback_list, self)
+        self.stop_training = False
+        self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size}
+        self.history = history
+        backend = get_backend()
+        hooks.on_train_begin()
+        for epoch in range(start, epochs):
+            hooks.on_epoch_begin(epoch)
+            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            loss_sum, correct = 0.0, 0.0
+            for step in range(steps):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                hooks.on_batch_begin(step)
+                xb = self._stage(x[index], "input")
+                yb = self._stage(y[index], "target")
+                stats = backend.to_host(self.train_step(xb, yb))
+                if not np.isfinite(stats[0]):
+                    raise FloatingPointError(
+                        f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
+                        "the learning rate or check the inputs' scale")
+                loss_sum += float(stats[0]) * len(index)
+                correct += float(stats[1])
+                seen = min((step + 1) * batch_size, n)
+                hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
+                                          "batch_loss": float(stats[0])})
+            logs = {"loss": loss_sum / n, "accuracy": correct / n}
+            if validation_data is not None:
+                val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            self.epoch = epoch + 1
+            hooks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        hooks.on_train_end()
+        return history
+
+    # ---- inference ----------------------------------------------------------------------
+    def _batched_outputs(self, x, batch_size, plan):
+        """Yield (slice, probabilities or logits on the backend) over a prepared host array,
+        in inference mode; the plan's last layer decides which (a Softmax gives probabilities)."""
+        for start in range(0, len(x), batch_size):
+            part = slice(start, start + batch_size)
+            yield part, self._run(self._stage(x[part], "input"), plan, training=False)
+
+    def _probabilities(self, out, plan):
+        """Softmax of out unless the plan already ended in a Softmax layer."""
+        if isinstance(plan[-1][0], Softmax):
+            return out
+        probs = self._workspace("probabilities", out.shape)
+        get_backend().softmax_forward(out, probs)
+        return probs
+
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, L) float32 on the host."""
+        x = self._prepare(x)
+        plan = self._plan(training_loss=False)
+        result = np.empty((len(x), self.output_shape[0]), dtype=np.float32)
+        for part, out in self._batched_outputs(x, batch_size, plan):
+            result[part] = get_backend().to_host(self._probabilities(out, plan))
+        return result
+
+    def predict_classes(self, x, batch_size: int = 256) -> np.ndarray:
+        """Predicted class indices (N,) int64."""
+        return self.predict(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x, y, batch_size: int = 256, verbose: int = 0) -> dict:
+        """{"loss": mean loss, "accuracy": share correct[, "roc_auc"]} on the host."""
+        self._require_compiled()
+        x = self._prepare(x)
+        result = self._evaluate_prepared(x, self._targets(y, len(x)), batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        return result
+
+    def _evaluate_prepared(self, x, y, batch_size):
+        backend = get_backend()
+        plan = self._plan(training_loss=True)  # logits when the loss fuses the softmax
+        loss_sum, correct = 0.0, 0.0
+        probabilities = [] if "roc_auc" in self.metrics else None
+        for part, out in self._batched_outputs(x, batch_size, plan):
+            stats = backend.to_host(self.loss.compute(out, self._stage(y[part], "target")))
+            loss_sum += float(stats[0]) * len(y[part])
+            correct += float(stats[1])
+            if probabilities is not None:
+                probabilities.append(np.array(backend.to_host(self._probabilities(out, plan))))
+        result = {"loss": loss_sum / len(x), "accuracy": correct / len(x)}
+        if probabilities is not None:
+            labels = y if y.ndim == 1 else y.argmax(axis=1)
+            result["roc_auc"] = roc_auc(labels, np.concatenate(probabilities))
+        return result
+
+    # ---- weights ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """{"conv1.weight": ndarray, ...}: host copies in PyTorch's layouts and names."""
+        return {name: param.numpy() for name, param in self.named_parameters()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Load weights by name; values may be NumPy arrays or torch tensors. With
+        ``strict``, missing or unexpected names are an error. Shapes must match."""
+        params = dict(self.named_parameters())
+        state = {key: _as_numpy(value) for key, value in state.items()}
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if strict and (missing or unexpected):
+            raise InputError(f"state dict does not match the model: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for key in set(params) & set(state):
+            if tuple(state[key].shape) != params[key].shape:
+                raise InputError(f"{key}: the state dict holds shape {tuple(state[key].shape)}, "
+                                 f"the model needs {params[key].shape}")
+            params[key].assign(state[key])
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [param.numpy() for param in self.parameters()]
+
+    def set_weights(self, weights) -> None:
+        params = self.parameters()
+        if len(weights) != len(params):
+            raise InputError(f"expected {len(params)} arrays, got {len(weights)}")
+        for param, value in zip(params, weights):
+            param.assign(value)
+
+    def count_params(self, trainable_only: bool = False) -> int:
+        return sum(p.size for p in self.parameters(trainable_only))
+
+    # ---- description ------------------------------------------------------------------------
+    def summary(self, print_fn=print) -> str:
+        """A table of layers, output shapes and parameter counts; printed and returned."""
+        if not self.built:
+            raise RuntimeError("summary() needs a built model: pass input_shape=... to Sequential")
+        rows = [("Layer (name)", "Output shape", "Params")]
+        for layer in self.layers:
+            count = sum(p.size for p in layer.params.values())
+            frozen = " (frozen)" if layer.params and not layer.trainable else ""
+            rows.append((f"{type(layer).__name__} ({layer.name})",
+                         str((None,) + tuple(layer.output_shape)), f"{count:,}{frozen}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        line = "-" * (sum(widths) + 4)
+        text = [f"Model: {self.name}   input (None, {', '.join(map(str, self.input_shape))})", line]
+        for i, row in enumerate(rows):
+            text.append(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}")
+            if i == 0:
+                text.append(line)
+        total, trainable = self.count_params(), self.count_params(trainable_only=True)
+        text += [line, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                 f"Non-trainable params: {total - trainable:,}", f"Backend: {backend_name()}"]
+        out = "\n".join(text)
+        if print_fn is not None:
+            print_fn(out)
+        return out
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "seed": self.seed,
+                "layers": [[type(layer).__name__, layer.get_config()] for layer in self.layers]}
+
+    def save(self, path) -> None:
+        """Architecture, weights, optimizer state and training position in one .npz,
+        written atomically; ``fastcnn.load_model(path)`` restores it and fit resumes."""
+        from .serialization import save_model
+
+        save_model(self, path)
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner}\n])"
+
+
+def _as_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
