@@ -13,9 +13,12 @@ LAYERS = {cls.__name__: cls for cls in
 
 
 def from_config(class_name: str, config: dict) -> Layer:
-    if class_name not in LAYERS:
-        raise ValueError(f"unknown layer {class_name!r} in saved model; known: {', '.join(LAYERS)}")
-    return LAYERS[class_name](**config)
+    from ..zoo.compat import LAYERS as COMPAT_LAYERS  # the zoo's compat=True quirk layers
+
+    known = {**LAYERS, **COMPAT_LAYERS}
+    if class_name not in known:
+        raise ValueError(f"unknown layer {class_name!r} in saved model; known: {', '.join(known)}")
+    return known[class_name](**config)
 
 
 __all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Dropout", "ReLU",

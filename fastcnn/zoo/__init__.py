@@ -1,0 +1,49 @@
+"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes.
+
+    model = fastcnn.zoo.get("pytorch_cnn", seed=0)
+    recipe = fastcnn.zoo.recipe("pytorch_cnn", epochs=3)
+"""
+
+from __future__ import annotations
+
+from .fixed_kernel_cnn import RECIPE as _FIXED_RECIPE, fixed_kernel_cnn
+from .keras_kfold_cnn import RECIPE as _KFOLD_RECIPE, keras_kfold_cnn
+from .kmnist_cnn import RECIPE as _KMNIST_RECIPE, kmnist_cnn
+from .numpy_mlp import COMPAT_RECIPE as _MLP_COMPAT_RECIPE, RECIPE as _MLP_RECIPE, numpy_mlp
+from .pytorch_cnn import RECIPE as _TORCH_RECIPE, pytorch_cnn
+from .recipe import Recipe
+
+MODELS = {
+    "pytorch_cnn": (pytorch_cnn, _TORCH_RECIPE),
+    "keras_kfold_cnn": (keras_kfold_cnn, _KFOLD_RECIPE),
+    "kmnist_cnn": (kmnist_cnn, _KMNIST_RECIPE),
+    "numpy_mlp": (numpy_mlp, _MLP_RECIPE),
+    "fixed_kernel_cnn": (fixed_kernel_cnn, _FIXED_RECIPE),
+}
+"""Model name -> (constructor, default recipe)."""
+
+
+def _check(name: str) -> None:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(MODELS)}")
+
+
+def get(name: str, seed: int | None = None, **kwargs):
+    """Build zoo model ``name`` (e.g. ``compat=True`` for numpy_mlp)."""
+    _check(name)
+    return MODELS[name][0](seed=seed, **kwargs)
+
+
+def recipe(name: str, compat: bool = False, **overrides) -> Recipe:
+    """The model's training recipe, with any field overridden (None leaves it)."""
+    _check(name)
+    base = _MLP_COMPAT_RECIPE if (compat and name == "numpy_mlp") else MODELS[name][1]
+    return base.replace(**overrides)
+
+
+def names() -> list[str]:
+    return list(MODELS)
+
+
+__all__ = ["MODELS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
+           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn"]
