@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,10 @@ def load_csv(path: str | os.PathLike, *, num_classes: int = 10,
     names = _read_header(path, pixels)
     has_labels = len(names) == pixels + 1
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2,
-                           comments=None, encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a header-only file is reported below
+            table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2,
+                               comments=None, encoding="utf-8-sig")
     except ValueError:
         raise _bad(path, _first_problem(path, names, has_labels, num_classes)) from None
     if table.shape[0] == 0:

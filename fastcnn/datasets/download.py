@@ -64,7 +64,12 @@ def download_file(url: str, dest: str | os.PathLike, spec: FileSpec | None = Non
     partial = Path(partial)
     try:
         with os.fdopen(descriptor, "wb") as out:
-            _copy_response(url, out, dest.name, progress, timeout)
+            try:
+                _copy_response(url, out, dest.name, progress, timeout)
+            except DatasetError:
+                raise
+            except _NETWORK_ERRORS as exc:
+                raise DatasetError(f"downloading {url} failed: {exc or type(exc).__name__}") from exc
         problem = checksums.mismatch(partial, spec) if spec is not None else None
         if problem:
             raise DatasetError(f"the file downloaded from {url} {problem}; it was not saved")
@@ -109,8 +114,6 @@ def fetch(spec: DatasetSpec, filename: str, folder: Path, *, progress: bool = Tr
                                  progress=progress)
         except DatasetError as exc:
             failures.append(str(exc))
-        except _NETWORK_ERRORS as exc:
-            failures.append(f"{url}: {exc}")
     raise DatasetError(
         f"could not download {filename} of {spec.name}: " + "; ".join(failures)
         + f". Download it yourself and place it in {folder}/")
