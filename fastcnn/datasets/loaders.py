@@ -111,7 +111,8 @@ def load(name: str, split: str | None = None, *, data_dir: str | os.PathLike | N
     Returns ``(x_train, y_train), (x_test, y_test)``, or one ``(x, y)`` pair
     when ``split`` is "train" or "test". ``x``: uint8 of shape (N, 28, 28);
     ``y``: uint8 class indices of shape (N,). ``data_dir`` overrides
-    ``$FASTCNN_DATA``; ``download=False`` never touches the network.
+    ``$FASTCNN_DATA``; ``download=False`` never touches the network;
+    ``progress`` shows a tqdm bar while downloading.
     Raises DatasetError for a missing (and not downloadable) or damaged file.
     """
     spec = get_spec(name)

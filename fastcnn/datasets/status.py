@@ -119,6 +119,6 @@ def verify(name: str, *, data_dir: str | os.PathLike | None = None) -> DatasetSt
     """Like :func:`status`, but re-hashes every present file and fills in ``verified``.
 
     A file with ``verified`` False has ``problem`` saying what is wrong; one
-    with None has no published checksum (KMNIST training images).
+    with None has no published checksum (``kmnist-train-imgs.npz``).
     """
     return _dataset_status(name, data_dir, True)

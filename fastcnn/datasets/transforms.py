@@ -44,7 +44,7 @@ def to_nchw(x: np.ndarray) -> np.ndarray:
 
 def _labels(y, name: str = "y") -> np.ndarray:
     y = np.asarray(y)
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"{name} must be a 1-D array of integer class indices, "
                          f"got {y.dtype} of shape {y.shape}")
     return y
