@@ -1,0 +1,111 @@
+"""Running a zoo recipe end to end: load the dataset, split it as the tutorial did,
+train, and score on the held-out test images."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backend import backend_name
+from ..callbacks import EarlyStopping, ModelCheckpoint, RocAuc
+from .recipe import Recipe
+
+
+@dataclass
+class Splits:
+    """Host arrays: uint8 images (N, 28, 28) and labels (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass
+class RunResult:
+    model: object
+    recipe: Recipe
+    history: dict
+    test: dict
+    seconds: float
+    epochs_run: int
+    backend: str
+    extra: dict = field(default_factory=dict)
+
+
+def split_for(recipe: Recipe, train, test, seed: int = 0) -> Splits:
+    """Split (x, y) train/test pairs the way ``recipe``'s tutorial did."""
+    from ..datasets import train_val_split
+
+    (x_train, y_train), (x_test, y_test) = train, test
+    if recipe.model == "pytorch_cnn":
+        order = np.random.default_rng(seed).permutation(len(x_test))
+        val, held = order[:9 * len(order) // 10], order[9 * len(order) // 10:]
+        return Splits(x_train, y_train, x_test[val], y_test[val], x_test[held], y_test[held])
+    if recipe.model == "kmnist_cnn":
+        (x_tr, y_tr), (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.2, seed=seed)
+        return Splits(x_tr, y_tr, x_val, y_val, x_test, y_test)
+    if recipe.model == "numpy_mlp":
+        cut = len(x_train) - len(x_train) // 6
+        return Splits(x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:], x_test, y_test)
+    return Splits(x_train, y_train, None, None, x_test, y_test)
+
+
+def load_splits(recipe: Recipe, dataset: str | None = None, seed: int = 0,
+                limit: int | None = None) -> Splits:
+    """Load the recipe's dataset (or ``dataset``) and split it; ``limit`` keeps the
+    first ``limit`` training images (quick runs)."""
+    from ..datasets import load
+
+    train, test = load(dataset or recipe.dataset, progress=False)
+    if limit:
+        train = (train[0][:limit], train[1][:limit])
+    return split_for(recipe, train, test, seed)
+
+
+def recipe_callbacks(recipe: Recipe, splits: Splits, checkpoint: str | None = None,
+                     patience: int | None = None, verbose: int = 1) -> list:
+    """The callbacks a tutorial used: best-validation-loss tracking, ROC AUC, early stopping."""
+    callbacks = []
+    if splits.x_val is None:
+        return callbacks
+    if recipe.model == "kmnist_cnn":
+        callbacks.append(RocAuc(splits.x_val, splits.y_val, verbose=verbose))
+    if checkpoint:
+        callbacks.append(ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True))
+    if patience is None and recipe.model == "kmnist_cnn":
+        patience = 3
+    if patience is not None or recipe.model == "pytorch_cnn":
+        callbacks.append(EarlyStopping("val_loss", patience=patience if patience is not None else 10**9,
+                                       restore_best_weights=True, verbose=verbose))
+    return callbacks
+
+
+def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int = 1,
+        checkpoint: str | None = None, patience: int | None = None, callbacks=(),
+        compat: bool = False) -> RunResult:
+    """Train ``recipe``'s model on ``splits`` and evaluate it on the test split."""
+    from . import get
+
+    if model is None:
+        model = get(recipe.model, seed=seed, **({"compat": True} if compat else {}))
+    if model.optimizer is None:
+        model.compile(recipe.make_optimizer(), recipe.loss)
+    validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
+    all_callbacks = recipe_callbacks(recipe, splits, checkpoint, patience, verbose) + list(callbacks)
+    start = time.perf_counter()
+    history = model.fit(splits.x_train, splits.y_train, epochs=recipe.epochs,
+                        batch_size=recipe.batch_size, validation_data=validation,
+                        callbacks=all_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    test = model.evaluate(splits.x_test, splits.y_test)
+    extra = {}
+    for callback in all_callbacks:
+        if isinstance(callback, EarlyStopping) and callback.best_epoch is not None:
+            extra.update(best_epoch=callback.best_epoch, best_val_loss=callback.best)
+    return RunResult(model, recipe, history.history, test, seconds, len(history.epoch),
+                     backend_name(), extra)
