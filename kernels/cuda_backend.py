@@ -1,0 +1,29 @@
+"""Backend ``cuda``: Numba CUDA kernels on an NVIDIA GPU (see :mod:`fastcnn.kernels.cuda`).
+
+Arrays are Numba device arrays; every operation is a kernel launch and nothing
+is copied to the host except by ``to_host``. Importing raises ImportError when
+numba-cuda is missing; ``check_usable`` raises when no GPU is usable. Under
+Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) ``SIMULATED`` is True: usable
+when named, for tests, and never picked by ``auto``.
+"""
+
+from .cuda.runtime import SIMULATED, check_usable, empty, synchronize, to_device, to_host, zeros
+from .cuda.conv import col2im, conv2d_backward, conv2d_forward, im2col
+from .cuda.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from .cuda.dense import dense_backward, dense_forward
+from .cuda.elementwise import (adadelta_update, adam_update, dropout_backward, dropout_forward,
+                               relu_backward, relu_forward, sgd_update, sigmoid_backward,
+                               sigmoid_forward)
+from .cuda.rows import mse_loss, softmax_backward, softmax_cross_entropy, softmax_forward
+
+name = "cuda"
+
+__all__ = [
+    "name", "SIMULATED", "check_usable", "synchronize", "to_device", "to_host", "empty", "zeros",
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
+    "dense_forward", "dense_backward",
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "softmax_forward", "softmax_backward", "softmax_cross_entropy", "mse_loss",
+    "dropout_forward", "dropout_backward", "sgd_update", "adam_update", "adadelta_update",
+]
