@@ -209,7 +209,8 @@ class KernelBackend(Protocol):
     # ---- dropout ----------------------------------------------------------
     def dropout_forward(self, x, p: float, seed: int, out, mask) -> None:
         """x, out, mask of one shape (any). Element i (flat C order) is kept when
-        dropout_uniform(seed)[i] >= p: mask = 1 / (1 - p) there, else 0; out = x * mask."""
+        dropout_uniform(seed)[i] >= p (compared in float64): mask = 1 / (1 - p) there,
+        computed in float64 and rounded once to the mask's dtype, else 0; out = x * mask."""
 
     def dropout_backward(self, dout, mask, dx) -> None:
         """dx = dout * mask."""

@@ -215,7 +215,7 @@ def mse_loss(pred, target, dpred, stats):
 # ---- dropout -------------------------------------------------------------------------
 def dropout_forward(x, p, seed, out, mask):
     keep = dropout_uniform(seed, x.size).reshape(x.shape) >= p
-    # the scale is rounded once, to the mask's dtype, as every backend does
+    # float64 scale, rounded once to the mask's dtype: the contract's bit-exact mask
     mask[...] = np.where(keep, 1.0 / (1.0 - p), 0.0)
     np.multiply(x, mask, out=out)
 

@@ -1,0 +1,534 @@
+"""Sample inputs for every kernel of the contract, described once (OpInfo style).
+
+``cases(op)`` returns the :class:`Case` list of contract operation ``op``:
+seeded, randomised shapes that cover batch 1, odd sizes, stride 1 and 2,
+padding 0-2, 1 to 64 channels, kernels 1-5, pooling windows 2-3 with stride
+1-3, every activation, ties, dropout rates 0/0.3/0.5 and runs of optimizer
+steps. ``tiny=True`` keeps every shape very small (N <= 2, C <= 3, H, W <= 7)
+for the CUDA simulator. A case only describes the call; the conformance
+suite runs it on a backend and on the NumPy reference and compares.
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastcnn.kernels import contract
+from fastcnn.kernels.contract import conv_output_size
+
+MEMORY_OPERATIONS = ("to_device", "to_host", "empty", "zeros")
+COMPUTE_OPERATIONS = tuple(op for op in contract.OPERATIONS if op not in MEMORY_OPERATIONS)
+
+TINY_BATCH, TINY_CHANNELS, TINY_SIZE = 2, 3, 7
+
+
+def parameters(op: str) -> list[str]:
+    """Parameter names of contract operation ``op``, in call order."""
+    return list(inspect.signature(getattr(contract.KernelBackend, op)).parameters)[1:]
+
+
+@dataclass
+class Case:
+    """One call of a contract operation (or a run of calls, for optimizers).
+
+    arrays: host arrays the kernel reads or updates (None for an optional input left out);
+    scalars: the other arguments (stride, activation, p, lr, ...);
+    outputs: name -> (shape, dtype) of a buffer the kernel must fully write, or None when skipped;
+    updated: names in ``arrays`` the kernel updates in place, compared afterwards;
+    steps: per-call overrides of arrays/scalars, one dict per call, run in order;
+    exact: outputs that must match bit for bit.
+    """
+
+    op: str
+    label: str
+    arrays: dict
+    scalars: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    updated: tuple = ()
+    steps: list = field(default_factory=lambda: [{}])
+    exact: tuple = ()
+
+    def __post_init__(self):
+        given = set(self.arrays) | set(self.scalars) | set(self.outputs)
+        for step in self.steps:
+            assert set(parameters(self.op)) == given | set(step), (self.op, self.label)
+
+    def arguments(self, step: dict, arrays: dict, outputs: dict) -> list:
+        """Positional arguments of one call: scalars and ``step`` merged with the
+        caller's (device) ``arrays`` and ``outputs``."""
+        merged = {**self.scalars, **arrays, **outputs, **step}
+        return [merged[name] for name in parameters(self.op)]
+
+
+def _rng(topic: str) -> np.random.Generator:
+    """A generator seeded by ``topic``, so each operation's cases never change."""
+    return np.random.default_rng(zlib.crc32(topic.encode()))
+
+
+def _normal(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _activated(rng, activation, shape):
+    """A plausible activated output (N, ...) for a backward pass: relu >= 0 with zeros, sigmoid in (0, 1)."""
+    if activation == "relu":
+        return np.maximum(_normal(rng, shape), 0)
+    if activation == "sigmoid":
+        return rng.uniform(0.01, 0.99, shape).astype(np.float32)
+    return _normal(rng, shape)
+
+
+def _float(shape):
+    return (tuple(shape), np.float32)
+
+
+def _tie_prone(rng, shape):
+    """Small integers as float32: many exact ties, to pin down 'the first maximum wins'."""
+    return rng.integers(0, 3, shape).astype(np.float32)
+
+
+# ---- convolution ---------------------------------------------------------------------
+CONV_SETTINGS = (
+    dict(batch=1, channels=1, out_channels=8, kernel=(3, 3), stride=1, padding=1, activation="relu"),
+    dict(batch=2, channels=3, out_channels=4, kernel=(3, 3), stride=2, padding=1, activation="sigmoid"),
+    dict(batch=2, channels=4, out_channels=6, kernel=(5, 5), stride=1, padding=2, activation=None),
+    dict(batch=3, channels=16, out_channels=8, kernel=(1, 1), stride=1, padding=0, activation=None,
+         bias=False),
+    dict(batch=2, channels=5, out_channels=3, kernel=(2, 2), stride=2, padding=0, activation="relu",
+         input_grad=False),
+    dict(batch=1, channels=2, out_channels=5, kernel=(4, 4), stride=2, padding=2, activation="sigmoid",
+         bias=False, input_grad=False),
+    dict(batch=2, channels=64, out_channels=64, kernel=(3, 3), stride=1, padding=0, activation="relu",
+         max_size=5),
+    dict(batch=2, channels=3, out_channels=2, kernel=(2, 3), stride=1, padding=1, activation=None),
+)
+"""Convolution geometries; heights and widths are drawn at random (odd ones included)."""
+
+
+@dataclass
+class ConvProblem:
+    """One convolution geometry with every shape derived from it."""
+
+    label: str
+    x_shape: tuple       # (N, C, H, W)
+    weight_shape: tuple  # (O, C, KH, KW)
+    cols_shape: tuple    # (N, C*KH*KW, OH*OW)
+    out_shape: tuple     # (N, O, OH, OW)
+    stride: int
+    padding: int
+    activation: str | None
+    bias: bool
+    input_grad: bool
+
+    def window_arguments(self):
+        """kernel_h, kernel_w, stride, padding: the arguments of im2col and col2im."""
+        return dict(kernel_h=self.weight_shape[2], kernel_w=self.weight_shape[3],
+                    stride=self.stride, padding=self.padding)
+
+    def layer_arguments(self):
+        """stride, padding, activation: the scalars of conv2d_forward and conv2d_backward."""
+        return dict(stride=self.stride, padding=self.padding, activation=self.activation)
+
+
+def _conv_problems(tiny):
+    """A ConvProblem per convolution geometry, heights and widths drawn at random."""
+    rng = _rng("conv2d")
+    problems = []
+    for setting in CONV_SETTINGS:
+        setting = {"bias": True, "input_grad": True, "max_size": 11, **setting}
+        (kernel_h, kernel_w), stride, padding = setting["kernel"], setting["stride"], setting["padding"]
+        batch, channels, out_channels = setting["batch"], setting["channels"], setting["out_channels"]
+        max_size = setting["max_size"]
+        if tiny:
+            batch, channels, max_size = min(batch, TINY_BATCH), min(channels, TINY_CHANNELS), TINY_SIZE
+            out_channels = min(out_channels, TINY_CHANNELS)
+        height, width = rng.integers(max(max(kernel_h, kernel_w) - 2 * padding, 1), max_size + 1, size=2)
+        out_h = conv_output_size(height, kernel_h, stride, padding)
+        out_w = conv_output_size(width, kernel_w, stride, padding)
+        label = (f"N{batch}-C{channels}-{height}x{width}-O{out_channels}-k{kernel_h}x{kernel_w}"
+                 f"-s{stride}-p{padding}-{setting['activation']}")
+        problems.append(ConvProblem(
+            label, (batch, channels, height, width), (out_channels, channels, kernel_h, kernel_w),
+            (batch, channels * kernel_h * kernel_w, out_h * out_w), (batch, out_channels, out_h, out_w),
+            stride, padding, setting["activation"], setting["bias"], setting["input_grad"]))
+    return problems
+
+
+def _skipped_label(outputs):
+    """'-no_dx-no_dbias' for the outputs passed as None."""
+    return "".join(f"-no_{name}" for name, spec in outputs.items() if spec is None)
+
+
+def im2col_cases(tiny=False):
+    rng = _rng("im2col")
+    return [Case("im2col", problem.label, {"x": _normal(rng, problem.x_shape)},
+                 problem.window_arguments(), {"cols": _float(problem.cols_shape)})
+            for problem in _conv_problems(tiny)]
+
+
+def col2im_cases(tiny=False):
+    rng = _rng("col2im")
+    return [Case("col2im", problem.label, {"cols": _normal(rng, problem.cols_shape)},
+                 problem.window_arguments(), {"dx": _float(problem.x_shape)})
+            for problem in _conv_problems(tiny)]
+
+
+def conv2d_forward_cases(tiny=False):
+    rng = _rng("conv2d_forward")
+    cases = []
+    for problem in _conv_problems(tiny):
+        fan_in = np.prod(problem.weight_shape[1:])
+        arrays = {"x": _normal(rng, problem.x_shape),
+                  "weight": _normal(rng, problem.weight_shape, 1 / np.sqrt(fan_in)),
+                  "bias": _normal(rng, problem.weight_shape[:1]) if problem.bias else None}
+        outputs = {"cols": _float(problem.cols_shape), "out": _float(problem.out_shape)}
+        cases.append(Case("conv2d_forward", problem.label, arrays, problem.layer_arguments(), outputs))
+    return cases
+
+
+def conv2d_backward_cases(tiny=False):
+    rng = _rng("conv2d_backward")
+    cases = []
+    for problem in _conv_problems(tiny):
+        arrays = {"dout": _normal(rng, problem.out_shape),
+                  "out": _activated(rng, problem.activation, problem.out_shape),
+                  "weight": _normal(rng, problem.weight_shape),
+                  "cols": _normal(rng, problem.cols_shape)}
+        outputs = {"dx": _float(problem.x_shape) if problem.input_grad else None,
+                   "dweight": _float(problem.weight_shape),
+                   "dbias": _float(problem.weight_shape[:1]) if problem.bias else None,
+                   "dcols": _float(problem.cols_shape) if problem.input_grad else None}
+        cases.append(Case("conv2d_backward", problem.label + _skipped_label(outputs), arrays,
+                          problem.layer_arguments(), outputs))
+    return cases
+
+
+# ---- pooling ------------------------------------------------------------------------------
+POOL_SETTINGS = (
+    dict(batch=1, channels=1, kernel=2, stride=2),
+    dict(batch=2, channels=3, kernel=3, stride=2),
+    dict(batch=2, channels=8, kernel=2, stride=1, ties=True),
+    dict(batch=3, channels=2, kernel=3, stride=3),
+    dict(batch=2, channels=64, kernel=3, stride=1, max_size=6),
+    dict(batch=1, channels=5, kernel=2, stride=3, ties=True),
+)
+"""Pooling geometries (no padding); heights and widths are drawn at random."""
+
+
+def _pool_problems(tiny, topic):
+    """Yield (label, setting, x shape, out shape, rng) for every pooling geometry."""
+    rng = _rng(topic)
+    for setting in POOL_SETTINGS:
+        setting = {"ties": False, "max_size": 11, **setting}
+        batch, channels, max_size = setting["batch"], setting["channels"], setting["max_size"]
+        if tiny:
+            batch, channels, max_size = min(batch, TINY_BATCH), min(channels, TINY_CHANNELS), TINY_SIZE
+        kernel, stride = setting["kernel"], setting["stride"]
+        height, width = rng.integers(kernel, max_size + 1, size=2)
+        out_shape = (batch, channels, conv_output_size(height, kernel, stride, 0),
+                     conv_output_size(width, kernel, stride, 0))
+        label = (f"N{batch}-C{channels}-{height}x{width}-k{kernel}-s{stride}"
+                 + ("-ties" if setting["ties"] else ""))
+        yield label, setting, (batch, channels, height, width), out_shape, rng
+
+
+def _pool_input(rng, setting, shape):
+    return _tie_prone(rng, shape) if setting["ties"] else _normal(rng, shape)
+
+
+def maxpool2d_forward_cases(tiny=False):
+    cases = []
+    for label, setting, x_shape, out_shape, rng in _pool_problems(tiny, "maxpool2d_forward"):
+        cases.append(Case("maxpool2d_forward", label, {"x": _pool_input(rng, setting, x_shape)},
+                          {"kernel": setting["kernel"], "stride": setting["stride"]},
+                          {"out": _float(out_shape), "argmax": (out_shape, np.int32)},
+                          exact=("argmax",)))
+    return cases
+
+
+def _winners(rng, kernel, stride, x_shape, out_shape):
+    """argmax (N, C, OH, OW) int32: a random pixel of each window, as y*W + x."""
+    width = x_shape[3]
+    out_h, out_w = out_shape[2:]
+    row = np.arange(out_h)[:, None] * stride + rng.integers(0, kernel, out_shape)
+    col = np.arange(out_w)[None, :] * stride + rng.integers(0, kernel, out_shape)
+    return (row * width + col).astype(np.int32)
+
+
+def maxpool2d_backward_cases(tiny=False):
+    cases = []
+    for label, setting, x_shape, out_shape, rng in _pool_problems(tiny, "maxpool2d_backward"):
+        arrays = {"dout": _normal(rng, out_shape),
+                  "argmax": _winners(rng, setting["kernel"], setting["stride"], x_shape, out_shape)}
+        cases.append(Case("maxpool2d_backward", label, arrays, {}, {"dx": _float(x_shape)}))
+    return cases
+
+
+def avgpool2d_forward_cases(tiny=False):
+    cases = []
+    for label, setting, x_shape, out_shape, rng in _pool_problems(tiny, "avgpool2d_forward"):
+        cases.append(Case("avgpool2d_forward", label, {"x": _pool_input(rng, setting, x_shape)},
+                          {"kernel": setting["kernel"], "stride": setting["stride"]},
+                          {"out": _float(out_shape)}))
+    return cases
+
+
+def avgpool2d_backward_cases(tiny=False):
+    cases = []
+    for label, setting, x_shape, out_shape, rng in _pool_problems(tiny, "avgpool2d_backward"):
+        cases.append(Case("avgpool2d_backward", label, {"dout": _normal(rng, out_shape)},
+                          {"kernel": setting["kernel"], "stride": setting["stride"]},
+                          {"dx": _float(x_shape)}))
+    return cases
+
+
+# ---- dense -------------------------------------------------------------------------------------
+DENSE_SETTINGS = (
+    dict(batch=1, features=5, units=3, activation="relu"),
+    dict(batch=8, features=64, units=10, activation=None),
+    dict(batch=4, features=33, units=17, activation="sigmoid", bias=False),
+    dict(batch=3, features=1, units=1, activation="relu", input_grad=False),
+    dict(batch=16, features=20, units=64, activation="sigmoid", bias=False, input_grad=False),
+)
+
+
+def _dense_problems(tiny, topic):
+    """Yield (label, setting, rng) with batch/features/units shrunk when tiny."""
+    rng = _rng(topic)
+    for setting in DENSE_SETTINGS:
+        setting = {"bias": True, "input_grad": True, **setting}
+        if tiny:
+            setting.update(batch=min(setting["batch"], TINY_BATCH),
+                           features=min(setting["features"], 6), units=min(setting["units"], 4))
+        label = f"N{setting['batch']}-F{setting['features']}-U{setting['units']}-{setting['activation']}"
+        yield label, setting, rng
+
+
+def dense_forward_cases(tiny=False):
+    cases = []
+    for label, setting, rng in _dense_problems(tiny, "dense_forward"):
+        batch, features, units = setting["batch"], setting["features"], setting["units"]
+        arrays = {"x": _normal(rng, (batch, features)),
+                  "weight": _normal(rng, (units, features), 1 / np.sqrt(features)),
+                  "bias": _normal(rng, (units,)) if setting["bias"] else None}
+        cases.append(Case("dense_forward", label, arrays, {"activation": setting["activation"]},
+                          {"out": _float((batch, units))}))
+    return cases
+
+
+def dense_backward_cases(tiny=False):
+    cases = []
+    for label, setting, rng in _dense_problems(tiny, "dense_backward"):
+        batch, features, units = setting["batch"], setting["features"], setting["units"]
+        arrays = {"dout": _normal(rng, (batch, units)),
+                  "out": _activated(rng, setting["activation"], (batch, units)),
+                  "x": _normal(rng, (batch, features)),
+                  "weight": _normal(rng, (units, features))}
+        outputs = {"dx": _float((batch, features)) if setting["input_grad"] else None,
+                   "dweight": _float((units, features)),
+                   "dbias": _float((units,)) if setting["bias"] else None}
+        cases.append(Case("dense_backward", label + _skipped_label(outputs), arrays,
+                          {"activation": setting["activation"]}, outputs))
+    return cases
+
+
+# ---- element-wise activations and dropout ------------------------------------------------------
+ELEMENTWISE_SHAPES = ((1,), (7,), (5, 33), (2, 3, 5, 4), (1, 16, 9, 9))
+TINY_ELEMENTWISE_SHAPES = ((1,), (7,), (2, 3, 5, 4))
+
+
+def _elementwise_shapes(tiny):
+    return TINY_ELEMENTWISE_SHAPES if tiny else ELEMENTWISE_SHAPES
+
+
+def _shape_label(shape):
+    return "x".join(map(str, shape))
+
+
+def _with_zeros(rng, shape):
+    """Normal numbers with about a fifth set to exactly 0 (the relu boundary)."""
+    values = _normal(rng, shape)
+    values[rng.random(shape) < 0.2] = 0
+    return values
+
+
+def relu_forward_cases(tiny=False):
+    rng = _rng("relu_forward")
+    return [Case("relu_forward", _shape_label(shape), {"x": _with_zeros(rng, shape)}, {},
+                 {"out": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+def relu_backward_cases(tiny=False):
+    rng = _rng("relu_backward")
+    return [Case("relu_backward", _shape_label(shape),
+                 {"dout": _normal(rng, shape), "out": np.maximum(_with_zeros(rng, shape), 0)}, {},
+                 {"dx": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+def sigmoid_forward_cases(tiny=False):
+    rng = _rng("sigmoid_forward")
+    cases = []
+    for shape in _elementwise_shapes(tiny):
+        x = _normal(rng, shape, 4.0)
+        x.reshape(-1)[::3] *= 100  # |x| in the hundreds: exp(-x) overflows unless done with care
+        cases.append(Case("sigmoid_forward", _shape_label(shape), {"x": x}, {}, {"out": _float(shape)}))
+    return cases
+
+
+def sigmoid_backward_cases(tiny=False):
+    rng = _rng("sigmoid_backward")
+    return [Case("sigmoid_backward", _shape_label(shape),
+                 {"dout": _normal(rng, shape), "out": _activated(rng, "sigmoid", shape)}, {},
+                 {"dx": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+DROPOUT_SETTINGS = ((0.0, 0), (0.3, 12345), (0.5, 2**40 + 77), (0.5, 2**63 + 5), (0.3, 7))
+"""(p, seed) pairs; a seed of 2**63 or more checks the unsigned 64-bit wrap-around."""
+
+
+def dropout_forward_cases(tiny=False):
+    rng = _rng("dropout_forward")
+    cases = []
+    for shape, (p, seed) in zip(_elementwise_shapes(tiny) * 2, DROPOUT_SETTINGS):
+        cases.append(Case("dropout_forward", f"{_shape_label(shape)}-p{p}-seed{seed}",
+                          {"x": _normal(rng, shape)}, {"p": p, "seed": seed},
+                          {"out": _float(shape), "mask": _float(shape)}, exact=("mask",)))
+    return cases
+
+
+def dropout_backward_cases(tiny=False):
+    rng = _rng("dropout_backward")
+    cases = []
+    for shape, (p, _) in zip(_elementwise_shapes(tiny), DROPOUT_SETTINGS):
+        mask = np.where(rng.random(shape) >= p, 1 / (1 - p), 0).astype(np.float32)
+        cases.append(Case("dropout_backward", f"{_shape_label(shape)}-p{p}",
+                          {"dout": _normal(rng, shape), "mask": mask}, {}, {"dx": _float(shape)}))
+    return cases
+
+
+# ---- softmax and losses (rows of L classes) ---------------------------------------------------
+ROW_SETTINGS = (
+    dict(batch=1, classes=10),
+    dict(batch=16, classes=10),
+    dict(batch=7, classes=3, scale=50.0),
+    dict(batch=5, classes=1),
+    dict(batch=6, classes=4, ties=True),
+    dict(batch=3, classes=100, scale=1000.0),
+)
+"""(N, L) problems: one row, one class, huge logits (exp overflows unless max-subtracted), ties."""
+
+
+def _row_problems(tiny, topic):
+    """Yield (label, (N, L), logits-like values, rng)."""
+    rng = _rng(topic)
+    for setting in ROW_SETTINGS:
+        batch, classes = setting["batch"], setting["classes"]
+        if tiny:
+            batch, classes = min(batch, 4), min(classes, 5)
+        if setting.get("ties"):
+            values = _tie_prone(rng, (batch, classes))
+        else:
+            values = _normal(rng, (batch, classes), setting.get("scale", 1.0))
+        label = f"N{batch}-L{classes}" + ("-ties" if setting.get("ties") else "")
+        if "scale" in setting:
+            label += f"-scale{setting['scale']:g}"
+        yield label, (batch, classes), values, rng
+
+
+def _softmax_rows(values):
+    """Softmax of each row of values (N, L), computed in float64."""
+    exps = np.exp(values - values.max(axis=1, keepdims=True), dtype=np.float64)
+    return (exps / exps.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def softmax_forward_cases(tiny=False):
+    return [Case("softmax_forward", label, {"x": values}, {}, {"out": _float(shape)})
+            for label, shape, values, _ in _row_problems(tiny, "softmax_forward")]
+
+
+def softmax_backward_cases(tiny=False):
+    return [Case("softmax_backward", label, {"dout": _normal(rng, shape), "out": _softmax_rows(values)},
+                 {}, {"dx": _float(shape)})
+            for label, shape, values, rng in _row_problems(tiny, "softmax_backward")]
+
+
+def softmax_cross_entropy_cases(tiny=False):
+    cases = []
+    for label, shape, values, rng in _row_problems(tiny, "softmax_cross_entropy"):
+        labels = rng.integers(0, shape[1], shape[0]).astype(np.int32)
+        cases.append(Case("softmax_cross_entropy", label, {"logits": values, "labels": labels}, {},
+                          {"dlogits": _float(shape), "stats": _float((2,))}))
+    return cases
+
+
+def mse_loss_cases(tiny=False):
+    cases = []
+    for label, shape, values, rng in _row_problems(tiny, "mse_loss"):
+        one_hot = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], shape[0])]
+        cases.append(Case("mse_loss", label, {"pred": values, "target": one_hot}, {},
+                          {"dpred": _float(shape), "stats": _float((2,))}))
+    return cases
+
+
+# ---- optimizers ----------------------------------------------------------------------------------
+OPTIMIZER_SHAPES = ((7,), (4, 3, 3, 3), (10, 20))
+
+
+SIGNED_STATE = ("velocity", "m")
+"""Optimizer state that may be negative; the rest are running squares, never negative."""
+
+
+def _optimizer_case(op, rng, shape, state_names, scalars, steps, warm, first_step=None):
+    """A run of ``steps`` optimizer calls, from zero state or, when ``warm``, from random state.
+
+    ``first_step`` numbers the calls (Adam's ``step``) from that value on.
+    """
+    arrays = {"param": _normal(rng, shape)}
+    for name in state_names:
+        state = _normal(rng, shape, 0.1) if warm else np.zeros(shape, np.float32)
+        arrays[name] = state if name in SIGNED_STATE else np.abs(state)
+    calls = [{"grad": _normal(rng, shape)} for _ in range(steps)]
+    if first_step is not None:
+        for number, call in enumerate(calls, start=first_step):
+            call["step"] = number
+    label = (f"{_shape_label(shape)}-{steps}steps-" + ("warm" if warm else "cold")
+             + "".join(f"-{name}{value:g}" for name, value in scalars.items()))
+    return Case(op, label, arrays, scalars, {}, updated=("param",) + tuple(state_names), steps=calls)
+
+
+def sgd_update_cases(tiny=False):
+    rng = _rng("sgd_update")
+    settings = (({"lr": 0.1, "momentum": 0.0}, 1, False), ({"lr": 0.01, "momentum": 0.9}, 3, False),
+                ({"lr": 0.5, "momentum": 0.5}, 2, True))
+    return [_optimizer_case("sgd_update", rng, shape, ("velocity",), scalars, steps, warm)
+            for shape, (scalars, steps, warm) in zip(OPTIMIZER_SHAPES, settings)]
+
+
+def adam_update_cases(tiny=False):
+    rng = _rng("adam_update")
+    settings = (({"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, 1, 1),
+                ({"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, 4, 1),
+                ({"lr": 0.1, "beta1": 0.5, "beta2": 0.9, "eps": 1e-6}, 3, 10))
+    return [_optimizer_case("adam_update", rng, shape, ("m", "v"), scalars, steps,
+                            warm=first_step > 1, first_step=first_step)
+            for shape, (scalars, steps, first_step) in zip(OPTIMIZER_SHAPES, settings)]
+
+
+def adadelta_update_cases(tiny=False):
+    rng = _rng("adadelta_update")
+    settings = (({"lr": 1.0, "rho": 0.9, "eps": 1e-6}, 1, False),
+                ({"lr": 1.0, "rho": 0.9, "eps": 1e-6}, 3, False),
+                ({"lr": 0.5, "rho": 0.95, "eps": 1e-5}, 3, True))
+    return [_optimizer_case("adadelta_update", rng, shape, ("square_avg", "acc_delta"), scalars,
+                            steps, warm)
+            for shape, (scalars, steps, warm) in zip(OPTIMIZER_SHAPES, settings)]
+
+
+# ---- index ------------------------------------------------------------------------------------------
+def cases(op: str, tiny: bool = False) -> list[Case]:
+    """The sample cases of contract operation ``op`` (very small shapes when ``tiny``)."""
+    return globals()[f"{op}_cases"](tiny)
