@@ -7,7 +7,12 @@ still succeeds, and the ``cython`` backend reports itself unavailable with the
 reason.
 """
 
-from setuptools import find_packages, setup
+import os
+import sys
+import tempfile
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 PACKAGE_DIR = {"fastcnn": "fastcnn", "fastcnn.kernels": "kernels"}
 PACKAGES = [
@@ -16,7 +21,59 @@ PACKAGES = [
     for prefix, sub in [(package, "")] + [(package + ".", p) for p in find_packages(folder)]
 ]
 
+CYTHON_KERNELS = Extension("fastcnn.kernels.cython._kernels", ["kernels/cython/_kernels.pyx"])
+
+OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the Cython kernels with OpenMP where the compiler has it, serial where it
+    does not, and only warns when they cannot be built at all (no compiler, no Cython)."""
+
+    def run(self):
+        try:
+            from Cython.Build import cythonize
+
+            for ext, cythonized in zip(self.extensions, cythonize(self.extensions, language_level=3)):
+                ext.sources = cythonized.sources
+            super().run()
+        except Exception as exc:  # an optional extension: never fail the install
+            self.extensions[:] = []
+            print(f"WARNING: the Cython kernels were not built ({type(exc).__name__}: {exc}); "
+                  "fastcnn installs without its 'cython' backend.", file=sys.stderr)
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        openmp = self._openmp_flag(msvc)
+        print(f"building the Cython kernels {'with OpenMP' if openmp else 'serial (no OpenMP)'}",
+              file=sys.stderr)
+        for ext in self.extensions:
+            ext.extra_compile_args += (["/O2"] if msvc else ["-O3", "-fno-math-errno"]) + openmp
+            ext.extra_link_args += openmp
+        super().build_extensions()
+
+    def _openmp_flag(self, msvc):
+        """[flag] when this compiler compiles and links an OpenMP program, else []
+        (FASTCNN_OPENMP=0 forces a serial build)."""
+        if os.environ.get("FASTCNN_OPENMP", "1") == "0":
+            return []
+        flag = "/openmp" if msvc else "-fopenmp"
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "openmp_probe.c")
+            with open(source, "w") as f:
+                f.write(OPENMP_PROBE)
+            try:
+                objects = self.compiler.compile([source], output_dir=tmp, extra_postargs=[flag])
+                self.compiler.link_executable(objects, os.path.join(tmp, "openmp_probe"),
+                                              extra_postargs=[flag])
+            except Exception:
+                return []
+        return [flag]
+
+
 setup(
     package_dir=PACKAGE_DIR,
     packages=PACKAGES,
+    ext_modules=[CYTHON_KERNELS],
+    cmdclass={"build_ext": OptionalBuildExt},
 )

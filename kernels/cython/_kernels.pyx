@@ -1,0 +1,442 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False, infer_types=True
+"""Kernels of the ``cython`` backend, compiled ahead of time.
+
+Only loops live here: ``fastcnn.kernels.cython_backend`` maps the contract
+onto these functions, ``fastcnn.functional`` checks arguments and allocates
+every output (shapes as in :mod:`fastcnn.kernels.contract`), and GEMMs run in
+NumPy between kernels. Every kernel takes float32 or float64 arrays (the fused
+type ``real``), releases the GIL and, in an OpenMP build, splits its outer loop
+over ``_num_threads`` threads once the work is big enough to pay for them.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
+from libc.string cimport memset
+
+ctypedef fused real:
+    float
+    double
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define FASTCNN_OPENMP 1
+    #else
+    #define FASTCNN_OPENMP 0
+    #endif
+    """
+    int FASTCNN_OPENMP
+
+OPENMP = bool(FASTCNN_OPENMP)
+"""True when compiled with OpenMP (parallel kernels), False for a serial build."""
+
+# Activation codes (cython_backend maps the contract's names onto them).
+cdef enum:
+    ACT_NONE = 0
+    ACT_RELU = 1
+    ACT_SIGMOID = 2
+
+# Below this many elements a loop runs on one thread: waking the team costs more.
+cdef Py_ssize_t PARALLEL_MIN = 32768
+
+cdef int _num_threads = 1
+
+
+def set_num_threads(int n):
+    """Threads every parallel loop uses from now on (n >= 1; ignored in a serial build)."""
+    global _num_threads
+    _num_threads = n
+
+
+def get_num_threads():
+    """Threads the parallel loops use: 1 in a serial build."""
+    return _num_threads if FASTCNN_OPENMP else 1
+
+
+# ---- scalar helpers -------------------------------------------------------------
+cdef inline real _exp(real v) noexcept nogil:
+    if real is float:
+        return expf(v)
+    else:
+        return exp(v)
+
+
+cdef inline real _log(real v) noexcept nogil:
+    if real is float:
+        return logf(v)
+    else:
+        return log(v)
+
+
+cdef inline real _sqrt(real v) noexcept nogil:
+    if real is float:
+        return sqrtf(v)
+    else:
+        return sqrt(v)
+
+
+cdef inline real _sigmoid(real v) noexcept nogil:
+    # exp of a non-positive number only: no overflow for large |v|
+    cdef real e
+    if v >= 0:
+        return 1 / (1 + _exp(-v))
+    e = _exp(v)
+    return e / (1 + e)
+
+
+cdef inline real _activate(real v, int act) noexcept nogil:
+    if act == ACT_RELU:
+        return 0 if v < 0 else v
+    if act == ACT_SIGMOID:
+        return _sigmoid(v)
+    return v
+
+
+cdef inline real _activation_grad(real dout, real out, int act) noexcept nogil:
+    """dout times the activation's derivative, written in terms of its output."""
+    if act == ACT_RELU:
+        return dout * (out > 0)
+    if act == ACT_SIGMOID:
+        return dout * (out * (1 - out))
+    return dout
+
+
+cdef inline void _valid_range(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t stride,
+                              Py_ssize_t count, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """[lo, hi): the window positions o < count whose pixel o*stride + offset lies in [0, size)."""
+    lo[0] = 0 if offset >= 0 else (stride - 1 - offset) // stride
+    hi[0] = 0 if size - 1 - offset < 0 else (size - 1 - offset) // stride + 1
+    if hi[0] > count:
+        hi[0] = count
+    if lo[0] > hi[0]:
+        lo[0] = hi[0]
+
+
+cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcept nogil:
+    """Column of the first maximum of a[row]."""
+    cdef Py_ssize_t j, best = 0
+    for j in range(1, a.shape[1]):
+        if a[row, j] > a[row, best]:
+            best = j
+    return best
+
+
+# ---- convolution and pooling: one (H, W) plane per (sample, channel) -----------------
+# The backend passes x (N, C, H, W) as planes (N*C, H, W) and cols (N, C*KH*KW, P) as
+# (N*C, KH*KW, P): the same memory, so each kernel loops over independent planes.
+def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+           Py_ssize_t stride, Py_ssize_t padding, real[:, :, ::1] cols):
+    """x planes (B, H, W) -> cols (B, KH*KW, OH*OW); padded pixels read as 0."""
+    cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
+    cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
+    cdef Py_ssize_t out_h = cols.shape[2] // out_w
+    cdef Py_ssize_t plane, i, j, row, oy, ox, y, y_lo, y_hi, x_lo, x_hi, base
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
+        for i in range(kernel_h):
+            _valid_range(i - padding, height, stride, out_h, &y_lo, &y_hi)
+            for j in range(kernel_w):
+                _valid_range(j - padding, width, stride, out_w, &x_lo, &x_hi)
+                row = i * kernel_w + j
+                for oy in range(out_h):
+                    base = oy * out_w
+                    if oy < y_lo or oy >= y_hi:
+                        for ox in range(out_w):
+                            cols[plane, row, base + ox] = 0
+                        continue
+                    y = oy * stride + i - padding
+                    for ox in range(x_lo):
+                        cols[plane, row, base + ox] = 0
+                    for ox in range(x_lo, x_hi):
+                        cols[plane, row, base + ox] = x[plane, y, ox * stride + j - padding]
+                    for ox in range(x_hi, out_w):
+                        cols[plane, row, base + ox] = 0
+
+
+def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+           Py_ssize_t stride, Py_ssize_t padding, real[:, :, ::1] dx):
+    """cols (B, KH*KW, OH*OW) -> dx planes (B, H, W), summing overlapping windows."""
+    cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
+    cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
+    cdef Py_ssize_t out_h = cols.shape[2] // out_w
+    cdef Py_ssize_t plane, i, j, row, oy, ox, y, y_lo, y_hi, x_lo, x_hi
+    for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
+        memset(&dx[plane, 0, 0], 0, height * width * sizeof(real))
+        for i in range(kernel_h):
+            _valid_range(i - padding, height, stride, out_h, &y_lo, &y_hi)
+            for j in range(kernel_w):
+                _valid_range(j - padding, width, stride, out_w, &x_lo, &x_hi)
+                row = i * kernel_w + j
+                for oy in range(y_lo, y_hi):
+                    y = oy * stride + i - padding
+                    for ox in range(x_lo, x_hi):
+                        dx[plane, y, ox * stride + j - padding] += cols[plane, row, oy * out_w + ox]
+
+
+def maxpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
+                      real[:, :, ::1] out, int[:, :, ::1] argmax):
+    """x planes (B, H, W) -> out, argmax (B, OH, OW); argmax = y*W + x of the first maximum."""
+    cdef Py_ssize_t width = x.shape[2], plane, oy, ox, i, j, y0, x0, best_index
+    cdef real best
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+        for oy in range(out.shape[1]):
+            y0 = oy * stride
+            for ox in range(out.shape[2]):
+                x0 = ox * stride
+                best = x[plane, y0, x0]
+                best_index = y0 * width + x0
+                for i in range(kernel):
+                    for j in range(kernel):
+                        if x[plane, y0 + i, x0 + j] > best:
+                            best = x[plane, y0 + i, x0 + j]
+                            best_index = (y0 + i) * width + x0 + j
+                out[plane, oy, ox] = best
+                argmax[plane, oy, ox] = <int>best_index
+
+
+def maxpool2d_backward(const real[:, :, ::1] dout, const int[:, :, ::1] argmax,
+                       real[:, :, ::1] dx):
+    """dout, argmax (B, OH, OW) -> dx planes (B, H, W): dout added at each window's winner."""
+    cdef Py_ssize_t width = dx.shape[2], plane, oy, ox, index
+    for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=dx.shape[0] * dx.shape[1] * width > PARALLEL_MIN):
+        memset(&dx[plane, 0, 0], 0, dx.shape[1] * width * sizeof(real))
+        for oy in range(dout.shape[1]):
+            for ox in range(dout.shape[2]):
+                index = argmax[plane, oy, ox]
+                dx[plane, index // width, index % width] += dout[plane, oy, ox]
+
+
+def avgpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
+                      real[:, :, ::1] out):
+    """x planes (B, H, W) -> out (B, OH, OW), the mean of each window."""
+    cdef Py_ssize_t plane, oy, ox, i, j
+    cdef real total
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+        for oy in range(out.shape[1]):
+            for ox in range(out.shape[2]):
+                total = 0
+                for i in range(kernel):
+                    for j in range(kernel):
+                        total = total + x[plane, oy * stride + i, ox * stride + j]
+                out[plane, oy, ox] = total / (kernel * kernel)
+
+
+def avgpool2d_backward(const real[:, :, ::1] dout, Py_ssize_t kernel, Py_ssize_t stride,
+                       real[:, :, ::1] dx):
+    """dout (B, OH, OW) -> dx planes (B, H, W): each window gets dout / kernel**2, overlaps add."""
+    cdef Py_ssize_t plane, oy, ox, i, j
+    cdef real share
+    for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=dx.shape[0] * dx.shape[1] * dx.shape[2] > PARALLEL_MIN):
+        memset(&dx[plane, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(real))
+        for oy in range(dout.shape[1]):
+            for ox in range(dout.shape[2]):
+                share = dout[plane, oy, ox] / (kernel * kernel)
+                for i in range(kernel):
+                    for j in range(kernel):
+                        dx[plane, oy * stride + i, ox * stride + j] += share
+
+
+# ---- bias and activation fused into convolution and dense layers ------------------------
+def bias_activation_forward(real[:, :, ::1] z, const real[::1] bias, int act):
+    """In place z (N, O, P) = act(z + bias[o]); bias (O,) or None."""
+    cdef Py_ssize_t channels = z.shape[1], plane, o, p
+    cdef bint has_bias = bias is not None
+    cdef real shift
+    for plane in prange(z.shape[0] * channels, nogil=True, num_threads=_num_threads,
+                        use_threads_if=z.shape[0] * z.shape[1] * z.shape[2] > PARALLEL_MIN):
+        o = plane % channels
+        if has_bias:
+            shift = bias[o]
+            for p in range(z.shape[2]):
+                z[plane // channels, o, p] = _activate(z[plane // channels, o, p] + shift, act)
+        elif act != ACT_NONE:
+            for p in range(z.shape[2]):
+                z[plane // channels, o, p] = _activate(z[plane // channels, o, p], act)
+
+
+def bias_activation_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
+                             real[::1] dbias):
+    """In place dout (N, O, P) *= act'(out); dbias (O,) = dout summed over N and P, or None."""
+    cdef Py_ssize_t o, n, p
+    cdef bint has_bias = dbias is not None
+    cdef double total
+    if act == ACT_NONE and not has_bias:
+        return
+    for o in prange(dout.shape[1], nogil=True, num_threads=_num_threads,
+                    use_threads_if=dout.shape[0] * dout.shape[1] * dout.shape[2] > PARALLEL_MIN):
+        total = 0
+        for n in range(dout.shape[0]):
+            for p in range(dout.shape[2]):
+                dout[n, o, p] = _activation_grad(dout[n, o, p], out[n, o, p], act)
+                total = total + dout[n, o, p]
+        if has_bias:
+            dbias[o] = <real>total
+
+
+# ---- element-wise (flat views of any shape) ---------------------------------------------
+def activation_forward(const real[::1] x, real[::1] out, int act):
+    """out = act(x)."""
+    cdef Py_ssize_t i
+    for i in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=x.shape[0] > PARALLEL_MIN):
+        out[i] = _activate(x[i], act)
+
+
+def activation_backward(const real[::1] dout, const real[::1] out, real[::1] dx, int act):
+    """dx = dout * act'(out), the derivative written in terms of the forward output."""
+    cdef Py_ssize_t i
+    for i in prange(dout.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=dout.shape[0] > PARALLEL_MIN):
+        dx[i] = _activation_grad(dout[i], out[i], act)
+
+
+def multiply(const real[::1] a, const real[::1] b, real[::1] out):
+    """out = a * b."""
+    cdef Py_ssize_t i
+    for i in prange(a.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=a.shape[0] > PARALLEL_MIN):
+        out[i] = a[i] * b[i]
+
+
+def softmax_forward(const real[:, ::1] x, real[:, ::1] out):
+    """x (N, L) -> out (N, L), softmax of each row (max-subtracted)."""
+    cdef Py_ssize_t row, j, top
+    cdef real total
+    for row in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        top = _row_argmax(x, row)
+        total = 0
+        for j in range(x.shape[1]):
+            out[row, j] = _exp(x[row, j] - x[row, top])
+            total = total + out[row, j]
+        for j in range(x.shape[1]):
+            out[row, j] = out[row, j] / total
+
+
+def softmax_backward(const real[:, ::1] dout, const real[:, ::1] out, real[:, ::1] dx):
+    """dx (N, L) = out * (dout - sum(dout * out) over each row)."""
+    cdef Py_ssize_t row, j
+    cdef real dot
+    for row in prange(dout.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=dout.shape[0] * dout.shape[1] > PARALLEL_MIN):
+        dot = 0
+        for j in range(dout.shape[1]):
+            dot = dot + dout[row, j] * out[row, j]
+        for j in range(dout.shape[1]):
+            dx[row, j] = out[row, j] * (dout[row, j] - dot)
+
+
+# ---- losses (one pass each; they return (mean loss, correct count)) ------------------------
+def softmax_cross_entropy(const real[:, ::1] logits, const int[::1] labels,
+                          real[:, ::1] dlogits):
+    """logits (N, L), labels (N,) -> dlogits (N, L) = (softmax - onehot) / N."""
+    cdef Py_ssize_t rows = logits.shape[0], row, j, top, label
+    cdef real total, scale = <real>1 / rows
+    cdef double loss = 0
+    cdef Py_ssize_t correct = 0
+    for row in prange(rows, nogil=True, num_threads=_num_threads,
+                      use_threads_if=logits.shape[0] * logits.shape[1] > PARALLEL_MIN):
+        top = _row_argmax(logits, row)
+        label = labels[row]
+        total = 0
+        for j in range(logits.shape[1]):
+            dlogits[row, j] = _exp(logits[row, j] - logits[row, top])
+            total = total + dlogits[row, j]
+        loss += _log(total) - (logits[row, label] - logits[row, top])
+        correct += (top == label)
+        for j in range(logits.shape[1]):
+            dlogits[row, j] = dlogits[row, j] / total * scale
+        dlogits[row, label] = dlogits[row, label] - scale
+    return loss / rows, correct
+
+
+def mse_loss(const real[:, ::1] pred, const real[:, ::1] target, real[:, ::1] dpred):
+    """pred, target (N, L) -> dpred (N, L) = 2 * (pred - target) / (N * L)."""
+    cdef Py_ssize_t row, j
+    cdef real diff, scale = <real>(2.0 / (pred.shape[0] * pred.shape[1]))
+    cdef double loss = 0
+    cdef Py_ssize_t correct = 0
+    for row in prange(pred.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=pred.shape[0] * pred.shape[1] > PARALLEL_MIN):
+        for j in range(pred.shape[1]):
+            diff = pred[row, j] - target[row, j]
+            loss += diff * diff
+            dpred[row, j] = diff * scale
+        correct += (_row_argmax(pred, row) == _row_argmax(target, row))
+    return loss / (pred.shape[0] * pred.shape[1]), correct
+
+
+# ---- dropout ------------------------------------------------------------------------------
+# splitmix64 constants from fastcnn.kernels.contract.DROPOUT_CONSTANTS
+cdef unsigned long long _GOLDEN = 0x9E3779B97F4A7C15ULL
+cdef unsigned long long _MIX1 = 0xBF58476D1CE4E5B9ULL
+cdef unsigned long long _MIX2 = 0x94D049BB133111EBULL
+
+
+cdef inline double _dropout_uniform(unsigned long long seed, unsigned long long index) noexcept nogil:
+    """contract.dropout_uniform(seed)[index], in uint64 wrap-around arithmetic."""
+    cdef unsigned long long z = seed + (index + 1) * _GOLDEN
+    z = (z ^ (z >> 30)) * _MIX1
+    z = (z ^ (z >> 27)) * _MIX2
+    z = z ^ (z >> 31)
+    return <double>(z >> 40) * (1.0 / 16777216.0)
+
+
+def dropout_forward(const real[::1] x, double p, unsigned long long seed, double scale,
+                    real[::1] out, real[::1] mask):
+    """Element i kept when dropout_uniform(seed)[i] >= p: mask = scale (float64, rounded
+    once to real) there, else 0; out = x * mask."""
+    cdef Py_ssize_t i
+    for i in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=x.shape[0] > PARALLEL_MIN):
+        mask[i] = <real>scale if _dropout_uniform(seed, i) >= p else 0
+        out[i] = x[i] * mask[i]
+
+
+# ---- optimizers (in place on flat views) ------------------------------------------------------
+def sgd_update(real[::1] param, const real[::1] grad, real[::1] velocity,
+               double lr, double momentum):
+    """velocity = momentum * velocity + grad; param -= lr * velocity."""
+    cdef Py_ssize_t i
+    cdef real rate = <real>lr, keep = <real>momentum
+    for i in prange(param.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=param.shape[0] > PARALLEL_MIN):
+        velocity[i] = keep * velocity[i] + grad[i]
+        param[i] -= rate * velocity[i]
+
+
+def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
+                double lr, double beta1, double beta2, double eps, long step):
+    """PyTorch Adam with bias correction for ``step`` (>= 1)."""
+    cdef Py_ssize_t i
+    cdef real b1 = <real>beta1, b2 = <real>beta2, rate = <real>lr, epsilon = <real>eps
+    cdef real one_minus_b1 = <real>(1 - beta1), one_minus_b2 = <real>(1 - beta2)
+    cdef real correction1 = <real>(1 - beta1 ** step), correction2 = <real>(1 - beta2 ** step)
+    cdef real g
+    for i in prange(param.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=param.shape[0] > PARALLEL_MIN):
+        g = grad[i]
+        m[i] = b1 * m[i] + one_minus_b1 * g
+        v[i] = b2 * v[i] + one_minus_b2 * g * g
+        param[i] -= rate * (m[i] / correction1) / (_sqrt(v[i] / correction2) + epsilon)
+
+
+def adadelta_update(real[::1] param, const real[::1] grad, real[::1] square_avg,
+                    real[::1] acc_delta, double lr, double rho, double eps):
+    """PyTorch Adadelta."""
+    cdef Py_ssize_t i
+    cdef real r = <real>rho, one_minus_r = <real>(1 - rho), rate = <real>lr, epsilon = <real>eps
+    cdef real g, delta
+    for i in prange(param.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=param.shape[0] > PARALLEL_MIN):
+        g = grad[i]
+        square_avg[i] = r * square_avg[i] + one_minus_r * g * g
+        delta = _sqrt(acc_delta[i] + epsilon) / _sqrt(square_avg[i] + epsilon) * g
+        acc_delta[i] = r * acc_delta[i] + one_minus_r * delta * delta
+        param[i] -= rate * delta

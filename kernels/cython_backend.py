@@ -1,0 +1,191 @@
+"""Backend ``cython``: the kernels compiled ahead of time, for machines where Numba cannot run.
+
+The loops live in the extension ``fastcnn.kernels.cython._kernels`` (built by
+setup.py from ``kernels/cython/_kernels.pyx``; OpenMP threads where the compiler
+had OpenMP, serial otherwise). GEMMs run in NumPy between kernels: NumPy's
+BLAS measured faster than SciPy's Cython BLAS here. Each function follows the
+signature and shapes documented in :mod:`fastcnn.kernels.contract`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:
+    from .cython import _kernels
+except ImportError as exc:
+    raise ImportError(f"the Cython extension was not compiled: {exc}, "
+                      "reinstall with a C compiler: pip install .") from exc
+
+from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
+
+name = "cython"
+
+OPENMP: bool = _kernels.OPENMP
+"""True when the extension was built with OpenMP; False for a serial build."""
+
+_ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
+
+
+def _default_num_threads() -> int:
+    """OMP_NUM_THREADS, else NUMBA_NUM_THREADS, else the cores this process may use."""
+    for variable in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        value = os.environ.get(variable, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for every parallel kernel from now on (no effect in a serial build)."""
+    _kernels.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Threads the parallel kernels use: 1 in a serial build."""
+    return _kernels.get_num_threads()
+
+
+set_num_threads(_default_num_threads())
+
+
+def _flat(array):
+    """1-D view of a C-contiguous array (element-wise kernels take any shape)."""
+    return array.reshape(-1)
+
+
+def _planes(array):
+    """(N, C, H, W) -> (N*C, H, W) view: the pooling and im2col kernels loop over planes."""
+    return array.reshape(-1, *array.shape[2:])
+
+
+def _plane_cols(cols, kernel_h, kernel_w):
+    """cols (N, C*KH*KW, P) -> (N*C, KH*KW, P) view, the columns of each plane."""
+    return cols.reshape(-1, kernel_h * kernel_w, cols.shape[2])
+
+
+# ---- convolution --------------------------------------------------------------
+def im2col(x, kernel_h, kernel_w, stride, padding, cols):
+    _kernels.im2col(_planes(x), kernel_h, kernel_w, stride, padding,
+                    _plane_cols(cols, kernel_h, kernel_w))
+
+
+def col2im(cols, kernel_h, kernel_w, stride, padding, dx):
+    _kernels.col2im(_plane_cols(cols, kernel_h, kernel_w), kernel_h, kernel_w, stride, padding,
+                    _planes(dx))
+
+
+def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
+    n, o = out.shape[:2]
+    im2col(x, weight.shape[2], weight.shape[3], stride, padding, cols)
+    result = out.reshape(n, o, -1)
+    np.matmul(weight.reshape(o, -1), cols, out=result)
+    _kernels.bias_activation_forward(result, bias, _ACTIVATION_CODES[activation])
+
+
+def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols):
+    n, o = dout.shape[:2]
+    d = dout.reshape(n, o, -1)
+    _kernels.bias_activation_backward(d, d if out is None else out.reshape(n, o, -1),
+                                      _ACTIVATION_CODES[activation], dbias)
+    # dweight = sum over samples of d[n] @ cols[n].T: per-sample GEMMs beat one
+    # GEMM over (N*P), which would first copy cols into (K, N*P)
+    dweight = dweight.reshape(o, -1)
+    np.matmul(d[0], cols[0].T, out=dweight)
+    term = np.empty_like(dweight)
+    for sample in range(1, n):
+        np.matmul(d[sample], cols[sample].T, out=term)
+        dweight += term
+    if dx is not None:
+        np.matmul(weight.reshape(o, -1).T, d, out=dcols)
+        col2im(dcols, weight.shape[2], weight.shape[3], stride, padding, dx)
+
+
+# ---- pooling ------------------------------------------------------------------
+def maxpool2d_forward(x, kernel, stride, out, argmax):
+    _kernels.maxpool2d_forward(_planes(x), kernel, stride, _planes(out), _planes(argmax))
+
+
+def maxpool2d_backward(dout, argmax, dx):
+    _kernels.maxpool2d_backward(_planes(dout), _planes(argmax), _planes(dx))
+
+
+def avgpool2d_forward(x, kernel, stride, out):
+    _kernels.avgpool2d_forward(_planes(x), kernel, stride, _planes(out))
+
+
+def avgpool2d_backward(dout, kernel, stride, dx):
+    _kernels.avgpool2d_backward(_planes(dout), kernel, stride, _planes(dx))
+
+
+# ---- dense --------------------------------------------------------------------
+def dense_forward(x, weight, bias, activation, out):
+    np.matmul(x, weight.T, out=out)
+    # bias per unit: the (N, O, P) layout of the convolution with P = 1
+    _kernels.bias_activation_forward(out.reshape(*out.shape, 1), bias, _ACTIVATION_CODES[activation])
+
+
+def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
+    d = dout.reshape(*dout.shape, 1)
+    _kernels.bias_activation_backward(d, d if out is None else out.reshape(d.shape),
+                                      _ACTIVATION_CODES[activation], dbias)
+    np.matmul(dout.T, x, out=dweight)
+    if dx is not None:
+        np.matmul(dout, weight, out=dx)
+
+
+# ---- activations --------------------------------------------------------------
+def relu_forward(x, out):
+    _kernels.activation_forward(_flat(x), _flat(out), _ACTIVATION_CODES["relu"])
+
+
+def relu_backward(dout, out, dx):
+    _kernels.activation_backward(_flat(dout), _flat(out), _flat(dx), _ACTIVATION_CODES["relu"])
+
+
+def sigmoid_forward(x, out):
+    _kernels.activation_forward(_flat(x), _flat(out), _ACTIVATION_CODES["sigmoid"])
+
+
+def sigmoid_backward(dout, out, dx):
+    _kernels.activation_backward(_flat(dout), _flat(out), _flat(dx), _ACTIVATION_CODES["sigmoid"])
+
+
+softmax_forward = _kernels.softmax_forward
+softmax_backward = _kernels.softmax_backward
+
+
+# ---- losses -------------------------------------------------------------------
+def softmax_cross_entropy(logits, labels, dlogits, stats):
+    stats[:] = _kernels.softmax_cross_entropy(logits, labels, dlogits)
+
+
+def mse_loss(pred, target, dpred, stats):
+    stats[:] = _kernels.mse_loss(pred, target, dpred)
+
+
+# ---- dropout ------------------------------------------------------------------
+def dropout_forward(x, p, seed, out, mask):
+    _kernels.dropout_forward(_flat(x), p, seed % 2**64, 1.0 / (1.0 - p), _flat(out), _flat(mask))
+
+
+def dropout_backward(dout, mask, dx):
+    _kernels.multiply(_flat(dout), _flat(mask), _flat(dx))
+
+
+# ---- optimizers ---------------------------------------------------------------
+def sgd_update(param, grad, velocity, lr, momentum):
+    _kernels.sgd_update(_flat(param), _flat(grad), _flat(velocity), lr, momentum)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    _kernels.adam_update(_flat(param), _flat(grad), _flat(m), _flat(v), lr, beta1, beta2, eps, step)
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
+    _kernels.adadelta_update(_flat(param), _flat(grad), _flat(square_avg), _flat(acc_delta),
+                             lr, rho, eps)
