@@ -155,6 +155,10 @@ class Sequential:
             if isinstance(layer, (Conv2D, Dense)):
                 layer.fused_activation = fused
             x = layer.forward(x, training=training)
+            if fused is not None:
+                # the fused activation lives in the layer's saved state only: a later
+                # stand-alone call of the layer must not apply its follower's activation
+                layer.fused_activation = None
         self._last_plan = plan
         return x
 
@@ -239,9 +243,10 @@ class Sequential:
         n = len(x)
         steps = math.ceil(n / batch_size)
         history = History()
-        callback_list = [history] + list(callbacks or [])
-        if verbose:
-            callback_list.append(ProgressBar(verbose))
+        # History and the progress bar come last: they see what callbacks add to the
+        # logs (RocAuc's val_roc_auc), as in Keras
+        callback_list = list(callbacks or []) + ([ProgressBar(verbose)] if verbose else [])
+        callback_list.append(history)
         hooks = CallbackList(callback_list, self)
         self.stop_training = False
         self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size}
