@@ -48,7 +48,7 @@ def _unusable_reason() -> str:
     try:
         cuda.current_context()
     except Exception as exc:  # CudaSupportError and driver errors carry the reason
-        reason = " ".join(str(exc).split()).rstrip(" :")
+        reason = " ".join(str(exc).split()).rstrip(" :.")
         return reason or type(exc).__name__
     return "numba.cuda.is_available() is False"
 
