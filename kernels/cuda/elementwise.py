@@ -132,26 +132,27 @@ def _sgd_kernel(param, grad, velocity, lr, momentum):
 
 
 @cuda.jit
-def _adam_kernel(param, grad, m, v, lr, beta1, beta2, eps, correction1, correction2):
+def _adam_kernel(param, grad, m, v, lr, beta1, rest1, beta2, rest2, eps, correction1, correction2):
+    # rest = 1 - beta, computed on the host in double precision like the reference
     i = cuda.grid(1)
     if i < param.size:
         g = grad[i]
-        m_new = beta1 * m[i] + (float32(1.0) - beta1) * g
-        v_new = beta2 * v[i] + (float32(1.0) - beta2) * g * g
+        m_new = beta1 * m[i] + rest1 * g
+        v_new = beta2 * v[i] + rest2 * g * g
         m[i] = m_new
         v[i] = v_new
         param[i] -= lr * (m_new / correction1) / (math.sqrt(v_new / correction2) + eps)
 
 
 @cuda.jit
-def _adadelta_kernel(param, grad, square_avg, acc_delta, lr, rho, eps):
+def _adadelta_kernel(param, grad, square_avg, acc_delta, lr, rho, rest, eps):
     i = cuda.grid(1)
     if i < param.size:
         g = grad[i]
-        sa = rho * square_avg[i] + (float32(1.0) - rho) * g * g
+        sa = rho * square_avg[i] + rest * g * g
         delta = math.sqrt(acc_delta[i] + eps) / math.sqrt(sa + eps) * g
         square_avg[i] = sa
-        acc_delta[i] = rho * acc_delta[i] + (float32(1.0) - rho) * delta * delta
+        acc_delta[i] = rho * acc_delta[i] + rest * delta * delta
         param[i] -= lr * delta
 
 
@@ -166,8 +167,9 @@ def sgd_update(param, grad, velocity, lr, momentum):
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     _update(_adam_kernel, param, (grad, m, v),
-            (lr, beta1, beta2, eps, 1.0 - beta1 ** step, 1.0 - beta2 ** step))
+            (lr, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, 1.0 - beta1 ** step,
+             1.0 - beta2 ** step))
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
-    _update(_adadelta_kernel, param, (grad, square_avg, acc_delta), (lr, rho, eps))
+    _update(_adadelta_kernel, param, (grad, square_avg, acc_delta), (lr, rho, 1.0 - rho, eps))
