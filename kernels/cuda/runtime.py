@@ -31,6 +31,10 @@ else:
     THREADS, ROW_THREADS, REDUCE_THREADS = 256, 32, 256
 """Threads per block: element-wise kernels, one-block-per-row kernels, reductions."""
 
+# Small grids are by design here (one block per row or per channel on small layers);
+# numba's under-utilisation warning would fire, and cost time, on every such launch.
+config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+
 ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 """Contract activation name -> the integer the fused kernels branch on."""
 
