@@ -41,6 +41,7 @@ assert TILE_M == TILE_N == THREADS_X * PER_THREAD == THREADS_Y * PER_THREAD
 assert TILE_K * TILE_M % BLOCK_THREADS == 0 and BLOCK_THREADS % TILE_M == 0
 
 NO_BIAS, BIAS_PER_ROW, BIAS_PER_COLUMN = 0, 1, 2
+MAX_GRID_Z = 65535
 
 MIN_SPLIT_STEPS = 2 if SIMULATED else 8
 """Split-K never gives a block fewer K steps than this."""
@@ -166,6 +167,7 @@ def gemm(a, a_strides, b, b_strides, c, m: int, n: int, k: int, batches: int = 1
     code = ACTIVATION_CODES[activation]
     grid_x, grid_y = -(-n // TILE_N), -(-m // TILE_M)
     splits = split_count(grid_x * grid_y * batches, summed * -(-k // TILE_K))
+    splits = max(1, min(splits, MAX_GRID_Z // batches))
     threads = (THREADS_X, THREADS_Y)
     strides = (*a_strides, *b_strides)
     if splits == 1:

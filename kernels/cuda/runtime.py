@@ -40,11 +40,28 @@ ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2}
 
 
 def check_usable() -> None:
-    """Raise with Numba's reason when no CUDA GPU can run the kernels (the simulator always can)."""
-    if SIMULATED or cuda.is_available():
+    """Raise with the reason when no CUDA GPU can run the kernels (the simulator always can).
+
+    Besides a GPU, numba needs the CUDA compiler libraries (NVVM, NVRTC): a tiny
+    kernel is compiled and run once so that their absence fails here, clearly,
+    and not at the first layer.
+    """
+    if SIMULATED:
         return
-    raise RuntimeError(f"no CUDA GPU is usable: {_unusable_reason()}; "
-                       "use --backend numba (CPU) or install NVIDIA drivers")
+    if not cuda.is_available():
+        raise RuntimeError(f"no CUDA GPU is usable: {_unusable_reason()}; "
+                           "use --backend numba (CPU) or install NVIDIA drivers")
+    try:
+        zeros((1,))
+        cuda.synchronize()
+    except Exception as exc:  # missing NVVM/NVRTC, unsupported GPU, driver too old
+        raise RuntimeError(f"a CUDA GPU is present but numba cannot run kernels on it: "
+                           f"{_one_line(exc)}; install the CUDA libraries numba needs "
+                           "(pip install 'numba-cuda[cu12]' or [cu13]) or use --backend numba") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()).rstrip(" :.") or type(exc).__name__
 
 
 def _unusable_reason() -> str:
@@ -52,8 +69,7 @@ def _unusable_reason() -> str:
     try:
         cuda.current_context()
     except Exception as exc:  # CudaSupportError and driver errors carry the reason
-        reason = " ".join(str(exc).split()).rstrip(" :.")
-        return reason or type(exc).__name__
+        return _one_line(exc)
     return "numba.cuda.is_available() is False"
 
 
