@@ -4,6 +4,7 @@ Without an NVIDIA GPU the conftest turns on Numba's CUDA simulator, which runs
 every GPU thread in Python: shapes here stay tiny.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -267,3 +268,14 @@ def test_auto_never_picks_the_simulator(cuda_backend):
         pytest.skip("a real GPU: auto may pick cuda")
     with fastcnn.use_backend("auto") as name:
         assert name != "cuda"
+
+
+# ---- the GPU check script stays runnable ----------------------------------------------------
+def test_gpu_check_script_smoke_run_passes(cuda_backend, capsys, monkeypatch):
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)   # its dataclasses look it up
+    spec.loader.exec_module(gpu_check)
+    assert gpu_check.main(["--smoke"]) == 0
+    output = capsys.readouterr().out
+    assert "conformance at the model's shapes: ok" in output and "samples/s" in output

@@ -12,7 +12,9 @@ dense row-major (batches, M, N) array.
 
 Each block owns a TILE_M x TILE_N tile of C and walks K in TILE_K steps,
 staging A and B tiles in shared memory; each thread accumulates a
-PER_THREAD x PER_THREAD register block. Tile loads pick the thread mapping
+PER_THREAD x PER_THREAD register block (on a GPU: 64 x 64 tiles, K steps of
+16, 16 x 16 threads of 4 x 4 outputs; under the simulator 16 x 16 tiles
+with 4 x 4 threads, so tests hit the tile edges cheaply). Tile loads pick the thread mapping
 that makes consecutive threads read consecutive addresses for either
 operand layout. When the output alone has too few tiles to fill the GPU, the
 K steps are split across grid z (split-K) into a cached workspace and a
