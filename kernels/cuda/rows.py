@@ -12,7 +12,7 @@ import math
 
 from numba import cuda, float32, int32
 
-from .device import block_argmax, block_sum, row_argmax, sum_middle_axis
+from .device import block_sum, row_argmax, sum_middle_axis
 from .runtime import ROW_THREADS, flat, workspace
 
 
