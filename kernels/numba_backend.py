@@ -1,0 +1,30 @@
+"""Backend ``numba``: parallel Numba CPU kernels around BLAS GEMMs; the default without a GPU.
+
+The kernels live in :mod:`fastcnn.kernels.numba_cpu`, one file per topic; this
+module re-exports the functions of :mod:`fastcnn.kernels.contract` (plus
+``set_num_threads``/``get_num_threads``) under the backend's name.
+
+Importing it without numba installed raises ImportError saying so. Compiled
+kernels are cached on disk; see :mod:`fastcnn.kernels.numba_cpu.jit` for where
+(``NUMBA_CACHE_DIR`` falls back to ``~/.cache/fastcnn/numba`` on a read-only
+install) and for how threads are shared with BLAS.
+"""
+
+from __future__ import annotations
+
+from .contract import OPERATIONS
+from .numba_cpu.jit import get_num_threads, set_num_threads  # first: sets the cache dir, imports numba
+from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                                    softmax_backward, softmax_forward)
+from .numba_cpu.conv import col2im, conv2d_backward, conv2d_forward, im2col
+from .numba_cpu.dense import dense_backward, dense_forward
+from .numba_cpu.dropout import dropout_backward, dropout_forward
+from .numba_cpu.losses import mse_loss, softmax_cross_entropy
+from .numba_cpu.memory import empty, to_device, to_host, zeros
+from .numba_cpu.optim import adadelta_update, adam_update, sgd_update
+from .numba_cpu.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
+                             maxpool2d_forward)
+
+name = "numba"
+
+__all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS]

@@ -1,0 +1,49 @@
+"""Dropout with masks drawn inside the kernel from the contract's counter-based hash.
+
+Element i (flat C order, any shape) is kept when the splitmix64 value of
+(seed, i) is >= p, bit for bit the same as ``contract.dropout_uniform``: every
+backend, CPU or GPU, drops the same elements for the same seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..contract import DROPOUT_CONSTANTS
+from .jit import parallel_kernel, prange
+
+_GOLDEN, _MIX1, _MIX2 = (np.uint64(c) for c in DROPOUT_CONSTANTS)
+_SHIFT30, _SHIFT27, _SHIFT31, _SHIFT40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
+_UNIT = 2.0 ** -24
+
+
+@parallel_kernel
+def _dropout_forward(x, p, seed, scale, out, mask):
+    # uint64 operands throughout: numba wraps them mod 2**64 like the contract
+    for i in prange(x.size):
+        z = seed + np.uint64(i + 1) * _GOLDEN
+        z = (z ^ (z >> _SHIFT30)) * _MIX1
+        z = (z ^ (z >> _SHIFT27)) * _MIX2
+        z = z ^ (z >> _SHIFT31)
+        if np.float64(z >> _SHIFT40) * _UNIT >= p:
+            mask[i] = scale
+        else:
+            mask[i] = 0
+        out[i] = x[i] * mask[i]
+
+
+@parallel_kernel
+def _dropout_backward(dout, mask, dx):
+    for i in prange(dout.size):
+        dx[i] = dout[i] * mask[i]
+
+
+# ---- contract functions -------------------------------------------------------------
+def dropout_forward(x, p, seed, out, mask):
+    scale = mask.dtype.type(1.0 / (1.0 - p))
+    _dropout_forward(x.reshape(-1), float(p), np.uint64(int(seed) % 2**64), scale,
+                     out.reshape(-1), mask.reshape(-1))
+
+
+def dropout_backward(dout, mask, dx):
+    _dropout_backward(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))

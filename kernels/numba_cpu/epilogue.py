@@ -1,0 +1,62 @@
+"""Fused epilogues shared by convolution and dense layers.
+
+After a GEMM, ``bias_activation`` adds the bias and applies the activation in
+one visit per row; before the backward GEMMs, ``activation_grad_bias_sum`` folds
+the activation's derivative into the incoming gradient and sums the bias
+gradient in the same visit. Arrays are viewed as (A, B, L) with the bias along
+B: conv (N, O, OH*OW), dense (N, U, 1).
+"""
+
+from __future__ import annotations
+
+from .jit import parallel_kernel, parallel_sum_kernel, prange
+from .scalars import NO_ACTIVATION, RELU, SIGMOID, sigmoid
+
+
+@parallel_kernel
+def bias_activation(z3, bias, code):
+    """z3 (A, B, L) += bias[b] (bias (B,) or None), then the activation ``code``, in place.
+
+    One iteration per (a, b) row, so bias-add and activation touch it once from memory."""
+    outer, inner, length = z3.shape
+    for index in prange(outer * inner):
+        a = index // inner
+        b = index % inner
+        row = z3[a, b]
+        if bias is not None:
+            shift = bias[b]
+            for k in range(length):
+                row[k] += shift
+        if code == RELU:
+            for k in range(length):
+                if row[k] < 0:
+                    row[k] = 0
+        elif code == SIGMOID:
+            for k in range(length):
+                row[k] = sigmoid(row[k])
+
+
+@parallel_sum_kernel
+def activation_grad_bias_sum(d3, y3, code, dbias):
+    """Fold the activation's derivative into d3 (A, B, L) in place (y3 the activated
+    output); dbias (B,) or None receives the sum of the folded d3 over A and L."""
+    if code == NO_ACTIVATION and dbias is None:
+        return
+    outer, inner, length = d3.shape
+    for b in prange(inner):
+        total = 0.0
+        for a in range(outer):
+            d = d3[a, b]
+            y = y3[a, b]
+            if code == RELU:
+                for k in range(length):
+                    if not y[k] > 0:
+                        d[k] = d[k] * 0  # 0, or NaN where d is NaN/inf, like dout * (out > 0)
+            elif code == SIGMOID:
+                for k in range(length):
+                    d[k] = d[k] * (y[k] * (1 - y[k]))
+            if dbias is not None:
+                for k in range(length):
+                    total += d[k]
+        if dbias is not None:
+            dbias[b] = total

@@ -1,0 +1,107 @@
+"""Numba set-up shared by every kernel file: cache location, import check, decorators, threads.
+
+Compiled kernels are cached on disk (``cache=True``) so that only the first
+process ever pays for compilation. Numba writes its cache to ``__pycache__``
+beside this package; where that is not writable (a read-only or system-wide
+install) and the user has not set ``NUMBA_CACHE_DIR``, this module points
+``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``),
+or at ``<tempdir>/fastcnn-numba-<user>`` when that is not writable either,
+*before* importing numba. A ``NUMBA_CACHE_DIR`` set by the user always wins.
+
+Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
+of cores); :func:`set_num_threads` uses fewer. BLAS is only ever called from
+serial code between parallel loops, never inside a ``prange`` body, so the two
+thread pools take turns rather than oversubscribing the cores.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _writable_dir(path: str) -> bool:
+    """True when ``path`` exists or can be created, and a file can be written in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (e.g. a container without passwd entry)
+        return str(os.getuid()) if hasattr(os, "getuid") else "user"
+
+
+def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None, writable=_writable_dir) -> str | None:
+    """The directory numba should cache fastcnn's kernels in, or None to keep numba's choice.
+
+    None when the user set ``NUMBA_CACHE_DIR`` or numba's default
+    (``package_dir/__pycache__``) is writable; otherwise the first writable of
+    the user cache (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("NUMBA_CACHE_DIR"):
+        return None
+    if writable(os.path.join(package_dir, "__pycache__")):
+        return None
+    user_cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates = (os.path.join(user_cache, "fastcnn", "numba"),
+                  os.path.join(tempfile.gettempdir(), f"fastcnn-numba-{_user_name()}"))
+    for candidate in candidates:
+        if writable(candidate):
+            return candidate
+    return None  # nothing writable: numba compiles in memory and warns
+
+
+CACHE_DIR = choose_cache_dir()
+if CACHE_DIR is not None:
+    os.environ["NUMBA_CACHE_DIR"] = CACHE_DIR
+
+try:
+    import numba
+except ImportError as exc:
+    raise ImportError(
+        "the numba backend needs the 'numba' package, which could not be imported "
+        f"({exc}); install it with `pip install numba` or choose another backend") from exc
+
+from numba import njit, prange  # noqa: E402
+
+if CACHE_DIR is not None and not numba.config.CACHE_DIR:
+    # numba was imported before us (e.g. by the CUDA backend) and read its config then
+    numba.config.CACHE_DIR = CACHE_DIR
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+"""fastmath flags that let LLVM reorder and vectorise sums but keep NaN and inf
+semantics (no ``nnan``/``ninf``): a diverging loss still shows up as NaN."""
+
+parallel_kernel = njit(parallel=True, cache=True)
+"""Decorator: a kernel whose outer ``prange`` loop runs on numba's thread pool."""
+
+parallel_sum_kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
+"""Decorator: a parallel kernel whose inner sums may be reordered (see FASTMATH)."""
+
+serial_kernel = njit(cache=True)
+"""Decorator: a single-threaded kernel (BLAS calls, tiny reductions)."""
+
+inline_helper = njit(cache=True, inline="always")
+"""Decorator: a small helper that numba inlines into each kernel calling it."""
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel kernels, clamped to [1, NUMBA_NUM_THREADS] (the pool
+    size, fixed when numba starts). Like numba's own setting, it applies to the
+    calling thread."""
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def get_num_threads() -> int:
+    """Threads the parallel kernels use now (numba.get_num_threads())."""
+    return numba.get_num_threads()

@@ -1,0 +1,99 @@
+"""Max and average pooling, forward and backward, one parallel iteration per (n, c) plane.
+
+Shapes: x/dx (N, C, H, W); out/dout/argmax (N, C, OH, OW) with
+OH = (H - kernel) // stride + 1 (no padding, floor, like PyTorch's default).
+The kernels see (N*C, H, W) views and give each plane to one iteration, so the
+backward passes, where overlapping windows add into one input pixel, are race-free.
+"""
+
+from __future__ import annotations
+
+from .jit import parallel_kernel, prange
+from .scalars import beats
+
+
+@parallel_kernel
+def _maxpool_forward(x, kernel, stride, out, argmax):
+    width, out_h, out_w = x.shape[2], out.shape[1], out.shape[2]
+    for plane in prange(x.shape[0]):
+        src = x[plane]
+        for oy in range(out_h):
+            for ox in range(out_w):
+                y0 = oy * stride
+                x0 = ox * stride
+                best = src[y0, x0]
+                best_y = y0
+                best_x = x0
+                # row-major scan of the window: the first maximum (or first NaN) wins, as in argmax
+                for i in range(kernel):
+                    for j in range(kernel):
+                        value = src[y0 + i, x0 + j]
+                        if beats(value, best):
+                            best = value
+                            best_y = y0 + i
+                            best_x = x0 + j
+                out[plane, oy, ox] = best
+                argmax[plane, oy, ox] = best_y * width + best_x
+
+
+@parallel_kernel
+def _maxpool_backward(dout, argmax, dx):
+    # dout, argmax (N*C, OH*OW); dx (N*C, H*W)
+    for plane in prange(dx.shape[0]):
+        dst = dx[plane]
+        dst[:] = 0
+        for k in range(dout.shape[1]):
+            dst[argmax[plane, k]] += dout[plane, k]
+
+
+@parallel_kernel
+def _avgpool_forward(x, kernel, stride, out):
+    out_h, out_w = out.shape[1], out.shape[2]
+    area = kernel * kernel
+    for plane in prange(x.shape[0]):
+        src = x[plane]
+        for oy in range(out_h):
+            for ox in range(out_w):
+                total = 0.0  # float64 accumulator
+                for i in range(kernel):
+                    for j in range(kernel):
+                        total += src[oy * stride + i, ox * stride + j]
+                out[plane, oy, ox] = total / area
+
+
+@parallel_kernel
+def _avgpool_backward(dout, kernel, stride, dx):
+    out_h, out_w = dout.shape[1], dout.shape[2]
+    area = kernel * kernel
+    for plane in prange(dx.shape[0]):
+        dst = dx[plane]
+        dst[:] = 0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                share = dout[plane, oy, ox] / area
+                for i in range(kernel):
+                    for j in range(kernel):
+                        dst[oy * stride + i, ox * stride + j] += share
+
+
+# ---- contract functions -------------------------------------------------------------
+def _planes(images, flat=False):
+    """(N, C, H, W) -> view (N*C, H, W), or (N*C, H*W) when ``flat``."""
+    shape = images.shape
+    return images.reshape((shape[0] * shape[1], -1) if flat else (-1,) + shape[2:])
+
+
+def maxpool2d_forward(x, kernel, stride, out, argmax):
+    _maxpool_forward(_planes(x), kernel, stride, _planes(out), _planes(argmax))
+
+
+def maxpool2d_backward(dout, argmax, dx):
+    _maxpool_backward(_planes(dout, True), _planes(argmax, True), _planes(dx, True))
+
+
+def avgpool2d_forward(x, kernel, stride, out):
+    _avgpool_forward(_planes(x), kernel, stride, _planes(out))
+
+
+def avgpool2d_backward(dout, kernel, stride, dx):
+    _avgpool_backward(_planes(dout), kernel, stride, _planes(dx))

@@ -1,0 +1,36 @@
+"""Scalar helpers inlined into several kernels: activation codes, a stable sigmoid,
+and the first-maximum-wins comparison shared by max pooling and the losses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import serial_kernel
+
+NO_ACTIVATION, RELU, SIGMOID = 0, 1, 2
+_ACTIVATION_CODES = {None: NO_ACTIVATION, "relu": RELU, "sigmoid": SIGMOID}
+
+
+def activation_code(activation) -> int:
+    """The integer the kernels use for an entry of contract.ACTIVATIONS."""
+    try:
+        return _ACTIVATION_CODES[activation]
+    except KeyError:
+        raise ValueError(f"unknown activation {activation!r}; "
+                         f"expected one of {tuple(_ACTIVATION_CODES)}") from None
+
+
+@serial_kernel
+def sigmoid(v):
+    """1 / (1 + exp(-v)) without overflow: exp only ever sees a non-positive number."""
+    e = np.exp(-abs(v))
+    return 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+@serial_kernel
+def beats(value, best):
+    """True when ``value`` replaces ``best`` in a first-maximum-wins argmax scan.
+
+    Matches numpy.argmax: NaN counts as the maximum and the first NaN wins.
+    """
+    return value > best or (value != value and best == best)
