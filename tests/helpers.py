@@ -54,8 +54,8 @@ def small_cnn(seed: int = 0, classes: int = 4, size: int = 8, channels: int = 1,
 
 
 def trained(model, x, y, epochs: int = 1, batch_size: int = 16, optimizer=None, **fit_args):
-    """Compile (Adam 1e-2 unless given) and fit quietly; returns the model."""
-    model.compile(optimizer or fastcnn.optim.Adam(lr=1e-2), "cross_entropy")
+    """Compile (Adam 3e-2 unless given) and fit quietly; returns the model."""
+    model.compile(optimizer or fastcnn.optim.Adam(lr=3e-2), "cross_entropy")
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, **fit_args)
     return model
 
@@ -134,6 +134,14 @@ def numpy_backend():
     """Run the test on the numpy reference backend."""
     with fastcnn.use_backend("numpy"):
         yield "numpy"
+
+
+@pytest.fixture
+def restore_backend():
+    """Put the globally selected backend back after a test that calls set_backend."""
+    name, auto = fastcnn.backend_name(), fastcnn.auto_selected()
+    yield
+    fastcnn.set_backend("auto" if auto else name)
 
 
 def compiled_backends() -> list[str]:
