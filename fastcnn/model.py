@@ -13,7 +13,7 @@ from .backend import backend_name, get_backend
 from .callbacks import CallbackList, History, ProgressBar
 from .errors import InputError
 from .inputs import as_images, as_targets
-from .layers import Conv2D, Dense, Layer, ReLU, Sigmoid, Softmax
+from .layers import Conv2D, Dense, Dropout, Layer, ReLU, Sigmoid, Softmax
 from .metrics import roc_auc
 
 _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid"}
@@ -200,10 +200,10 @@ class Sequential:
         if self.loss is None:
             raise RuntimeError("call model.compile(optimizer, loss) before fit/evaluate")
 
-    def train_step(self, x, y):
+    def train_step(self, x, y, plan=None):
         """One optimisation step on a staged batch: x, y backend arrays. Returns the
         loss stats (2,) [mean loss, correct] on the backend (no host sync)."""
-        logits = self._run(x, self._plan(training_loss=True), training=True)
+        logits = self._run(x, plan or self._plan(training_loss=True), training=True)
         stats = self.loss.compute(logits, y)
         self.backward(self.loss.grad)
         self.optimizer.step()
@@ -252,6 +252,13 @@ class Sequential:
         self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size}
         self.history = history
         backend = get_backend()
+        plan = self._plan(training_loss=True)
+        frozen = self._frozen_prefix(plan)
+        if frozen:
+            # the frozen, deterministic head (e.g. a fixed kernel) gives the same
+            # features every epoch: compute them once and train the rest on them
+            x = self._precomputed(x, plan[:frozen], max(batch_size, 256))
+            plan = plan[frozen:]
         hooks.on_train_begin()
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
@@ -262,7 +269,7 @@ class Sequential:
                 hooks.on_batch_begin(step)
                 xb = self._stage(x[index], "input")
                 yb = self._stage(y[index], "target")
-                stats = backend.to_host(self.train_step(xb, yb))
+                stats = backend.to_host(self.train_step(xb, yb, plan))
                 if not np.isfinite(stats[0]):
                     raise FloatingPointError(
                         f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
@@ -282,6 +289,30 @@ class Sequential:
                 break
         hooks.on_train_end()
         return history
+
+    @staticmethod
+    def _frozen_prefix(plan) -> int:
+        """How many leading plan steps have no trainable weights and no randomness,
+        counted only when they include a frozen weighted layer (else 0)."""
+        count = 0
+        for layer, _ in plan:
+            if isinstance(layer, Dropout) or any(p.trainable for p in layer.params.values()):
+                break
+            count += 1
+        has_frozen_weights = any(layer.params for layer, _ in plan[:count])
+        return count if has_frozen_weights and count < len(plan) else 0
+
+    def _precomputed(self, x, head, batch_size) -> np.ndarray:
+        """Host features (N, *shape after head) of host inputs x through the head steps."""
+        features = None
+        for start in range(0, len(x), batch_size):
+            part = slice(start, start + batch_size)
+            out = self._run(self._stage(x[part], "input"), head, training=False)
+            host = get_backend().to_host(out)
+            if features is None:
+                features = np.empty((len(x),) + tuple(host.shape[1:]), dtype=np.float32)
+            features[part] = host
+        return features
 
     # ---- inference ----------------------------------------------------------------------
     def _batched_outputs(self, x, batch_size, plan):
