@@ -11,7 +11,7 @@ over ``_num_threads`` threads once the work is big enough to pay for them.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
+from libc.math cimport exp, expf, log, sqrt, sqrtf
 from libc.string cimport memset
 
 ctypedef fused real:
@@ -56,24 +56,11 @@ def get_num_threads():
 
 # ---- scalar helpers -------------------------------------------------------------
 cdef inline real _exp(real v) noexcept nogil:
-    if real is float:
-        return expf(v)
-    else:
-        return exp(v)
-
-
-cdef inline real _log(real v) noexcept nogil:
-    if real is float:
-        return logf(v)
-    else:
-        return log(v)
+    return expf(v) if real is float else exp(v)
 
 
 cdef inline real _sqrt(real v) noexcept nogil:
-    if real is float:
-        return sqrtf(v)
-    else:
-        return sqrt(v)
+    return sqrtf(v) if real is float else sqrt(v)
 
 
 cdef inline real _sigmoid(real v) noexcept nogil:
@@ -102,15 +89,19 @@ cdef inline real _activation_grad(real dout, real out, int act) noexcept nogil:
     return dout
 
 
-cdef inline void _valid_range(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t stride,
-                              Py_ssize_t count, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """[lo, hi): the window positions o < count whose pixel o*stride + offset lies in [0, size)."""
-    lo[0] = 0 if offset >= 0 else (stride - 1 - offset) // stride
-    hi[0] = 0 if size - 1 - offset < 0 else (size - 1 - offset) // stride + 1
-    if hi[0] > count:
-        hi[0] = count
-    if lo[0] > hi[0]:
-        lo[0] = hi[0]
+# Window positions o whose pixel o*stride + offset lies inside [0, size) form a range
+# [_first_inside, _end_inside). Returned, not written through pointers: inside a prange
+# only variables that are assigned become thread-private.
+cdef inline Py_ssize_t _end_inside(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t stride,
+                                   Py_ssize_t count) noexcept nogil:
+    if size - 1 - offset < 0:
+        return 0
+    return min(count, (size - 1 - offset) // stride + 1)
+
+
+cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
+                                     Py_ssize_t end) noexcept nogil:
+    return min(end, 0 if offset >= 0 else (stride - 1 - offset) // stride)
 
 
 cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcept nogil:
@@ -135,9 +126,11 @@ def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
         for i in range(kernel_h):
-            _valid_range(i - padding, height, stride, out_h, &y_lo, &y_hi)
+            y_hi = _end_inside(i - padding, height, stride, out_h)
+            y_lo = _first_inside(i - padding, stride, y_hi)
             for j in range(kernel_w):
-                _valid_range(j - padding, width, stride, out_w, &x_lo, &x_hi)
+                x_hi = _end_inside(j - padding, width, stride, out_w)
+                x_lo = _first_inside(j - padding, stride, x_hi)
                 row = i * kernel_w + j
                 for oy in range(out_h):
                     base = oy * out_w
@@ -165,9 +158,11 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
         memset(&dx[plane, 0, 0], 0, height * width * sizeof(real))
         for i in range(kernel_h):
-            _valid_range(i - padding, height, stride, out_h, &y_lo, &y_hi)
+            y_hi = _end_inside(i - padding, height, stride, out_h)
+            y_lo = _first_inside(i - padding, stride, y_hi)
             for j in range(kernel_w):
-                _valid_range(j - padding, width, stride, out_w, &x_lo, &x_hi)
+                x_hi = _end_inside(j - padding, width, stride, out_w)
+                x_lo = _first_inside(j - padding, stride, x_hi)
                 row = i * kernel_w + j
                 for oy in range(y_lo, y_hi):
                     y = oy * stride + i - padding
@@ -348,7 +343,7 @@ def softmax_cross_entropy(const real[:, ::1] logits, const int[::1] labels,
         for j in range(logits.shape[1]):
             dlogits[row, j] = _exp(logits[row, j] - logits[row, top])
             total = total + dlogits[row, j]
-        loss += _log(total) - (logits[row, label] - logits[row, top])
+        loss += log(total) - (logits[row, label] - logits[row, top])
         correct += (top == label)
         for j in range(logits.shape[1]):
             dlogits[row, j] = dlogits[row, j] / total * scale
