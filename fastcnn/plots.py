@@ -73,6 +73,14 @@ def _curve_metrics(histories) -> list[str]:
     return metrics
 
 
+def _epoch_axis(axes, xlabel: str = "epoch") -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(xlabel)
+    axes.grid(alpha=0.3)
+
+
 def _style(points: int) -> dict:
     return {"marker": "o", "markersize": 3} if points <= 30 else {}
 
@@ -95,9 +103,8 @@ def plot_learning_curves(history, path, title: str | None = None, size=(900, 380
             if values:
                 epochs = np.arange(1, len(values) + 1)
                 axes.plot(epochs, values, label=label, color=color, **_style(len(values)))
-        axes.set_xlabel(xlabel)
+        _epoch_axis(axes, xlabel)
         axes.set_ylabel(metric)
-        axes.grid(alpha=0.3)
         axes.legend()
     if title:
         figure.suptitle(title)
@@ -121,10 +128,9 @@ def plot_kfold_curves(histories, path, title: str | None = None, size=(900, 380)
                 if values:
                     axes.plot(np.arange(1, len(values) + 1), values, color=color, alpha=0.8,
                               label=label if fold == 0 else None, **_style(len(values)))
-        axes.set_xlabel("epoch")
+        _epoch_axis(axes)
         axes.set_ylabel(metric)
         axes.set_title(f"{metric}, {len(histories)} folds")
-        axes.grid(alpha=0.3)
         axes.legend()
     if title:
         figure.suptitle(title)
