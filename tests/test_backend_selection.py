@@ -1,0 +1,107 @@
+"""Choosing the backend: set_backend, use_backend, FASTCNN_BACKEND and auto say what they
+picked, and a named backend never silently falls back to another."""
+
+from __future__ import annotations
+
+import pytest
+
+import fastcnn
+from conftest import HAS_GPU, backend_is_simulated, usable_backends
+from fastcnn import BackendError
+from fastcnn.backend import AUTO_ORDER
+from helpers import restore_backend, run_python  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("restore_backend")
+
+CUDA_SIMULATED = "cuda" in usable_backends() and backend_is_simulated("cuda")
+REPORT = "import fastcnn; print(fastcnn.backend_name(), fastcnn.auto_selected())"
+
+
+def expected_auto_pick() -> str:
+    usable = usable_backends()
+    return next(name for name in AUTO_ORDER if name in usable and not backend_is_simulated(name))
+
+
+def test_set_backend_by_name_selects_it_and_reports_it_was_named():
+    assert fastcnn.set_backend(" NumPy ") == "numpy"
+    assert fastcnn.backend_name() == "numpy" and not fastcnn.auto_selected()
+    assert fastcnn.get_backend().name == "numpy"
+    assert "Backend: numpy" in fastcnn.zoo.pytorch_cnn(seed=0).summary(print_fn=None)
+
+
+def test_auto_picks_the_fastest_usable_backend_and_says_so():
+    picked = fastcnn.set_backend("auto")
+    assert picked == expected_auto_pick() == fastcnn.backend_name()
+    assert fastcnn.auto_selected()
+
+
+@pytest.mark.skipif(not CUDA_SIMULATED, reason="needs the CUDA backend running under the simulator")
+def test_auto_never_picks_the_cuda_simulator_but_naming_cuda_uses_it():
+    assert fastcnn.set_backend("auto") != "cuda"
+    assert fastcnn.set_backend("cuda") == "cuda" and not fastcnn.auto_selected()
+
+
+def test_use_backend_applies_to_its_block_only_and_nests():
+    fastcnn.set_backend("numpy")
+    with fastcnn.use_backend("naive") as outer:
+        assert outer == fastcnn.backend_name() == "naive"
+        with fastcnn.use_backend("auto") as inner:
+            assert inner == fastcnn.backend_name() == expected_auto_pick()
+        assert fastcnn.backend_name() == "naive"
+    assert fastcnn.backend_name() == "numpy"
+
+
+def test_use_backend_restores_the_previous_backend_after_an_error():
+    fastcnn.set_backend("numpy")
+    with pytest.raises(ZeroDivisionError):
+        with fastcnn.use_backend("naive"):
+            1 / 0
+    assert fastcnn.backend_name() == "numpy"
+
+
+def test_a_refused_backend_name_leaves_the_active_backend_unchanged():
+    fastcnn.set_backend("naive")
+    with pytest.raises(BackendError):
+        fastcnn.set_backend("numpy2")
+    assert fastcnn.backend_name() == "naive" and not fastcnn.auto_selected()
+
+
+@pytest.mark.parametrize("value, expected", [("numpy", "numpy False"), ("NAIVE", "naive False")])
+def test_fastcnn_backend_variable_selects_a_named_backend(value, expected):
+    result = run_python(REPORT, env={"FASTCNN_BACKEND": value})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected.split()
+
+
+@pytest.mark.parametrize("env", [{"FASTCNN_BACKEND": "auto"}, {}], ids=["auto", "unset"])
+def test_fastcnn_backend_auto_or_unset_picks_like_auto_and_says_so(env):
+    result = run_python(REPORT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [expected_auto_pick(), "True"]
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has a CUDA GPU")
+def test_a_named_backend_that_cannot_run_fails_instead_of_falling_back():
+    result = run_python("""
+        import fastcnn
+        try:
+            fastcnn.zoo.pytorch_cnn()
+            print("built on", fastcnn.backend_name())
+        except fastcnn.BackendError as exc:
+            print("refused:", exc)
+        """, env={"FASTCNN_BACKEND": "cuda"}, unset=("NUMBA_ENABLE_CUDASIM",))
+    assert result.returncode == 0, result.stderr
+    assert "built on" not in result.stdout
+    assert "refused: backend 'cuda' cannot run on this machine" in result.stdout
+
+
+def test_every_usable_backend_can_be_named():
+    for name in usable_backends():
+        with fastcnn.use_backend(name) as picked:
+            assert picked == fastcnn.get_backend().name == name
+
+
+def test_set_num_threads_refuses_less_than_one():
+    with pytest.raises(ValueError, match="n >= 1"):
+        fastcnn.set_num_threads(0)
+    fastcnn.set_num_threads(2)
