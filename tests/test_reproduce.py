@@ -1,0 +1,168 @@
+"""fastcnn reproduce: each tutorial's recipe on its real dataset, reported beside the article.
+
+The runs here are tiny (a few hundred images, one epoch, a few dozen full-batch
+iterations): they check the report's structure and honesty, not the accuracy.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastcnn
+from fastcnn.cli import EXIT_ERROR, main
+from fastcnn.reproduce import (QUICK, ArticleResult, Report, Run, Scale, frozen_prefix,
+                               prefix_features, render_report, reproduce, run_article)
+
+pytestmark = pytest.mark.usefixtures("data_dir")
+
+TINY = Scale(train=200, test=100, epochs=1, iterations=30)
+BACKEND = "numpy"  # the reference backend: always usable, so these tests never depend on a build
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return reproduce(["numpy_mlp", "fixed_kernel_cnn", "kmnist_cnn"], quick=True, out=out,
+                     backend=BACKEND, verbose=0, scale=TINY)
+
+
+def assert_png(path):
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode in ("RGB", "RGBA")
+        assert np.asarray(image.convert("L")).std() > 0
+
+
+def test_quick_report_has_a_table_per_article_with_the_article_figures(quick_report):
+    text = quick_report.path.read_text(encoding="utf-8")
+    assert quick_report.path.name == "report.md"
+    for article in ("numpy_mlp", "fixed_kernel_cnn", "kmnist_cnn"):
+        assert f"## {article}: " in text
+    assert "| | article | fastcnn | fastcnn compat=True |" in text   # numpy_mlp, both variants
+    assert "| test accuracy | 83.00% |" in text                         # numpy_mlp's article figure
+    assert "| test accuracy | 83.38% |" in text                         # fixed kernel's
+    assert "| full-batch iterations | 40,000 | 30 |" in text
+    assert "| training time | 1 h 10 min |" in text
+    assert "**quick**" in text and f"Backend: **{BACKEND}**" in text
+
+
+def test_report_names_the_backend_and_the_machine(quick_report):
+    text = quick_report.path.read_text(encoding="utf-8")
+    machine = quick_report.machine
+    assert machine["cores"] >= 1 and machine["cpu"]
+    assert f"{machine['cpu']}, {machine['cores']} cores" in text
+    assert quick_report.backend == BACKEND
+
+
+def test_kmnist_is_reported_unavailable_not_faked(quick_report):
+    kmnist = next(r for r in quick_report.articles if r.article == "kmnist_cnn")
+    assert not kmnist.available and kmnist.runs == [] and kmnist.plots == {}
+    assert "training images missing" in kmnist.reason
+    text = quick_report.path.read_text(encoding="utf-8").split("## kmnist_cnn")[1].split("## ")[0]
+    assert "**Dataset not available**: kmnist training images missing" in text
+    assert "| | article |" in text and "fastcnn" not in text.split("| | article |")[1]
+
+
+def test_every_plot_of_the_report_is_a_png_beside_it(quick_report):
+    text = quick_report.path.read_text(encoding="utf-8")
+    plots = [name for result in quick_report.articles for name in result.plots.values()]
+    assert "fixed_kernel_cnn_feature_maps.png" in plots and "numpy_mlp_compat_curves.png" in plots
+    for name in plots:
+        assert f"]({name})" in text
+        assert_png(quick_report.path.parent / name)
+
+
+def test_report_json_holds_the_measurements(quick_report):
+    data = json.loads((quick_report.path.parent / "report.json").read_text())
+    by_name = {article["article"]: article for article in data["articles"]}
+    mlp = by_name["numpy_mlp"]["runs"]
+    assert [run["label"] for run in mlp] == ["fastcnn", "fastcnn compat=True"]
+    assert mlp[0]["measured"]["train_images"] == 200 - 200 // 6   # the tutorial's 5:1 split
+    fixed = by_name["fixed_kernel_cnn"]["runs"][0]["measured"]
+    assert fixed["iterations"] == 30 and 0 <= fixed["test_accuracy"] <= 1
+    assert len(by_name["fixed_kernel_cnn"]["runs"][0]["history"]["loss"]) == 30
+    assert data["scale"] == {"train": 200, "test": 100, "epochs": 1, "iterations": 30}
+
+
+def test_kfold_reports_mean_and_std_over_five_folds(tmp_path):
+    with fastcnn.use_backend(BACKEND):
+        result = run_article("keras_kfold_cnn", Scale(train=100, test=20, epochs=1), out=tmp_path,
+                             verbose=0)
+    measured = result.runs[0].measured
+    scores = measured["fold_accuracies"]
+    assert len(scores) == 5 and len(result.runs[0].history) == 5
+    assert measured["mean_accuracy"] == pytest.approx(np.mean(scores))
+    assert measured["std_accuracy"] == pytest.approx(np.std(scores))
+    assert (measured["train_images"], measured["validation_images"]) == (80, 20)
+    assert set(result.plots.values()) == {"keras_kfold_cnn_folds.png", "keras_kfold_cnn_scores.png"}
+    report = Report([result], BACKEND, {"cpu": "x", "cores": 1, "os": "", "python": "",
+                                        "numpy": "", "fastcnn": ""}, True)
+    assert "| accuracy, mean ± std over the folds | 98.68% ± 0.11% | " in render_report(report)
+
+
+def test_pytorch_cnn_splits_the_test_images_nine_to_one(tmp_path):
+    with fastcnn.use_backend(BACKEND):
+        result = run_article("pytorch_cnn", Scale(train=32, test=50, epochs=1), out=tmp_path,
+                             verbose=0)
+    measured = result.runs[0].measured
+    assert (measured["validation_images"], measured["test_images"]) == (45, 5)
+    assert measured["best_epoch"] == 1 and measured["epochs"] == 1
+    assert "best_val_loss" in measured
+
+
+def test_frozen_prefix_training_equals_training_the_whole_model():
+    (x, y), _ = fastcnn.datasets.load("mnist")
+    x, y = x[:64], y[:64]
+    with fastcnn.use_backend(BACKEND):
+        whole = fastcnn.zoo.get("fixed_kernel_cnn", seed=3)
+        whole.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
+        whole.fit(x, y, epochs=5, batch_size=64, shuffle=False, verbose=0)
+        cached = fastcnn.zoo.get("fixed_kernel_cnn", seed=3)
+        cut = frozen_prefix(cached)
+        assert [layer.name for layer in cached.layers[:cut]] == ["conv", "pool", "flatten"]
+        head = fastcnn.Sequential(cached.layers[cut:], seed=3)
+        head.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
+        head.fit(prefix_features(cached, cut, x), y, epochs=5, batch_size=64, shuffle=False,
+                 verbose=0)
+    for (name, expected), (_, got) in zip(whole.state_dict().items(), cached.state_dict().items()):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_quick_scale_is_small():
+    assert QUICK.train <= 1000 and QUICK.test <= 500 and QUICK.epochs == 1
+    assert QUICK.iterations <= 500
+
+
+def test_render_report_marks_missing_values_with_a_dash():
+    result = ArticleResult("pytorch_cnn", "PyTorch MNIST CNN tutorial", "mnist",
+                           {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 100,
+                            "loss": "cross_entropy", "split": "9k/1k", "optimizer_args": {}},
+                           {"test_accuracy": 0.993, "best_epoch": 12},
+                           [Run("fastcnn", {"test_accuracy": 0.9912, "seconds": 4000.0,
+                                            "epochs": 100})])
+    report = Report([result], "numba", {"cpu": "CPU", "cores": 2, "os": "Linux", "python": "3",
+                                        "numpy": "2", "fastcnn": "0"}, False, seconds=4000)
+    text = render_report(report)
+    assert "| test accuracy | 99.30% | 99.12% |" in text
+    assert "| best epoch | 12 | — |" in text
+    assert "| training time | — | 1 h 6 min |" in text
+    assert "full recipes" in text and "adam (lr 0.001), batch 64, 100 epochs" in text
+
+
+def test_reproduce_refuses_unknown_articles(tmp_path):
+    with pytest.raises(ValueError, match="unknown article 'resnet'"):
+        reproduce(["resnet"], quick=True, out=tmp_path)
+
+
+def test_cli_reproduce_of_kmnist_alone_exits_1_with_the_reason(tmp_path, capsys):
+    assert main(["reproduce", "kmnist_cnn", "--quick", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "dataset not available: kmnist training images missing" in out
+    assert "Dataset not available" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_cli_reproduce_unknown_article_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "resnet", "--quick", "--out", str(tmp_path)]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown article 'resnet'" in err
