@@ -37,10 +37,9 @@ cdef enum:
     ACT_RELU = 1
     ACT_SIGMOID = 2
 
+cdef int _num_threads = 1
 # Below this many elements a loop runs on one thread: waking the team costs more.
 cdef Py_ssize_t PARALLEL_MIN = 32768
-
-cdef int _num_threads = 1
 
 
 def set_num_threads(int n):
@@ -52,6 +51,14 @@ def set_num_threads(int n):
 def get_num_threads():
     """Threads the parallel loops use: 1 in a serial build."""
     return _num_threads if FASTCNN_OPENMP else 1
+
+
+def set_parallel_min(Py_ssize_t elements):
+    """Loops over fewer elements run on one thread; returns the previous value
+    (tests set 0 to thread every loop, however small)."""
+    global PARALLEL_MIN
+    previous, PARALLEL_MIN = PARALLEL_MIN, elements
+    return previous
 
 
 # ---- scalar helpers -------------------------------------------------------------
