@@ -1,0 +1,107 @@
+"""Where a benchmark ran: machine, library versions, and one thread count for everyone.
+
+``set_threads(n)`` gives fastcnn's compiled kernels, NumPy's BLAS and PyTorch
+the same number of threads, so that no competitor gets more cores than another.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import importlib
+import os
+import platform
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    """The processor's marketing name ("AMD EPYC ...") where the OS says it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(module: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "?")
+    except Exception:  # not installed, or broken: reported as absent
+        return None
+
+
+def versions() -> dict:
+    """Versions of python and of each library a benchmark can touch (None: not installed)."""
+    found = {"python": platform.python_version()}
+    for name, module in (("fastcnn", "fastcnn"), ("numpy", "numpy"), ("numba", "numba"),
+                         ("torch", "torch"), ("cython", "Cython")):
+        found[name] = _version(module)
+    return found
+
+
+def machine() -> dict:
+    return {"cpu": cpu_model(), "cores": cpu_count(), "platform": platform.platform(),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+# ---- threads -------------------------------------------------------------------------
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries loaded in this process (NumPy's, SciPy's)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    return sorted(path for path in paths if ".so" in path)
+
+
+def set_blas_threads(n: int) -> bool:
+    """Limit NumPy's OpenBLAS to ``n`` threads; False when no OpenBLAS could be told."""
+    import numpy  # noqa: F401  (loads the BLAS library)
+
+    done = False
+    for path in _loaded_openblas():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in _OPENBLAS_SETTERS:
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(int(n)))
+                done = True
+                break
+    return done
+
+
+def torch_module():
+    """The torch module, or None when PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def set_threads(n: int) -> None:
+    """The same thread count for fastcnn's kernels, NumPy's BLAS and PyTorch."""
+    import fastcnn
+
+    fastcnn.set_num_threads(n)
+    set_blas_threads(n)
+    torch = torch_module()
+    if torch is not None:
+        torch.set_num_threads(int(n))

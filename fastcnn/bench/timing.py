@@ -1,0 +1,98 @@
+"""Timing competitors side by side: calibration, round-robin repeats, medians, paired ratios.
+
+The machine may be busy with other work, so absolute times drift. Competitors
+are therefore timed in rounds: every round times each competitor once, in an
+order rotated from round to round, and a ratio between two competitors is the
+median of their per-round ratios (both measured under the same load).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Trial:
+    """A prepared implementation: ``run()`` processes one batch; after a run, ``results()``
+    returns host arrays (name -> ndarray) to compare with the reference; ``sync()``
+    waits for queued device work (None on CPU); ``after_check()`` runs once the
+    results were checked, before timing."""
+
+    run: Callable[[], object]
+    results: Callable[[], dict]
+    sync: Callable[[], None] | None = None
+    after_check: Callable[[], None] | None = None
+
+
+@dataclass
+class Competitor:
+    """One implementation of a benchmark: ``run()`` processes one batch of ``batch`` samples.
+
+    ``slow`` competitors (the naive loops) are timed one call per sample and in
+    at most ``max_repeats`` rounds. ``samples`` holds seconds per call, one per round.
+    """
+
+    backend: str
+    batch: int
+    run: Callable[[], object]
+    sync: Callable[[], None] | None = None
+    slow: bool = False
+    max_repeats: int | None = None
+    number: int = 1
+    samples: list = field(default_factory=list)
+
+    def time_calls(self, number: int) -> float:
+        """Seconds per call, averaged over ``number`` back-to-back calls."""
+        start = time.perf_counter()
+        for _ in range(number):
+            self.run()
+        if self.sync is not None:
+            self.sync()
+        return (time.perf_counter() - start) / number
+
+    def calibrate(self, min_time: float) -> None:
+        """Choose how many calls one timed sample spans, so it lasts at least ``min_time``."""
+        if self.slow:
+            self.number = 1
+            return
+        once = self.time_calls(1)
+        self.number = max(1, min(10_000, math.ceil(min_time / max(once, 1e-9))))
+
+    @property
+    def median(self) -> float:
+        """Median seconds per call (one batch)."""
+        return statistics.median(self.samples)
+
+
+def race(competitors: list[Competitor], repeats: int, min_time: float) -> None:
+    """Time every competitor ``repeats`` times, round-robin, filling ``samples``.
+
+    Each competitor must already have run once (its correctness check), so
+    compilation and first-touch allocation are out of the way.
+    """
+    for competitor in competitors:
+        competitor.calibrate(min_time)
+    count = len(competitors)
+    for round_index in range(max(1, int(repeats))):
+        shift = round_index % count
+        for competitor in competitors[shift:] + competitors[:shift]:
+            limit = competitor.max_repeats
+            if limit is not None and len(competitor.samples) >= limit:
+                continue
+            competitor.samples.append(competitor.time_calls(competitor.number))
+
+
+def paired_speedup(faster: Competitor, baseline: Competitor) -> float:
+    """How many times more samples per second ``faster`` processes than ``baseline``.
+
+    The median over the rounds both took part in of the per-round per-sample
+    time ratio, so a load spike that slows one round slows both sides.
+    """
+    rounds = min(len(faster.samples), len(baseline.samples))
+    ratios = [(baseline.samples[i] / baseline.batch) / (faster.samples[i] / faster.batch)
+              for i in range(rounds)]
+    return statistics.median(ratios)

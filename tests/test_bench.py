@@ -1,0 +1,110 @@
+"""The benchmark engine: wrong kernels are caught before timing, timing is round-robin,
+and ``fastcnn bench`` writes its JSON, Markdown and chart."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fastcnn.bench import BenchmarkCheckError, markdown_report
+from fastcnn.bench.kernels import get_kernel_bench
+from fastcnn.bench.runner import kernel_group, model_group
+from fastcnn.bench.timing import Competitor, paired_speedup, race
+from fastcnn.cli import main
+from fastcnn.kernels import naive
+
+
+def _garbage(*args):
+    for array in args:
+        if isinstance(array, np.ndarray) and array.dtype == np.float32 and array.flags.writeable:
+            array[...] = 7.0
+
+
+def test_check_catches_a_wrong_kernel_before_timing(monkeypatch):
+    monkeypatch.setattr(naive, "dense_forward", lambda x, w, b, act, out: out.fill(7.0))
+    group = kernel_group(get_kernel_bench("pytorch_cnn.fc2 forward"))
+    with pytest.raises(BenchmarkCheckError, match=r"naive on kernel pytorch_cnn.fc2 forward "
+                                                  r"\(batch 1\): out differs from the NumPy reference"):
+        group.checked("naive", 1)
+
+
+def test_check_catches_a_wrong_kernel_inside_a_training_step(monkeypatch):
+    monkeypatch.setattr(naive, "avgpool2d_forward", lambda x, k, s, out: out.fill(7.0))
+    with pytest.raises(BenchmarkCheckError, match="naive on train fixed_kernel_cnn"):
+        model_group("fixed_kernel_cnn", "train").checked("naive", 2)
+
+
+def test_check_passes_correct_backends():
+    kernel_group(get_kernel_bench("pytorch_cnn.fc2 backward")).checked("naive", 1)
+    model_group("numpy_mlp", "infer").checked("naive", 2)
+
+
+def test_pytorch_twin_matches_fastcnn_with_the_same_weights_and_dropout_masks():
+    pytest.importorskip("torch")
+    model_group("pytorch_cnn", "train").checked("torch", 2)
+    kernel_group(get_kernel_bench("pytorch_cnn.pool1 forward")).checked("torch", 2)
+
+
+def test_race_rotates_the_order_and_limits_slow_competitors():
+    calls = []
+    fast = Competitor("fast", 4, lambda: calls.append("fast"), slow=True)
+    slow = Competitor("naive", 1, lambda: calls.append("naive"), slow=True, max_repeats=1)
+    race([fast, slow], repeats=3, min_time=0.0)
+    assert calls == ["fast", "naive", "fast", "fast"]
+    assert len(fast.samples) == 3 and len(slow.samples) == 1
+
+
+def test_paired_speedup_is_the_median_of_per_round_per_sample_ratios():
+    fast = Competitor("fast", 10, lambda: None, samples=[1.0, 2.0, 0.5])
+    slow = Competitor("slow", 1, lambda: None, samples=[1.0, 1.0, 0.5])
+    assert paired_speedup(fast, slow) == pytest.approx(10.0)
+    assert paired_speedup(slow, fast) == pytest.approx(0.1)  # 1/10, 1/5, 1/20
+
+
+def test_fastcnn_bench_quick_writes_json_markdown_and_chart(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["bench", "--quick", "--batch-size", "4", "--infer-batch-size", "8", "--backends",
+                 "numpy", "--repeat", "1", "--models", "numpy_mlp", "--out", str(out)])
+    assert code == 0
+    document = json.loads((out / "bench.json").read_text())
+    kinds = {row["kind"] for row in document["rows"]}
+    assert kinds == {"kernel", "train", "infer"}
+    assert all(row["backend"] == "numpy" and row["seconds"] > 0 for row in document["rows"])
+    assert document["peak"]["gflops"] > 0
+    text = (out / "bench.md").read_text()
+    assert "--backends numpy" in text and "## Training steps" in text
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Training steps" in capsys.readouterr().out
+
+
+def test_fastcnn_bench_rejects_an_unknown_competitor(capsys):
+    assert main(["bench", "--backends", "numpy,fortran"]) == 2
+    assert "unknown backend(s) fortran" in capsys.readouterr().err
+
+
+def _row(kind, name, backend, samples_per_s, speedups):
+    return {"kind": kind, "name": name, "group": f"{kind} {name}", "label": name,
+            "backend": backend, "batch": 64, "seconds": 64 / samples_per_s,
+            "samples_per_s": samples_per_s, "gflops": 10.0, "peak_share": 0.1,
+            "speedup_vs": speedups, "speedup_vs_naive": speedups.get("naive"),
+            "vs_torch": speedups.get("torch")}
+
+
+def test_markdown_headline_judges_the_targets():
+    document = {
+        "models": ["pytorch_cnn"], "competitors": ["numba", "cython", "torch", "naive"],
+        "threads": 2, "batch_size": 64, "infer_batch_size": 1000, "naive_batch_size": 2,
+        "repeat": 5, "min_time": 0.05, "seconds": 60.0,
+        "machine": {"cpu": "cpu", "cores": 2, "platform": "linux", "date": "today"},
+        "versions": {"python": "3.11"}, "peak": {"gflops": 100.0, "best_gflops": 110.0, "size": 2048},
+        "rows": [_row("train", "pytorch_cnn", "numba", 2000.0, {"torch": 1.25, "naive": 1500.0}),
+                 _row("train", "pytorch_cnn", "cython", 1000.0, {"numba": 0.5}),
+                 _row("train", "pytorch_cnn", "torch", 1600.0, {"torch": 1.0}),
+                 _row("infer", "pytorch_cnn", "numba", 9000.0, {"torch": 1.5})],
+    }
+    text = markdown_report(document)
+    assert "1.25x" in text
+    assert "1.50x (NOT met)" in text          # inference target: 2x PyTorch
+    assert "1,500x (met)" in text             # 1000x the naive loops
+    assert "0.50x (NOT met)" in text          # cython within 1.5x of numba
+    assert "no CUDA figures" in text
