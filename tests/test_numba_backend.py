@@ -1,0 +1,249 @@
+"""What only the numba backend has: threads, the on-disk kernel cache, float64 kernels, import errors.
+
+Its results against the NumPy reference are the conformance suite's job
+(tests/test_conformance.py picks the backend up by itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import fastcnn  # noqa: E402
+from fastcnn.kernels import numba_backend, numpy_backend  # noqa: E402
+from fastcnn.kernels.numba_cpu import jit  # noqa: E402
+
+
+def run_python(code: str, env_updates: dict | None = None, pythonpath: str | None = None) -> str:
+    """Run ``code`` in a fresh interpreter; its stdout (fails the test on a non-zero exit)."""
+    env = dict(os.environ, **(env_updates or {}))
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def conv_problem(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(dtype)
+    weight = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    return x, weight, bias
+
+
+def conv_forward_backward(kernels, x, weight, bias, stride=2, padding=1, activation="relu"):
+    """Forward then backward with fresh buffers; every array written, by name."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    cols = np.empty((n, c * kh * kw, oh * ow), x.dtype)
+    out = np.empty((n, o, oh, ow), x.dtype)
+    kernels.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+    dx, dweight, dbias, dcols = (np.empty_like(x), np.empty_like(weight), np.empty_like(bias),
+                                 np.empty_like(cols))
+    kernels.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols)
+    return {"cols": cols, "out": out, "dx": dx, "dweight": dweight, "dbias": dbias}
+
+
+# ---- threads ------------------------------------------------------------------------------------
+@pytest.fixture
+def restore_threads():
+    before = numba_backend.get_num_threads()
+    yield
+    numba_backend.set_num_threads(before)
+
+
+def test_set_num_threads_sets_numba_threads(restore_threads):
+    numba_backend.set_num_threads(1)
+    assert numba_backend.get_num_threads() == 1
+    import numba
+
+    numba_backend.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert numba_backend.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+
+
+def test_set_num_threads_clamps_to_the_pool_size(restore_threads):
+    import numba
+
+    numba_backend.set_num_threads(numba.config.NUMBA_NUM_THREADS + 100)
+    assert numba_backend.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    numba_backend.set_num_threads(0)
+    assert numba_backend.get_num_threads() == 1
+
+
+def test_fastcnn_set_num_threads_reaches_the_numba_backend(restore_threads):
+    fastcnn.set_num_threads(1)
+    assert numba_backend.get_num_threads() == 1
+
+
+def test_results_do_not_depend_on_the_thread_count(restore_threads):
+    problem = conv_problem(np.float32)
+    numba_backend.set_num_threads(1)
+    single = conv_forward_backward(numba_backend, *problem)
+    import numba
+
+    numba_backend.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    many = conv_forward_backward(numba_backend, *problem)
+    for name in single:
+        np.testing.assert_array_equal(single[name], many[name], err_msg=name)
+
+
+def test_numba_num_threads_environment_variable_sizes_the_pool():
+    out = run_python("""
+        from fastcnn.kernels import numba_backend
+        print(numba_backend.get_num_threads())
+    """, {"NUMBA_NUM_THREADS": "1"})
+    assert out.split() == ["1"]
+
+
+# ---- dtypes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid"])
+def test_kernels_accept_float64_arrays(activation):
+    problem = conv_problem(np.float64)
+    expected = conv_forward_backward(numpy_backend, *problem, activation=activation)
+    actual = conv_forward_backward(numba_backend, *problem, activation=activation)
+    for name in expected:
+        assert actual[name].dtype == np.float64
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_dropout_mask_is_the_contract_hash_in_float64_too():
+    x = np.ones((4, 33), np.float64)
+    out, mask = np.empty_like(x), np.empty_like(x)
+    numba_backend.dropout_forward(x, 0.3, 2**64 + 17, out, mask)
+    from fastcnn.kernels.contract import dropout_uniform
+
+    keep = dropout_uniform(17, x.size).reshape(x.shape) >= 0.3
+    np.testing.assert_array_equal(mask != 0, keep)
+
+
+# ---- the kernel cache -------------------------------------------------------------------------------
+PACKAGE = "/site-packages/fastcnn/kernels/numba_cpu"
+
+
+def test_cache_dir_left_to_numba_when_the_package_is_writable():
+    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: True) is None
+
+
+def test_cache_dir_set_by_the_user_always_wins():
+    env = {"NUMBA_CACHE_DIR": "/mine"}
+    assert jit.choose_cache_dir(PACKAGE, env, writable=lambda path: False) is None
+
+
+def test_read_only_install_caches_in_the_user_cache_dir(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: not path.startswith(PACKAGE))
+    assert chosen == os.path.join(str(tmp_path), "fastcnn", "numba")
+
+
+def test_read_only_install_without_a_user_cache_falls_back_to_a_temp_dir(tmp_path):
+    import tempfile
+
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: path.startswith(tempfile.gettempdir())
+                                  and not path.startswith(str(tmp_path)))
+    assert chosen is not None and chosen.startswith(tempfile.gettempdir())
+    assert "fastcnn-numba" in chosen
+
+
+def test_nothing_writable_leaves_numba_to_compile_in_memory():
+    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: False) is None
+
+
+def test_writable_dir_probe(tmp_path):
+    assert jit._writable_dir(str(tmp_path / "new" / "dir"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert not jit._writable_dir(str(blocker / "cache"))
+
+
+READ_ONLY_SITECUSTOMIZE = """
+import os, tempfile
+_READ_ONLY = os.environ["SIMULATED_READ_ONLY"]
+_temporary_file = tempfile.TemporaryFile
+
+def TemporaryFile(*args, dir=None, **kwargs):
+    if dir is not None and os.path.abspath(dir).startswith(_READ_ONLY):
+        raise PermissionError(13, "read-only file system (simulated)", dir)
+    return _temporary_file(*args, dir=dir, **kwargs)
+
+tempfile.TemporaryFile = TemporaryFile
+"""
+
+CACHE_PROBE = """
+    import json, os, time
+    start = time.perf_counter()
+    import numpy as np
+    from fastcnn.kernels import numba_backend
+    from fastcnn.kernels.numba_cpu import dense, epilogue
+    x = np.linspace(-1, 1, 6 * 5, dtype=np.float32).reshape(6, 5)
+    w = np.linspace(-2, 2, 4 * 5, dtype=np.float32).reshape(4, 5)
+    out = np.empty((6, 4), np.float32)
+    numba_backend.dense_forward(x, w, np.ones(4, np.float32), "relu", out)
+    kernels = (dense._dense_forward, epilogue.bias_activation)
+    print(json.dumps({
+        "cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
+        "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),
+        "misses": sum(sum(k.stats.cache_misses.values()) for k in kernels),
+        "out": out.tolist(),
+        "seconds": time.perf_counter() - start,
+    }))
+"""
+
+
+def test_read_only_install_compiles_into_the_user_cache(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(READ_ONLY_SITECUSTOMIZE)
+    env = {"SIMULATED_READ_ONLY": jit.PACKAGE_DIR, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env_without_user_setting = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env_without_user_setting.update(env)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)],
+                            env={**env_without_user_setting, "PYTHONPATH": str(site)},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    user_cache = tmp_path / "cache" / "fastcnn" / "numba"
+    assert report["cache_dir"] == str(user_cache)
+    assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+
+
+def test_second_process_loads_kernels_from_the_cache(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    first = json.loads(run_python(CACHE_PROBE, env).splitlines()[-1])
+    second = json.loads(run_python(CACHE_PROBE, env).splitlines()[-1])
+    assert first["misses"] > 0
+    assert second["misses"] == 0 and second["hits"] > 0
+    assert second["out"] == first["out"]
+    print(f"first process {first['seconds']:.2f} s (compiles), second {second['seconds']:.2f} s (cached)")
+
+
+# ---- without numba -------------------------------------------------------------------------------------
+def test_missing_numba_gives_a_clear_import_error():
+    out = run_python("""
+        import sys
+        sys.modules["numba"] = None  # as if numba were not installed
+        try:
+            import fastcnn.kernels.numba_backend
+        except ImportError as exc:
+            print("ImportError:", exc)
+        import fastcnn
+        status = {s.name: s for s in fastcnn.available_backends()}["numba"]
+        print("available:", status.available)
+        print("reason:", status.reason)
+    """)
+    assert "ImportError: the numba backend needs the 'numba' package" in out
+    assert "pip install numba" in out
+    assert "available: False" in out
+    assert "reason: cannot import fastcnn.kernels.numba_backend: the numba backend needs" in out
