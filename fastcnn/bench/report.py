@@ -215,10 +215,13 @@ def markdown_report(document: dict) -> str:
         "step the loss and every weight gradient, with fastcnn's dropout masks in PyTorch for "
         "that one step). A mismatch stops the run.",
         "- Timing: a warm-up call (the check), a calibration so that one timed sample lasts "
-        f"at least {document['min_time'] * 1e3:.0f} ms, then {document['repeat']} rounds in which "
+        f"at least {document['min_time'] * 1e3:.0f} ms, then up to {document['repeat']} rounds "
+        f"(fewer, but at least 3, once a benchmark has been timed for {document.get('budget') or 0:.0f} s; "
+        "the naive loops take part in the first "
+        f"{document.get('naive_repeat', 1)} only) in which "
         "every competitor is timed once, in an order rotated each round; medians are reported "
         "and every ratio is the median of per-round ratios, so that load from other processes "
-        "affects both sides of a ratio alike.",
+        "affects both sides of a ratio alike. The `repeats` field of bench.json has the count.",
         "- GFLOP/s counts the convolution and dense GEMMs only (2 per multiply-add; the "
         "backward pass counts the gradients the model really computes); pooling, activations, "
         "losses and optimizer updates count none.",

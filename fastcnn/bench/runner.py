@@ -94,6 +94,7 @@ class Plan:
     repeat: int = 5
     naive_repeat: int = 1
     min_time: float = 0.05
+    budget: float | None = None   # seconds of timing per group before rounds stop (>= 3 rounds)
     threads: int = 1
     log: Callable[[str], None] = print
 
@@ -109,7 +110,7 @@ def run_group(group: Group, plan: Plan) -> list[dict]:
         racers.append(Competitor(name, n, trial.run, trial.sync, slow=(name == NAIVE),
                                  max_repeats=plan.naive_repeat if name == NAIVE else None))
         plan.log(f"  checked {name:<7} {group.kind} {group.name} in {time.perf_counter() - start:.2f} s")
-    race(racers, plan.repeat, plan.min_time)
+    race(racers, plan.repeat, plan.min_time, plan.budget)
     return rows_for(group, racers, plan)
 
 

@@ -15,11 +15,12 @@ from .peak import matmul_peak
 from .runner import NAIVE, TORCH, Plan, kernel_group, model_group, run_group
 
 PRESETS = {
-    # repeat rounds, seconds per timed sample, naive batch, naive rounds, matmul size, extras
-    "quick": dict(repeat=5, min_time=0.05, naive_batch_size=1, naive_repeat=1, peak_size=1536,
-                  extras=False),
-    "full": dict(repeat=11, min_time=0.2, naive_batch_size=2, naive_repeat=3, peak_size=2048,
-                 extras=True),
+    # repeat rounds, seconds per timed sample, seconds of timing per group (then >= 3 rounds),
+    # naive batch, naive rounds, matmul size, extras
+    "quick": dict(repeat=5, min_time=0.05, budget=4.0, naive_batch_size=1, naive_repeat=1,
+                  peak_size=1536, extras=False),
+    "full": dict(repeat=11, min_time=0.2, budget=90.0, naive_batch_size=2, naive_repeat=3,
+                 peak_size=2048, extras=True),
 }
 """``--quick`` (the default, pytorch_cnn's kernels, inference of pytorch_cnn) and ``--full``
 (every zoo kernel and model, plus start-up, compile time, memory and the step breakdown)."""
@@ -94,7 +95,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
             raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(zoo.names())}")
     environment.set_threads(threads)
     plan = Plan(competitors, config.batch_size, config.infer_batch_size, preset["naive_batch_size"],
-                preset["repeat"], preset["naive_repeat"], preset["min_time"], threads, log)
+                preset["repeat"], preset["naive_repeat"], preset["min_time"], preset["budget"],
+                threads, log)
     log(f"fastcnn bench --{config.mode}: {', '.join(competitors)}; {threads} threads; "
         f"batch {config.batch_size} (naive {preset['naive_batch_size']}), inference batch "
         f"{config.infer_batch_size}")
@@ -120,7 +122,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "mode": config.mode, "competitors": competitors, "models": models, "threads": threads,
         "batch_size": config.batch_size, "infer_batch_size": config.infer_batch_size,
         "naive_batch_size": preset["naive_batch_size"], "repeat": preset["repeat"],
-        "min_time": preset["min_time"], "machine": environment.machine(),
+        "min_time": preset["min_time"], "budget": preset["budget"],
+        "naive_repeat": preset["naive_repeat"], "machine": environment.machine(),
         "versions": environment.versions(), "peak": peak, "rows": rows,
     }
     if preset["extras"]:

@@ -68,16 +68,22 @@ class Competitor:
         return statistics.median(self.samples)
 
 
-def race(competitors: list[Competitor], repeats: int, min_time: float) -> None:
+def race(competitors: list[Competitor], repeats: int, min_time: float,
+         budget: float | None = None, min_rounds: int = 3) -> None:
     """Time every competitor ``repeats`` times, round-robin, filling ``samples``.
 
     Each competitor must already have run once (its correctness check), so
-    compilation and first-touch allocation are out of the way.
+    compilation and first-touch allocation are out of the way. With ``budget``
+    (seconds), no new round starts once the race has run that long and at
+    least ``min_rounds`` rounds are done.
     """
+    start = time.perf_counter()
     for competitor in competitors:
         competitor.calibrate(min_time)
     count = len(competitors)
     for round_index in range(max(1, int(repeats))):
+        if budget is not None and round_index >= min_rounds and time.perf_counter() - start > budget:
+            break
         shift = round_index % count
         for competitor in competitors[shift:] + competitors[:shift]:
             limit = competitor.max_repeats
