@@ -106,5 +106,5 @@ def test_markdown_headline_judges_the_targets():
     assert "1.25x" in text
     assert "1.50x (NOT met)" in text          # inference target: 2x PyTorch
     assert "1,500x (met)" in text             # 1000x the naive loops
-    assert "0.50x (NOT met)" in text          # cython within 1.5x of numba
+    assert "0.5x (NOT met)" in text           # cython within 1.5x of numba
     assert "no CUDA figures" in text

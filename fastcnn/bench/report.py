@@ -26,7 +26,9 @@ def format_seconds(seconds: float | None) -> str:
 def format_ratio(ratio: float | None) -> str:
     if ratio is None:
         return "-"
-    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.2f}x"
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.2f}x" if ratio >= 1 else f"{ratio:.2g}x"
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
