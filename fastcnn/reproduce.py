@@ -144,6 +144,10 @@ def _fit_verbosity(session: _Session) -> int:
     return 2 if session.verbose else 0  # one line per epoch, no progress bars in a report run
 
 
+def _epochs(count: int) -> str:
+    return f"{count:,} epoch" + ("" if count == 1 else "s")
+
+
 def _sizes(splits) -> dict:
     return {"train_images": len(splits.x_train),
             "validation_images": None if splits.x_val is None else len(splits.x_val),
@@ -155,7 +159,7 @@ def _recipe_run(session: _Session, result: ArticleResult, recipe, splits, label:
     """Train ``recipe`` on ``splits`` with the zoo runner; returns the Run and the model."""
     from .zoo.runner import run
 
-    session.say(f"-- {label}: {len(splits.x_train):,} training images, {recipe.epochs} epochs")
+    session.say(f"-- {label}: {len(splits.x_train):,} training images, {_epochs(recipe.epochs)}")
     outcome = run(recipe, splits, seed=session.seed, verbose=_fit_verbosity(session), compat=compat)
     measured = {"test_accuracy": outcome.test["accuracy"], "test_loss": outcome.test["loss"],
                 "epochs": outcome.epochs_run, "seconds": outcome.seconds, **_sizes(splits)}
@@ -239,7 +243,7 @@ def _keras_kfold(session: _Session, result: ArticleResult, recipe) -> None:
     scores, histories, seconds = [], [], 0.0
     for fold, (train_idx, val_idx) in enumerate(kfold(len(x), folds, seed=KFOLD_SEED)):
         session.say(f"-- fold {fold + 1}/{folds}: {len(train_idx):,} training images, "
-                    f"{recipe.epochs} epochs")
+                    f"{_epochs(recipe.epochs)}")
         model = get(recipe.model, seed=session.seed + fold)
         model.compile(recipe.make_optimizer(), recipe.loss)
         start = time.perf_counter()
@@ -387,6 +391,7 @@ def run_article(name: str, scale: Scale = FULL, out="reports", seed: int = 0,
         except DatasetError as exc:
             result.available, result.reason = False, reason or str(exc)
             result.runs.clear()
+            result.plots.clear()
     if not result.available:
         session.say(f"   dataset not available: {result.reason}")
     return result
@@ -496,7 +501,7 @@ def _recipe_line(recipe: dict) -> str:
 def _scale_line(scale: Scale) -> str:
     parts = [f"first {scale.train:,} training images" if scale.train else None,
              f"first {scale.test:,} test images" if scale.test else None,
-             f"{scale.epochs} epoch(s) per run/fold" if scale.epochs else None,
+             f"{_epochs(scale.epochs)} per run or fold" if scale.epochs else None,
              f"{scale.iterations:,} full-batch iterations" if scale.iterations else None]
     return ", ".join(p for p in parts if p) or "the full recipes"
 
