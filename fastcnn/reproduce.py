@@ -46,7 +46,7 @@ class Scale:
 
 
 FULL = Scale()
-QUICK = Scale(train=500, test=300, epochs=1, iterations=200)
+QUICK = Scale(train=500, test=300, epochs=1, iterations=500)
 
 
 @dataclass

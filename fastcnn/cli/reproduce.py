@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
                              "(pytorch_cnn, keras_kfold_cnn, kmnist_cnn, numpy_mlp, "
                              "fixed_kernel_cnn), or all")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny subsets, 1 epoch per run or fold, 200 full-batch iterations")
+                        help="a smoke run for CI: 500 training and 300 test images, "
+                             "1 epoch per run or fold, 500 full-batch iterations")
     parser.add_argument("--out", default="reports", help="folder for report.md and the plots "
                                                          "(default: reports)")
     parser.add_argument("--seed", type=int, default=0)
