@@ -342,17 +342,17 @@ def plot_benchmark(rows, path, title: str | None = None, size=(900, 450)) -> Pat
     a kernel), one bar per ``row["backend"]``, height ``row["samples_per_s"]``.
 
     rows: dicts with at least "group", "backend", "samples_per_s" ("name" is accepted
-    for "group"). A logarithmic axis is used when the values span more than 50x.
+    for "group"); rows whose samples_per_s is None (unbatched timings) are left out.
+    A logarithmic axis is used when the values span more than 50x.
     """
-    rows = list(rows)
-    if not rows:
-        raise ValueError("plot_benchmark needs at least one result row")
     try:
         table = [(str(row.get("group", row.get("name"))), str(row["backend"]),
-                  float(row["samples_per_s"])) for row in rows]
+                  float(row["samples_per_s"])) for row in rows if row["samples_per_s"] is not None]
     except KeyError as exc:
         raise ValueError(f"every benchmark row needs 'group', 'backend' and 'samples_per_s' "
                          f"(missing {exc})") from None
+    if not table:
+        raise ValueError("plot_benchmark needs at least one result row with a samples_per_s value")
     groups = list(dict.fromkeys(group for group, _, _ in table))
     backends = list(dict.fromkeys(backend for _, backend, _ in table))
     values = {(group, backend): value for group, backend, value in table}

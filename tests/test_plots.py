@@ -136,13 +136,17 @@ def test_benchmark_bars_group_by_model_and_backend(tmp_path):
             for group, scale in (("pytorch_cnn", 1), ("numpy_mlp", 30))
             for backend, value in (("numpy", 150.0), ("numba", 1200.0), ("cuda", 40000.0))]
     assert_png(plots.plot_benchmark(rows, tmp_path / "bench.png", title="t"), (900, 450))
-    named = [{"name": "conv2d_forward", "backend": "numba", "samples_per_s": 10.0, "extra": 1}]
+    named = [{"name": "conv2d_forward", "backend": "numba", "samples_per_s": 10.0, "extra": 1},
+             {"name": "startup", "backend": "numba", "samples_per_s": None}]
     assert_png(plots.plot_benchmark(named, tmp_path / "one.png", size=(300, 200)), (300, 200))
 
 
 def test_benchmark_and_sizes_refuse_bad_input(tmp_path):
     with pytest.raises(ValueError, match="at least one"):
         plots.plot_benchmark([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_benchmark([{"group": "a", "backend": "numpy", "samples_per_s": None}],
+                             tmp_path / "x.png")
     with pytest.raises(ValueError, match="samples_per_s"):
         plots.plot_benchmark([{"group": "a", "backend": "numpy"}], tmp_path / "x.png")
     with pytest.raises(ValueError, match="16x16"):
