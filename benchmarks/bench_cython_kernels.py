@@ -7,7 +7,7 @@ conv 32->64 3x3 pad 1 + relu, maxpool 2, dense 3136->128 + relu, dense 128->10,
 softmax cross-entropy, Adam. Each kernel is called with the buffers a training step
 gives it; the last rows time one whole step made of those calls (forward, backward,
 Adam on every parameter). Backends that cannot run here are left out with the reason.
-Prints the median milliseconds per call and the ratios cython/numpy and cython/numba.
+Prints the fastest of --repeat calls in milliseconds and the ratios cython/numpy and cython/numba.
 """
 
 from __future__ import annotations
@@ -103,18 +103,19 @@ def kernel_calls(k, b) -> dict:
     }
 
 
-def median_ms(call, repeat: int) -> float:
+def best_ms(call, repeat: int) -> float:
+    """Fastest of ``repeat`` timed calls: the least disturbed by other load on the machine."""
     call()  # warm up (numba compiles on its first call)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+    return 1e3 * min(times)
 
 
 def time_backend(name: str, batch: int, repeat: int) -> dict | None:
-    """Kernel name -> median ms on backend ``name``; None when it cannot run here."""
+    """Kernel name -> best ms on backend ``name``; None when it cannot run here."""
     try:
         with fastcnn.use_backend(name):
             k = fastcnn.get_backend()
@@ -124,10 +125,10 @@ def time_backend(name: str, batch: int, repeat: int) -> dict | None:
     b = {key: k.to_device(value) for key, value in make_buffers(batch).items()}
     calls = kernel_calls(k, b)
     step = [call for label, call in calls.items() if not label.startswith(" ")]
-    results = {label: median_ms(call, repeat) for label, call in calls.items()}
+    results = {label: best_ms(call, repeat) for label, call in calls.items()}
     results["TRAINING STEP (sum of calls)"] = sum(
         ms for label, ms in results.items() if not label.startswith(" "))
-    results["TRAINING STEP (timed whole)"] = median_ms(lambda: [c() for c in step], repeat)
+    results["TRAINING STEP (timed whole)"] = best_ms(lambda: [c() for c in step], repeat)
     return results
 
 

@@ -111,7 +111,8 @@ def maxpool2d_forward(x, kernel, stride, out, argmax):
 
 
 def maxpool2d_backward(dout, argmax, dx):
-    _kernels.maxpool2d_backward(_planes(dout), _planes(argmax), _planes(dx))
+    flat = [array.reshape(array.shape[0] * array.shape[1], -1) for array in (dout, argmax, dx)]
+    _kernels.maxpool2d_backward(*flat)
 
 
 def avgpool2d_forward(x, kernel, stride, out):

@@ -111,6 +111,53 @@ cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
     return min(end, 0 if offset >= 0 else (stride - 1 - offset) // stride)
 
 
+cdef inline void _zero(real* dst, Py_ssize_t count) noexcept nogil:
+    if count > 0:
+        memset(dst, 0, count * sizeof(real))
+
+
+cdef inline void _copy_strided(real* dst, const real* src, Py_ssize_t count,
+                               Py_ssize_t stride) noexcept nogil:
+    """dst[k] = src[k * stride] for k < count (stride 1 apart: a plain, vectorised copy)."""
+    cdef Py_ssize_t k
+    if stride == 1:
+        for k in range(count):
+            dst[k] = src[k]
+    else:
+        for k in range(count):
+            dst[k] = src[k * stride]
+
+
+cdef inline void _add_strided(real* dst, const real* src, Py_ssize_t count,
+                              Py_ssize_t stride) noexcept nogil:
+    """dst[k * stride] += src[k] for k < count."""
+    cdef Py_ssize_t k
+    if stride == 1:
+        for k in range(count):
+            dst[k] += src[k]
+    else:
+        for k in range(count):
+            dst[k * stride] += src[k]
+
+
+cdef inline double _sum(const real* values, Py_ssize_t count) noexcept nogil:
+    """Sum in eight interleaved lanes: independent adds the compiler vectorises
+    (a single running sum is one long chain of dependent adds)."""
+    cdef real lanes[8]
+    cdef Py_ssize_t k, lane, body = count - count % 8
+    cdef double total = 0
+    for lane in range(8):
+        lanes[lane] = 0
+    for k in range(0, body, 8):
+        for lane in range(8):
+            lanes[lane] += values[k + lane]
+    for lane in range(8):
+        total += lanes[lane]
+    for k in range(body, count):
+        total += values[k]
+    return total
+
+
 cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcept nogil:
     """Column of the first maximum of a[row]."""
     cdef Py_ssize_t j, best = 0
@@ -129,7 +176,8 @@ def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
     cdef Py_ssize_t out_h = cols.shape[2] // out_w
-    cdef Py_ssize_t plane, i, j, row, oy, ox, y, y_lo, y_hi, x_lo, x_hi, base
+    cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
+    cdef real* row
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
         for i in range(kernel_h):
@@ -138,20 +186,15 @@ def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
             for j in range(kernel_w):
                 x_hi = _end_inside(j - padding, width, stride, out_w)
                 x_lo = _first_inside(j - padding, stride, x_hi)
-                row = i * kernel_w + j
-                for oy in range(out_h):
-                    base = oy * out_w
-                    if oy < y_lo or oy >= y_hi:
-                        for ox in range(out_w):
-                            cols[plane, row, base + ox] = 0
-                        continue
-                    y = oy * stride + i - padding
-                    for ox in range(x_lo):
-                        cols[plane, row, base + ox] = 0
-                    for ox in range(x_lo, x_hi):
-                        cols[plane, row, base + ox] = x[plane, y, ox * stride + j - padding]
-                    for ox in range(x_hi, out_w):
-                        cols[plane, row, base + ox] = 0
+                row = &cols[plane, i * kernel_w + j, 0]
+                _zero(row, y_lo * out_w)  # window rows above the image
+                for oy in range(y_lo, y_hi):
+                    _zero(row + oy * out_w, x_lo)
+                    _copy_strided(row + oy * out_w + x_lo,
+                                  &x[plane, oy * stride + i - padding, x_lo * stride + j - padding],
+                                  x_hi - x_lo, stride)
+                    _zero(row + oy * out_w + x_hi, out_w - x_hi)
+                _zero(row + y_hi * out_w, (out_h - y_hi) * out_w)  # and below it
 
 
 def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
@@ -160,21 +203,20 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
     cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
     cdef Py_ssize_t out_h = cols.shape[2] // out_w
-    cdef Py_ssize_t plane, i, j, row, oy, ox, y, y_lo, y_hi, x_lo, x_hi
+    cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
-        memset(&dx[plane, 0, 0], 0, height * width * sizeof(real))
+        _zero(&dx[plane, 0, 0], height * width)
         for i in range(kernel_h):
             y_hi = _end_inside(i - padding, height, stride, out_h)
             y_lo = _first_inside(i - padding, stride, y_hi)
             for j in range(kernel_w):
                 x_hi = _end_inside(j - padding, width, stride, out_w)
                 x_lo = _first_inside(j - padding, stride, x_hi)
-                row = i * kernel_w + j
                 for oy in range(y_lo, y_hi):
-                    y = oy * stride + i - padding
-                    for ox in range(x_lo, x_hi):
-                        dx[plane, y, ox * stride + j - padding] += cols[plane, row, oy * out_w + ox]
+                    _add_strided(&dx[plane, oy * stride + i - padding, x_lo * stride + j - padding],
+                                 &cols[plane, i * kernel_w + j, oy * out_w + x_lo],
+                                 x_hi - x_lo, stride)
 
 
 def maxpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
@@ -199,17 +241,14 @@ def maxpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t str
                 argmax[plane, oy, ox] = <int>best_index
 
 
-def maxpool2d_backward(const real[:, :, ::1] dout, const int[:, :, ::1] argmax,
-                       real[:, :, ::1] dx):
-    """dout, argmax (B, OH, OW) -> dx planes (B, H, W): dout added at each window's winner."""
-    cdef Py_ssize_t width = dx.shape[2], plane, oy, ox, index
+def maxpool2d_backward(const real[:, ::1] dout, const int[:, ::1] argmax, real[:, ::1] dx):
+    """dout, argmax (B, OH*OW) -> dx planes (B, H*W): dout added at each window's winner."""
+    cdef Py_ssize_t plane, k
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
-                        use_threads_if=dx.shape[0] * dx.shape[1] * width > PARALLEL_MIN):
-        memset(&dx[plane, 0, 0], 0, dx.shape[1] * width * sizeof(real))
-        for oy in range(dout.shape[1]):
-            for ox in range(dout.shape[2]):
-                index = argmax[plane, oy, ox]
-                dx[plane, index // width, index % width] += dout[plane, oy, ox]
+                        use_threads_if=dx.shape[0] * dx.shape[1] > PARALLEL_MIN):
+        _zero(&dx[plane, 0], dx.shape[1])
+        for k in range(dout.shape[1]):
+            dx[plane, argmax[plane, k]] += dout[plane, k]
 
 
 def avgpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
@@ -265,18 +304,27 @@ def bias_activation_forward(real[:, :, ::1] z, const real[::1] bias, int act):
 def bias_activation_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                              real[::1] dbias):
     """In place dout (N, O, P) *= act'(out); dbias (O,) = dout summed over N and P, or None."""
-    cdef Py_ssize_t o, n, p
+    cdef Py_ssize_t o, n, p, length = dout.shape[2]
     cdef bint has_bias = dbias is not None
     cdef double total
+    cdef real* d
+    cdef const real* y
     if act == ACT_NONE and not has_bias:
         return
     for o in prange(dout.shape[1], nogil=True, num_threads=_num_threads,
-                    use_threads_if=dout.shape[0] * dout.shape[1] * dout.shape[2] > PARALLEL_MIN):
+                    use_threads_if=dout.shape[0] * dout.shape[1] * length > PARALLEL_MIN):
         total = 0
         for n in range(dout.shape[0]):
-            for p in range(dout.shape[2]):
-                dout[n, o, p] = _activation_grad(dout[n, o, p], out[n, o, p], act)
-                total = total + dout[n, o, p]
+            d = &dout[n, o, 0]
+            y = &out[n, o, 0]
+            if act == ACT_RELU:
+                for p in range(length):
+                    d[p] = d[p] * (y[p] > 0)
+            elif act == ACT_SIGMOID:
+                for p in range(length):
+                    d[p] = d[p] * (y[p] * (1 - y[p]))
+            if has_bias:
+                total = total + _sum(d, length)
         if has_bias:
             dbias[o] = <real>total
 
