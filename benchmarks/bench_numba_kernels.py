@@ -8,8 +8,9 @@ Prints four tables:
 
 1. every kernel, numpy vs numba (best and median milliseconds of ``--repeat`` calls,
    the two backends interleaved so that machine noise hits both alike);
-2. where the convolution GEMMs run: ``np.dot`` inside jitted code (what the
-   backend does) vs NumPy ``matmul`` called between jitted im2col/epilogue kernels;
+2. where the convolution GEMMs run: NumPy ``matmul`` called between the jitted
+   im2col/epilogue kernels (what the backend does) vs ``np.dot`` inside one
+   jitted function per layer (SciPy's BLAS);
 3. start-up: import fastcnn -> first conv forward+backward done (and a whole
    training step's kernels), in a fresh process with an empty NUMBA_CACHE_DIR
    (compiles) and again in a second process (loads the cache);
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -34,7 +36,7 @@ CHILD_FLAG = "--child"
 
 
 def timed(functions: dict, repeat: int) -> dict:
-    """{name: (best ms, median ms)} over ``repeat`` interleaved calls (after one warm-up call each)."""
+    """{name: (best ms, median ms)} of ``repeat`` interleaved calls, after one warm-up call each."""
     for function in functions.values():
         function()
     samples = {name: [] for name in functions}
@@ -54,13 +56,14 @@ def network_buffers(batch: int, seed: int = 0) -> dict:
     def normal(*shape, scale=1.0):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    def empty(*shape, dtype=np.float32):  # an output buffer, finite from the start (no NaN slow paths)
+    def empty(*shape, dtype=np.float32):  # an output buffer; finite, so no NaN slow paths
         return np.zeros(shape, dtype)
 
     return {
         "x": normal(batch, 1, 28, 28), "labels": rng.integers(0, 10, batch).astype(np.int32),
         "w1": normal(32, 1, 3, 3, scale=0.3), "b1": normal(32, scale=0.1),
-        "cols1": empty(batch, 9, 784), "y1": empty(batch, 32, 28, 28), "d1": normal(batch, 32, 28, 28),
+        "cols1": empty(batch, 9, 784), "y1": empty(batch, 32, 28, 28),
+        "d1": normal(batch, 32, 28, 28),
         "p1": empty(batch, 32, 14, 14), "a1": empty(batch, 32, 14, 14, dtype=np.int32),
         "dp1": empty(batch, 32, 14, 14),
         "w2": normal(64, 32, 3, 3, scale=0.06), "b2": normal(64, scale=0.1),
@@ -80,37 +83,44 @@ def network_buffers(batch: int, seed: int = 0) -> dict:
 
 
 def kernel_calls(k, b: dict) -> dict:
-    """{row name: zero-argument call} for backend module ``k`` on buffers ``b``."""
+    """{row name: zero-argument call} for backend module ``k`` on buffers ``b``.
+
+    Backward calls fold the activation into their dout in place: repeating that is
+    harmless for timing (ReLU's fold is idempotent), so no copy is timed with them."""
+    v = types.SimpleNamespace(**b)
+    flat = v.p2.reshape(len(v.x), -1)
     adam = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=3)
     return {
-        "conv1 forward (+relu)": lambda: k.conv2d_forward(b["x"], b["w1"], b["b1"], 1, 1, "relu",
-                                                          b["cols1"], b["y1"]),
-        "conv1 backward (no dx)": lambda: k.conv2d_backward(b["d1"].copy(), b["y1"], b["w1"], b["cols1"], 1, 1,
-                                                            "relu", None, b["dw1"], b["db1"], None),
-        "conv2 im2col": lambda: k.im2col(b["p1"], 3, 3, 1, 1, b["cols2"]),
-        "conv2 col2im": lambda: k.col2im(b["cols2"], 3, 3, 1, 1, b["dp1"]),
-        "conv2 forward (+relu)": lambda: k.conv2d_forward(b["p1"], b["w2"], b["b2"], 1, 1, "relu",
-                                                          b["cols2"], b["y2"]),
-        "conv2 backward": lambda: k.conv2d_backward(b["d2"].copy(), b["y2"], b["w2"], b["cols2"], 1, 1,
-                                                    "relu", b["dp1"], b["dw2"], b["db2"], b["dcols2"]),
-        "maxpool1 forward": lambda: k.maxpool2d_forward(b["y1"], 2, 2, b["p1"], b["a1"]),
-        "maxpool1 backward": lambda: k.maxpool2d_backward(b["dp1"], b["a1"], b["d1"]),
-        "maxpool2 forward": lambda: k.maxpool2d_forward(b["y2"], 2, 2, b["p2"], b["a2"]),
-        "maxpool2 backward": lambda: k.maxpool2d_backward(b["dp2"], b["a2"], b["d2"]),
-        "avgpool2 forward": lambda: k.avgpool2d_forward(b["y2"], 2, 2, b["p2"]),
-        "avgpool2 backward": lambda: k.avgpool2d_backward(b["dp2"], 2, 2, b["d2"]),
-        "dense 3136->128 forward": lambda: k.dense_forward(b["p2"].reshape(len(b["x"]), -1), b["w3"], b["b3"],
-                                                           "relu", b["y3"]),
-        "dense 3136->128 backward": lambda: k.dense_backward(b["d3"].copy(), b["y3"], b["p2"].reshape(len(b["x"]), -1),
-                                                             b["w3"], "relu", b["dx3"], b["dw3"], b["db3"]),
-        "dense 128->10 forward": lambda: k.dense_forward(b["y3"], b["w4"], b["b4"], None, b["y4"]),
-        "dense 128->10 backward": lambda: k.dense_backward(b["d4"].copy(), b["y4"], b["y3"], b["w4"], None,
-                                                           b["dx4"], b["dw4"], b["db4"]),
-        "relu forward 64x32x28x28": lambda: k.relu_forward(b["d1"], b["y1"]),
-        "dropout forward 64x128": lambda: k.dropout_forward(b["y3"], 0.5, 1234, b["dx4"], b["mask"]),
-        "softmax cross-entropy 64x10": lambda: k.softmax_cross_entropy(b["y4"], b["labels"], b["d4"], b["stats"]),
-        "adam 128x3136": lambda: k.adam_update(b["w3"], b["dw3"], b["m3"], b["v3"], **adam),
-        "sgd 128x3136": lambda: k.sgd_update(b["w3"], b["dw3"], b["m3"], 1e-3, 0.9),
+        "conv1 forward (+relu)":
+            lambda: k.conv2d_forward(v.x, v.w1, v.b1, 1, 1, "relu", v.cols1, v.y1),
+        "conv1 backward (no dx)":
+            lambda: k.conv2d_backward(v.d1, v.y1, v.w1, v.cols1, 1, 1, "relu", None, v.dw1, v.db1,
+                                      None),
+        "conv2 im2col": lambda: k.im2col(v.p1, 3, 3, 1, 1, v.cols2),
+        "conv2 col2im": lambda: k.col2im(v.cols2, 3, 3, 1, 1, v.dp1),
+        "conv2 forward (+relu)":
+            lambda: k.conv2d_forward(v.p1, v.w2, v.b2, 1, 1, "relu", v.cols2, v.y2),
+        "conv2 backward":
+            lambda: k.conv2d_backward(v.d2, v.y2, v.w2, v.cols2, 1, 1, "relu", v.dp1, v.dw2, v.db2,
+                                      v.dcols2),
+        "maxpool1 forward": lambda: k.maxpool2d_forward(v.y1, 2, 2, v.p1, v.a1),
+        "maxpool1 backward": lambda: k.maxpool2d_backward(v.dp1, v.a1, v.d1),
+        "maxpool2 forward": lambda: k.maxpool2d_forward(v.y2, 2, 2, v.p2, v.a2),
+        "maxpool2 backward": lambda: k.maxpool2d_backward(v.dp2, v.a2, v.d2),
+        "avgpool2 forward": lambda: k.avgpool2d_forward(v.y2, 2, 2, v.p2),
+        "avgpool2 backward": lambda: k.avgpool2d_backward(v.dp2, 2, 2, v.d2),
+        "dense 3136->128 forward (+relu)": lambda: k.dense_forward(flat, v.w3, v.b3, "relu", v.y3),
+        "dense 3136->128 backward":
+            lambda: k.dense_backward(v.d3, v.y3, flat, v.w3, "relu", v.dx3, v.dw3, v.db3),
+        "dense 128->10 forward": lambda: k.dense_forward(v.y3, v.w4, v.b4, None, v.y4),
+        "dense 128->10 backward":
+            lambda: k.dense_backward(v.d4, v.y4, v.y3, v.w4, None, v.dx4, v.dw4, v.db4),
+        "relu forward 64x32x28x28": lambda: k.relu_forward(v.d1, v.y1),
+        "dropout forward 64x128": lambda: k.dropout_forward(v.y3, 0.5, 1234, v.dx4, v.mask),
+        "softmax cross-entropy 64x10":
+            lambda: k.softmax_cross_entropy(v.y4, v.labels, v.d4, v.stats),
+        "adam 128x3136": lambda: k.adam_update(v.w3, v.dw3, v.m3, v.v3, **adam),
+        "sgd 128x3136": lambda: k.sgd_update(v.w3, v.dw3, v.m3, 1e-3, 0.9),
     }
 
 
@@ -133,76 +143,90 @@ def kernel_table(repeat: int, batch: int) -> list:
         result = timed({"numpy": calls["numpy"][row], "numba": calls["numba"][row]}, repeat)
         rows.append((row, *result["numpy"], *result["numba"]))
     steps = timed({"numpy": lambda: training_step(numpy_backend, buffers["numpy"]),
-                   "numba": lambda: training_step(numba_backend, buffers["numba"])}, max(3, repeat // 3))
-    rows.append(("whole step (rows above, no avgpool/im2col/col2im)", *steps["numpy"], *steps["numba"]))
+                   "numba": lambda: training_step(numba_backend, buffers["numba"])},
+                  max(3, repeat // 3))
+    label = "one step: rows above but im2col/col2im/avgpool"
+    rows.append((label, *steps["numpy"], *steps["numba"]))
     return rows
 
 
 def print_kernel_table(rows: list) -> None:
-    print(f"{'kernel':<52}{'numpy best':>11}{'median':>9}{'numba best':>11}{'median':>9}{'speed-up':>9}")
+    print(f"{'kernel':<48}{'numpy best':>11}{'median':>9}{'numba best':>11}{'median':>9}"
+          f"{'speed-up':>9}")
     for name, numpy_best, numpy_median, numba_best, numba_median in rows:
-        print(f"{name:<52}{numpy_best:>11.3f}{numpy_median:>9.3f}{numba_best:>11.3f}{numba_median:>9.3f}"
-              f"{numpy_median / numba_median:>8.1f}x")
+        print(f"{name:<48}{numpy_best:>11.3f}{numpy_median:>9.3f}{numba_best:>11.3f}"
+              f"{numba_median:>9.3f}{numpy_median / numba_median:>8.1f}x")
 
 
-# ---- 2. where the GEMM runs ------------------------------------------------------------------------
+# ---- 2. where the GEMM runs ----------------------------------------------------------------------
 def gemm_table(repeat: int, batch: int) -> list:
-    """Backend (np.dot in jitted code, SciPy's BLAS) vs matmul between kernels (NumPy's BLAS)."""
+    """The backend (NumPy matmul between jitted kernels) vs np.dot inside one jitted function
+    per layer (SciPy's BLAS), conv forward and backward."""
     from fastcnn.kernels import numba_backend
     from fastcnn.kernels.numba_cpu import conv, epilogue
     from fastcnn.kernels.numba_cpu.scalars import RELU
+    from numba import njit
 
-    b = network_buffers(batch)
-
-    def matmul_forward(x, w, bias, cols, out):
-        planes, geometry = conv._geometry(x.shape, 3, 3, 1, 1)
+    @njit(cache=True)
+    def dot_forward(x, weight2d, bias, planes, geometry, cols, out3):
         conv._im2col(x.reshape(-1), planes, geometry, cols.reshape(-1))
-        out3 = out.reshape(out.shape[0], out.shape[1], -1)
-        np.matmul(w.reshape(w.shape[0], -1), cols, out=out3)
+        for n in range(cols.shape[0]):
+            np.dot(weight2d, cols[n], out3[n])
         epilogue.bias_activation(out3, bias, RELU)
 
-    def matmul_backward(dout, out, w, cols, dx, dw, db, dcols):
-        d3 = dout.reshape(dout.shape[0], dout.shape[1], -1)
-        epilogue.activation_grad_bias_sum(d3, out.reshape(d3.shape), RELU, db)
-        # the sum over samples of d[n] @ cols[n].T needs an (N, O, K) temporary with matmul
-        np.matmul(d3, cols.transpose(0, 2, 1)).sum(axis=0, out=dw.reshape(dw.shape[0], -1))
-        np.matmul(w.reshape(w.shape[0], -1).T, d3, out=dcols)
-        planes, geometry = conv._geometry(dx.shape, 3, 3, 1, 1)
+    @njit(cache=True)
+    def dot_backward(dout3, out3, weight2d, cols, planes, geometry, dx, dweight2d, dbias, dcols):
+        epilogue.activation_grad_bias_sum(dout3, out3, RELU, dbias)
+        np.dot(dout3[0], cols[0].T, dweight2d)
+        scratch = np.empty_like(dweight2d)  # (O, K): each sample's product, summed as it comes
+        for n in range(1, cols.shape[0]):
+            np.dot(dout3[n], cols[n].T, scratch)
+            dweight2d += scratch
+        for n in range(cols.shape[0]):
+            np.dot(weight2d.T, dout3[n], dcols[n])
         conv._col2im(dcols.reshape(-1), planes, geometry, dx.reshape(-1))
 
-    rows = []
+    def rows(a):
+        return a.reshape(a.shape[0], a.shape[1], -1)
+
+    b = network_buffers(batch)
+    table = []
     for layer, x, w, bias, cols, out, dout, dx, dw, db, dcols in (
-            ("conv1", b["x"], b["w1"], b["b1"], b["cols1"], b["y1"], b["d1"], np.empty_like(b["x"]),
-             b["dw1"], b["db1"], np.empty_like(b["cols1"])),
-            ("conv2", b["p1"], b["w2"], b["b2"], b["cols2"], b["y2"], b["d2"], b["dp1"], b["dw2"], b["db2"],
-             b["dcols2"])):
+            ("conv1", b["x"], b["w1"], b["b1"], b["cols1"], b["y1"], b["d1"], np.zeros_like(b["x"]),
+             b["dw1"], b["db1"], np.zeros_like(b["cols1"])),
+            ("conv2", b["p1"], b["w2"], b["b2"], b["cols2"], b["y2"], b["d2"], b["dp1"], b["dw2"],
+             b["db2"], b["dcols2"])):
+        planes, geometry = conv._geometry(x.shape, 3, 3, 1, 1)
+        w2, dw2 = w.reshape(w.shape[0], -1), dw.reshape(dw.shape[0], -1)
         result = timed({
-            "dot fwd": lambda: numba_backend.conv2d_forward(x, w, bias, 1, 1, "relu", cols, out),
-            "matmul fwd": lambda: matmul_forward(x, w, bias, cols, out),
-            "dot bwd": lambda: numba_backend.conv2d_backward(dout.copy(), out, w, cols, 1, 1, "relu", dx, dw, db,
-                                                             dcols),
-            "matmul bwd": lambda: matmul_backward(dout.copy(), out, w, cols, dx, dw, db, dcols),
+            "matmul fwd": lambda: numba_backend.conv2d_forward(x, w, bias, 1, 1, "relu", cols, out),
+            "dot fwd": lambda: dot_forward(x, w2, bias, planes, geometry, cols, rows(out)),
+            "matmul bwd": lambda: numba_backend.conv2d_backward(dout, out, w, cols, 1, 1, "relu",
+                                                                dx, dw, db, dcols),
+            "dot bwd": lambda: dot_backward(rows(dout), rows(out), w2, cols, planes, geometry,
+                                            dx, dw2, db, dcols),
         }, repeat)
-        rows.append((layer, result))
-    return rows
+        table.append((layer, result))
+    return table
 
 
 def print_gemm_table(rows: list) -> None:
-    print(f"{'layer':<8}{'np.dot in njit fwd':>20}{'matmul between fwd':>20}"
-          f"{'np.dot in njit bwd':>20}{'matmul between bwd':>20}   (median ms)")
+    print(f"{'layer':<8}{'matmul between fwd':>20}{'np.dot in njit fwd':>20}"
+          f"{'matmul between bwd':>20}{'np.dot in njit bwd':>20}   (median ms, best in brackets)")
     for layer, r in rows:
-        print(f"{layer:<8}{r['dot fwd'][1]:>20.3f}{r['matmul fwd'][1]:>20.3f}"
-              f"{r['dot bwd'][1]:>20.3f}{r['matmul bwd'][1]:>20.3f}")
+        cells = "".join(f"{r[key][1]:>11.3f} ({r[key][0]:>6.3f})"
+                        for key in ("matmul fwd", "dot fwd", "matmul bwd", "dot bwd"))
+        print(f"{layer:<8}{cells}")
 
 
-# ---- 3 and 4. subprocesses ---------------------------------------------------------------------------
+# ---- 3 and 4. subprocesses ----------------------------------------------------------------------
 def child_startup() -> dict:
-    """Seconds from ``import fastcnn`` to the first conv forward+backward, then to one whole step."""
+    """Seconds from ``import fastcnn`` to the first conv forward+backward, and to one whole step."""
+    b = network_buffers(64)
     start = time.perf_counter()
     import fastcnn  # noqa: F401  (the import is part of what is timed)
     from fastcnn.kernels import numba_backend as k
 
-    b = network_buffers(64)
     kernel_calls(k, b)["conv2 forward (+relu)"]()
     kernel_calls(k, b)["conv2 backward"]()
     conv_done = time.perf_counter()
@@ -219,7 +243,8 @@ def child_threads(repeat: int) -> dict:
 
     b = network_buffers(64)
     calls = kernel_calls(k, b)
-    names = ("conv1 forward (+relu)", "conv1 backward (no dx)", "conv2 forward (+relu)", "conv2 backward")
+    names = ("conv1 forward (+relu)", "conv1 backward (no dx)", "conv2 forward (+relu)",
+             "conv2 backward")
 
     def convs():
         for name in names:
@@ -230,8 +255,8 @@ def child_threads(repeat: int) -> dict:
             "layer": numba.threading_layer()}
 
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
 
 
 def run_child(mode: str, env_updates: dict, repeat: int = 0) -> dict:
@@ -268,31 +293,31 @@ def threads_table(repeat: int) -> list:
     return [(label, run_child("threads", env, repeat)) for label, env in THREAD_SETTINGS]
 
 
-# ---- main ----------------------------------------------------------------------------------------------
+# ---- main ---------------------------------------------------------------------------------------
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=30, help="timed calls per kernel (default 30)")
+    parser.add_argument("--repeat", type=int, default=30, help="timed calls per row (default 30)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--skip-subprocess", action="store_true", help="only tables 1 and 2")
     args = parser.parse_args(argv)
 
     import numba
 
-    print(f"numba {numba.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}, batch {args.batch}, {args.repeat} calls per row\n")
+    print(f"numba {numba.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f}, batch {args.batch}, {args.repeat} calls per row\n")
     print("1. kernels, milliseconds per call")
     print_kernel_table(kernel_table(args.repeat, args.batch))
-    print("\n2. convolution GEMMs: np.dot inside jitted code vs NumPy matmul between kernels")
+    print("\n2. convolution GEMMs: NumPy matmul between kernels (backend) vs np.dot inside njit")
     print_gemm_table(gemm_table(args.repeat, args.batch))
     if args.skip_subprocess:
         return
-    print("\n3. start-up: import fastcnn -> first conv2 forward+backward / one whole step (seconds)")
+    print("\n3. start-up, seconds: import fastcnn -> first conv2 forward+backward / whole step")
     for label, r in startup_table():
         print(f"{label:<40}{r['conv']:>8.2f} s{r['step']:>8.2f} s")
     print("\n4. threads: conv1+conv2 forward+backward, ms (median / best)")
     for label, r in threads_table(args.repeat):
-        print(f"{label:<46}{r['median']:>8.2f}{r['best']:>8.2f}   numba threads {r['numba_threads']}, "
-              f"layer {r['layer']}")
+        print(f"{label:<46}{r['median']:>8.2f}{r['best']:>8.2f}   numba threads "
+              f"{r['numba_threads']}, layer {r['layer']}")
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -13,7 +13,8 @@ install) and for how threads are shared with BLAS.
 from __future__ import annotations
 
 from .contract import OPERATIONS
-from .numba_cpu.jit import get_num_threads, set_num_threads  # first: sets the cache dir, imports numba
+# jit first: it chooses the cache directory, then imports numba
+from .numba_cpu.jit import get_num_threads, set_num_threads
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
 from .numba_cpu.conv import col2im, conv2d_backward, conv2d_forward, im2col

@@ -1,4 +1,4 @@
-"""What only the numba backend has: threads, the on-disk kernel cache, float64 kernels, import errors.
+"""What only the numba backend has: threads, the kernel cache, float64 kernels, import errors.
 
 Its results against the NumPy reference are the conformance suite's job
 (tests/test_conformance.py picks the backend up by itself).
@@ -52,7 +52,8 @@ def conv_forward_backward(kernels, x, weight, bias, stride=2, padding=1, activat
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
     dx, dweight, dbias, dcols = (np.empty_like(x), np.empty_like(weight), np.empty_like(bias),
                                  np.empty_like(cols))
-    kernels.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols)
+    kernels.conv2d_backward(dout, out, weight, cols, stride, padding, activation,
+                            dx, dweight, dbias, dcols)
     return {"cols": cols, "out": out, "dx": dx, "dweight": dweight, "dbias": dbias}
 
 
@@ -107,7 +108,7 @@ def test_numba_num_threads_environment_variable_sizes_the_pool():
     assert out.split() == ["1"]
 
 
-# ---- dtypes ---------------------------------------------------------------------------------------
+# ---- dtypes --------------------------------------------------------------------------------
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid"])
 def test_kernels_accept_float64_arrays(activation):
     problem = conv_problem(np.float64)
@@ -115,7 +116,8 @@ def test_kernels_accept_float64_arrays(activation):
     actual = conv_forward_backward(numba_backend, *problem, activation=activation)
     for name in expected:
         assert actual[name].dtype == np.float64
-        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
 
 
 def test_dropout_mask_is_the_contract_hash_in_float64_too():
@@ -128,7 +130,7 @@ def test_dropout_mask_is_the_contract_hash_in_float64_too():
     np.testing.assert_array_equal(mask != 0, keep)
 
 
-# ---- the kernel cache -------------------------------------------------------------------------------
+# ---- the kernel cache ----------------------------------------------------------------------
 PACKAGE = "/site-packages/fastcnn/kernels/numba_cpu"
 
 
@@ -151,8 +153,11 @@ def test_read_only_install_without_a_user_cache_falls_back_to_a_temp_dir(tmp_pat
     import tempfile
 
     env = {"XDG_CACHE_HOME": str(tmp_path)}
-    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: path.startswith(tempfile.gettempdir())
-                                  and not path.startswith(str(tmp_path)))
+
+    def writable(path):  # only the temp dir, and not the user cache inside tmp_path
+        return path.startswith(tempfile.gettempdir()) and not path.startswith(str(tmp_path))
+
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=writable)
     assert chosen is not None and chosen.startswith(tempfile.gettempdir())
     assert "fastcnn-numba" in chosen
 
@@ -186,17 +191,19 @@ CACHE_PROBE = """
     start = time.perf_counter()
     import numpy as np
     from fastcnn.kernels import numba_backend
-    from fastcnn.kernels.numba_cpu import dense, epilogue
+    from fastcnn.kernels.numba_cpu import conv, epilogue
     x = np.linspace(-1, 1, 6 * 5, dtype=np.float32).reshape(6, 5)
     w = np.linspace(-2, 2, 4 * 5, dtype=np.float32).reshape(4, 5)
     out = np.empty((6, 4), np.float32)
     numba_backend.dense_forward(x, w, np.ones(4, np.float32), "relu", out)
-    kernels = (dense._dense_forward, epilogue.bias_activation)
+    cols = np.empty((1, 9, 30), np.float32)
+    numba_backend.im2col(x.reshape(1, 1, 6, 5), 3, 3, 1, 1, cols)
+    kernels = (epilogue.bias_activation, conv._im2col)
     print(json.dumps({
         "cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
         "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),
         "misses": sum(sum(k.stats.cache_misses.values()) for k in kernels),
-        "out": out.tolist(),
+        "out": out.tolist() + cols.ravel().tolist(),
         "seconds": time.perf_counter() - start,
     }))
 """
@@ -206,11 +213,10 @@ def test_read_only_install_compiles_into_the_user_cache(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(READ_ONLY_SITECUSTOMIZE)
-    env = {"SIMULATED_READ_ONLY": jit.PACKAGE_DIR, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env_without_user_setting = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
-    env_without_user_setting.update(env)
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)],
-                            env={**env_without_user_setting, "PYTHONPATH": str(site)},
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(SIMULATED_READ_ONLY=jit.PACKAGE_DIR, XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONPATH=str(site))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
@@ -226,10 +232,11 @@ def test_second_process_loads_kernels_from_the_cache(tmp_path):
     assert first["misses"] > 0
     assert second["misses"] == 0 and second["hits"] > 0
     assert second["out"] == first["out"]
-    print(f"first process {first['seconds']:.2f} s (compiles), second {second['seconds']:.2f} s (cached)")
+    print(f"first process {first['seconds']:.2f} s (compiles), "
+          f"second {second['seconds']:.2f} s (cached)")
 
 
-# ---- without numba -------------------------------------------------------------------------------------
+# ---- without numba -------------------------------------------------------------------------
 def test_missing_numba_gives_a_clear_import_error():
     out = run_python("""
         import sys

@@ -1,1 +1,1 @@
-"""The numba CPU kernels, one file per topic; :mod:`fastcnn.kernels.numba_backend` re-exports them."""
+"""Numba CPU kernels, one file per topic, re-exported by :mod:`fastcnn.kernels.numba_backend`."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import parallel_kernel, prange, serial_kernel
+from .jit import launch, parallel_kernel, prange, serial_kernel
 from .scalars import beats, sigmoid
 
 
@@ -83,24 +83,24 @@ def _softmax_backward(dout, out, dx):
 
 # ---- contract functions -------------------------------------------------------------
 def relu_forward(x, out):
-    _relu_forward(x.reshape(-1), out.reshape(-1))
+    launch(_relu_forward, x.size, x.reshape(-1), out.reshape(-1))
 
 
 def relu_backward(dout, out, dx):
-    _relu_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
+    launch(_relu_backward, dout.size, dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
 
 
 def sigmoid_forward(x, out):
-    _sigmoid_forward(x.reshape(-1), out.reshape(-1))
+    launch(_sigmoid_forward, x.size, x.reshape(-1), out.reshape(-1))
 
 
 def sigmoid_backward(dout, out, dx):
-    _sigmoid_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
+    launch(_sigmoid_backward, dout.size, dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
 
 
 def softmax_forward(x, out):
-    _softmax_forward(x, out)
+    launch(_softmax_forward, x.size, x, out)
 
 
 def softmax_backward(dout, out, dx):
-    _softmax_backward(dout, out, dx)
+    launch(_softmax_backward, dout.size, dout, out, dx)

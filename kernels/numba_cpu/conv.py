@@ -7,8 +7,10 @@ viewed as (N, O, P), which ``weight @ cols[n]`` writes directly.
 The im2col/col2im loops index flattened arrays with unsigned offsets: numba
 then skips its negative-index wrap-around check, which is what lets LLVM
 vectorise the row copies (3x faster than signed indexing at conv2's shape).
-GEMMs are ``np.dot`` inside jitted serial code (SciPy's BLAS), never inside a
-``prange`` body, so BLAS threads and numba threads take turns.
+GEMMs are NumPy ``matmul`` calls between the jitted kernels: NumPy's BLAS (no
+SciPy needed), one call per layer for the whole batch, never inside a ``prange``
+body, so BLAS threads and numba threads take turns. The backward pass needs no
+temporary of its own beyond the caller's dcols workspace (see _weight_gradient).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..contract import conv_output_size
 from .epilogue import activation_grad_bias_sum, bias_activation
-from .jit import inline_helper, parallel_kernel, prange, serial_kernel
+from .jit import inline_helper, launch, parallel_kernel, prange
 from .scalars import activation_code
 
 
@@ -29,7 +31,8 @@ def _fill_zero(flat, start, count):
 
 @inline_helper
 def _valid_range(offset, padding, stride, out_size, in_size):
-    """[lo, hi): the output positions o whose input position o*stride + offset - padding is in [0, in_size)."""
+    """[lo, hi): the output positions o that read input position o*stride + offset - padding
+    inside [0, in_size) rather than padding."""
     lo = min(out_size, max(0, (padding - offset + stride - 1) // stride))
     hi = max(lo, min(out_size, (in_size - 1 + padding - offset) // stride + 1))
     return lo, hi
@@ -101,50 +104,15 @@ def _geometry(image_shape, kernel_h, kernel_w, stride, padding):
                               conv_output_size(width, kernel_w, stride, padding))
 
 
-@serial_kernel
-def _sample_gemms(weight2d, cols, out3):
-    """out3[n] = weight2d @ cols[n] for every sample (BLAS, serial loop)."""
-    for n in range(cols.shape[0]):
-        np.dot(weight2d, cols[n], out3[n])
-
-
-@serial_kernel
-def _summed_sample_gemms(dout3, cols, dweight2d):
-    """dweight2d = sum over n of dout3[n] @ cols[n].T; one (O, K) scratch, no per-sample copies."""
-    if cols.shape[0] == 0:
-        dweight2d[:] = 0
-        return
-    np.dot(dout3[0], cols[0].T, dweight2d)
-    if cols.shape[0] > 1:
-        scratch = np.empty_like(dweight2d)
-        for n in range(1, cols.shape[0]):
-            np.dot(dout3[n], cols[n].T, scratch)
-            dweight2d += scratch
-
-
-@serial_kernel
-def _conv_forward(x, weight2d, bias, code, planes, geometry, cols, out3):
-    _im2col(x.reshape(-1), planes, geometry, cols.reshape(-1))
-    _sample_gemms(weight2d, cols, out3)
-    bias_activation(out3, bias, code)
-
-
-@serial_kernel
-def _conv_backward(dout3, out3, weight2d, cols, code, planes, geometry, dx, dweight2d, dbias, dcols):
-    activation_grad_bias_sum(dout3, out3, code, dbias)
-    _summed_sample_gemms(dout3, cols, dweight2d)
-    if dx is not None:
-        _sample_gemms(weight2d.T, dout3, dcols)
-        _col2im(dcols.reshape(-1), planes, geometry, dx.reshape(-1))
-
-
 # ---- contract functions -------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols):
-    _im2col(x.reshape(-1), *_geometry(x.shape, kernel_h, kernel_w, stride, padding), cols.reshape(-1))
+    planes, geometry = _geometry(x.shape, kernel_h, kernel_w, stride, padding)
+    launch(_im2col, cols.size, x.reshape(-1), planes, geometry, cols.reshape(-1))
 
 
 def col2im(cols, kernel_h, kernel_w, stride, padding, dx):
-    _col2im(cols.reshape(-1), *_geometry(dx.shape, kernel_h, kernel_w, stride, padding), dx.reshape(-1))
+    planes, geometry = _geometry(dx.shape, kernel_h, kernel_w, stride, padding)
+    launch(_col2im, cols.size, cols.reshape(-1), planes, geometry, dx.reshape(-1))
 
 
 def _as_matrix(weight):
@@ -157,15 +125,36 @@ def _as_rows(images):
     return images.reshape(images.shape[0], images.shape[1], -1)
 
 
+def _weight_gradient(dout3, cols, dweight, dcols):
+    """dweight (O, C, KH, KW) = sum over n of dout3[n] (O, P) @ cols[n].T (P, K).
+
+    One batched GEMM writes every sample's product into an (N, O, K) scratch,
+    then a sum over samples; the scratch is the dcols workspace (N, K, P) when
+    it is big enough (O <= P, as in every usual conv), not yet in use at this point."""
+    batch, channels = dout3.shape[0], dout3.shape[1]
+    shape = (batch, channels, cols.shape[1])
+    size = batch * channels * cols.shape[1]
+    if dcols is not None and dcols.size >= size:
+        scratch = dcols.reshape(-1)[:size].reshape(shape)
+    else:
+        scratch = np.empty(shape, dout3.dtype)
+    np.matmul(dout3, cols.transpose(0, 2, 1), out=scratch)
+    scratch.sum(axis=0, out=_as_matrix(dweight))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
-    planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
-    _conv_forward(x, _as_matrix(weight), bias, activation_code(activation), planes, geometry,
-                  cols, _as_rows(out))
+    im2col(x, weight.shape[2], weight.shape[3], stride, padding, cols)
+    out3 = _as_rows(out)
+    np.matmul(_as_matrix(weight), cols, out=out3)
+    launch(bias_activation, out.size, out3, bias, activation_code(activation))
 
 
-def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols):
-    # without dx there is no col2im, and no input shape to take its geometry from
-    planes, geometry = ((0, (0,) * 8) if dx is None else
-                        _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding))
-    _conv_backward(_as_rows(dout), _as_rows(out), _as_matrix(weight), cols,
-                   activation_code(activation), planes, geometry, dx, _as_matrix(dweight), dbias, dcols)
+def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
+                    dx, dweight, dbias, dcols):
+    dout3 = _as_rows(dout)
+    code = activation_code(activation)
+    launch(activation_grad_bias_sum, dout.size, dout3, _as_rows(out), code, dbias)
+    _weight_gradient(dout3, cols, dweight, dcols)
+    if dx is not None:
+        np.matmul(_as_matrix(weight).T, dout3, out=dcols)
+        col2im(dcols, weight.shape[2], weight.shape[3], stride, padding, dx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import DROPOUT_CONSTANTS
-from .jit import parallel_kernel, prange
+from .jit import launch, parallel_kernel, prange
 
 _GOLDEN, _MIX1, _MIX2 = (np.uint64(c) for c in DROPOUT_CONSTANTS)
 _SHIFT30, _SHIFT27, _SHIFT31, _SHIFT40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
@@ -41,9 +41,9 @@ def _dropout_backward(dout, mask, dx):
 # ---- contract functions -------------------------------------------------------------
 def dropout_forward(x, p, seed, out, mask):
     scale = mask.dtype.type(1.0 / (1.0 - p))
-    _dropout_forward(x.reshape(-1), float(p), np.uint64(int(seed) % 2**64), scale,
+    launch(_dropout_forward, x.size, x.reshape(-1), float(p), np.uint64(int(seed) % 2**64), scale,
                      out.reshape(-1), mask.reshape(-1))
 
 
 def dropout_backward(dout, mask, dx):
-    _dropout_backward(dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    launch(_dropout_backward, dout.size, dout.reshape(-1), mask.reshape(-1), dx.reshape(-1))

@@ -9,9 +9,10 @@ or at ``<tempdir>/fastcnn-numba-<user>`` when that is not writable either,
 *before* importing numba. A ``NUMBA_CACHE_DIR`` set by the user always wins.
 
 Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
-of cores); :func:`set_num_threads` uses fewer. BLAS is only ever called from
-serial code between parallel loops, never inside a ``prange`` body, so the two
-thread pools take turns rather than oversubscribing the cores.
+of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
+kernels on one thread. BLAS (NumPy's ``matmul``) is only ever called from
+Python between the jitted kernels, never inside a ``prange`` body, so numba's
+threads and BLAS's take turns rather than oversubscribing the cores.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _user_name() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "user"
 
 
-def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None, writable=_writable_dir) -> str | None:
+def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None,
+                     writable=_writable_dir) -> str | None:
     """The directory numba should cache fastcnn's kernels in, or None to keep numba's choice.
 
     None when the user set ``NUMBA_CACHE_DIR`` or numba's default
@@ -90,10 +92,33 @@ parallel_sum_kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
 """Decorator: a parallel kernel whose inner sums may be reordered (see FASTMATH)."""
 
 serial_kernel = njit(cache=True)
-"""Decorator: a single-threaded kernel (BLAS calls, tiny reductions)."""
+"""Decorator: a single-threaded kernel (the losses: too few rows to split)."""
 
 inline_helper = njit(cache=True, inline="always")
 """Decorator: a small helper that numba inlines into each kernel calling it."""
+
+SERIAL_WORK = 1 << 15
+"""Kernels over fewer elements than this run on the calling thread alone: a parallel
+region costs more than it saves there, and on a busy machine it also waits for a
+descheduled worker (a 64x10 dense epilogue: 7 us on 1 thread, 12-24 ms on 2 threads
+of a 2-core machine at load 10)."""
+
+
+def launch(kernel, work: int, *args):
+    """Call the jitted ``kernel(*args)``, on the calling thread alone when ``work``
+    (elements touched) is below SERIAL_WORK. Thread counts cannot be changed inside
+    cached kernels (numba refuses to cache them), hence this wrapper."""
+    if work >= SERIAL_WORK:
+        return kernel(*args)
+    previous = numba.get_num_threads()
+    if previous == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(previous)
+
 
 def set_num_threads(n: int) -> None:
     """Threads for the parallel kernels, clamped to [1, NUMBA_NUM_THREADS] (the pool

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import parallel_kernel, prange
+from .jit import launch, parallel_kernel, prange
 
 
 @parallel_kernel
@@ -40,19 +40,23 @@ def _adadelta_update(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho,
 
 
 # ---- contract functions -------------------------------------------------------------
+def _flat(*arrays):
+    return [array.reshape(-1) for array in arrays]
+
+
 def sgd_update(param, grad, velocity, lr, momentum):
     cast = param.dtype.type
-    _sgd_update(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), cast(lr), cast(momentum))
+    launch(_sgd_update, param.size, *_flat(param, grad, velocity), cast(lr), cast(momentum))
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     cast = param.dtype.type
-    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), cast(lr),
-                 cast(beta1), cast(beta2), cast(1 - beta1), cast(1 - beta2),
-                 cast(1 - beta1 ** step), cast(1 - beta2 ** step), cast(eps))
+    launch(_adam_update, param.size, *_flat(param, grad, m, v), cast(lr), cast(beta1), cast(beta2),
+           cast(1 - beta1), cast(1 - beta2), cast(1 - beta1 ** step), cast(1 - beta2 ** step),
+           cast(eps))
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     cast = param.dtype.type
-    _adadelta_update(param.reshape(-1), grad.reshape(-1), square_avg.reshape(-1),
-                     acc_delta.reshape(-1), cast(lr), cast(rho), cast(1 - rho), cast(eps))
+    launch(_adadelta_update, param.size, *_flat(param, grad, square_avg, acc_delta), cast(lr),
+           cast(rho), cast(1 - rho), cast(eps))

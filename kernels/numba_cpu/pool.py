@@ -8,7 +8,7 @@ backward passes, where overlapping windows add into one input pixel, are race-fr
 
 from __future__ import annotations
 
-from .jit import parallel_kernel, prange
+from .jit import launch, parallel_kernel, prange
 from .scalars import beats
 
 
@@ -84,16 +84,17 @@ def _planes(images, flat=False):
 
 
 def maxpool2d_forward(x, kernel, stride, out, argmax):
-    _maxpool_forward(_planes(x), kernel, stride, _planes(out), _planes(argmax))
+    launch(_maxpool_forward, x.size, _planes(x), kernel, stride, _planes(out), _planes(argmax))
 
 
 def maxpool2d_backward(dout, argmax, dx):
-    _maxpool_backward(_planes(dout, True), _planes(argmax, True), _planes(dx, True))
+    launch(_maxpool_backward, dx.size, _planes(dout, flat=True), _planes(argmax, flat=True),
+           _planes(dx, flat=True))
 
 
 def avgpool2d_forward(x, kernel, stride, out):
-    _avgpool_forward(_planes(x), kernel, stride, _planes(out))
+    launch(_avgpool_forward, x.size, _planes(x), kernel, stride, _planes(out))
 
 
 def avgpool2d_backward(dout, kernel, stride, dx):
-    _avgpool_backward(_planes(dout), kernel, stride, _planes(dx))
+    launch(_avgpool_backward, dx.size, _planes(dout), kernel, stride, _planes(dx))
