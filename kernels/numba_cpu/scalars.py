@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import serial_kernel
+from .jit import inline_helper, serial_kernel
 
 NO_ACTIVATION, RELU, SIGMOID = 0, 1, 2
 _ACTIVATION_CODES = {None: NO_ACTIVATION, "relu": RELU, "sigmoid": SIGMOID}
@@ -27,10 +27,11 @@ def sigmoid(v):
     return 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
-@serial_kernel
+@inline_helper
 def beats(value, best):
     """True when ``value`` replaces ``best`` in a first-maximum-wins argmax scan.
 
-    Matches numpy.argmax: NaN counts as the maximum and the first NaN wins.
+    Matches numpy.argmax: NaN counts as the maximum and the first NaN wins. Bitwise
+    operators, not ``or``/``and``: no branches, so callers can compile to selects.
     """
-    return value > best or (value != value and best == best)
+    return (value > best) | ((value != value) & (best == best))
