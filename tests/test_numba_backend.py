@@ -162,8 +162,8 @@ def test_read_only_install_without_a_user_cache_falls_back_to_a_temp_dir(tmp_pat
     assert "fastcnn-numba" in chosen
 
 
-def test_nothing_writable_leaves_numba_to_compile_in_memory():
-    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: False) is None
+def test_nothing_writable_turns_the_cache_off():
+    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: False) == jit.NOWHERE
 
 
 def test_writable_dir_probe(tmp_path):
@@ -223,6 +223,20 @@ def test_read_only_install_compiles_into_the_user_cache(tmp_path):
     user_cache = tmp_path / "cache" / "fastcnn" / "numba"
     assert report["cache_dir"] == str(user_cache)
     assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+
+
+def test_nothing_writable_still_runs_the_kernels_uncached(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(READ_ONLY_SITECUSTOMIZE)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(SIMULATED_READ_ONLY=os.path.abspath(os.sep), PYTHONPATH=str(site))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["cache_dir"] is None and report["hits"] == 0
+    assert report["out"][0] == pytest.approx([7.950998, 3.413793, 0.0, 0.0])
 
 
 def test_second_process_loads_kernels_from_the_cache(tmp_path):

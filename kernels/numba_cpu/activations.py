@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import launch, parallel_kernel, prange, serial_kernel
-from .scalars import beats, sigmoid
+from .scalars import first_argmax, sigmoid
 
 
 @parallel_kernel
@@ -47,10 +47,7 @@ def softmax_row(x, out):
     """out = softmax(x) for one row; returns (argmax of x, max of x, sum of exp(x - max)).
 
     The first maximum wins and a NaN anywhere makes the whole row NaN."""
-    best = 0
-    for j in range(1, x.size):
-        if beats(x[j], x[best]):
-            best = j
+    best = first_argmax(x)
     top = x[best]
     total = 0.0
     for j in range(x.size):

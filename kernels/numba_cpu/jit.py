@@ -48,7 +48,8 @@ def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None,
 
     None when the user set ``NUMBA_CACHE_DIR`` or numba's default
     (``package_dir/__pycache__``) is writable; otherwise the first writable of
-    the user cache (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir.
+    the user cache (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir;
+    NOWHERE when none is (the kernels then compile in every process).
     """
     environ = os.environ if environ is None else environ
     if environ.get("NUMBA_CACHE_DIR"):
@@ -61,11 +62,16 @@ def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None,
     for candidate in candidates:
         if writable(candidate):
             return candidate
-    return None  # nothing writable: numba compiles in memory and warns
+    return NOWHERE
 
+
+NOWHERE = ""
+"""choose_cache_dir's answer when no directory is writable."""
 
 CACHE_DIR = choose_cache_dir()
-if CACHE_DIR is not None:
+CACHE = CACHE_DIR != NOWHERE
+"""False when nothing is writable: numba would refuse to build a cached kernel at all."""
+if CACHE_DIR:
     os.environ["NUMBA_CACHE_DIR"] = CACHE_DIR
 
 try:
@@ -77,7 +83,7 @@ except ImportError as exc:
 
 from numba import njit, prange  # noqa: E402
 
-if CACHE_DIR is not None and not numba.config.CACHE_DIR:
+if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
     numba.config.CACHE_DIR = CACHE_DIR
 
@@ -85,16 +91,16 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 """fastmath flags that let LLVM reorder and vectorise sums but keep NaN and inf
 semantics (no ``nnan``/``ninf``): a diverging loss still shows up as NaN."""
 
-parallel_kernel = njit(parallel=True, cache=True)
+parallel_kernel = njit(parallel=True, cache=CACHE)
 """Decorator: a kernel whose outer ``prange`` loop runs on numba's thread pool."""
 
-parallel_sum_kernel = njit(parallel=True, cache=True, fastmath=FASTMATH)
+parallel_sum_kernel = njit(parallel=True, cache=CACHE, fastmath=FASTMATH)
 """Decorator: a parallel kernel whose inner sums may be reordered (see FASTMATH)."""
 
-serial_kernel = njit(cache=True)
+serial_kernel = njit(cache=CACHE)
 """Decorator: a single-threaded kernel (the losses: too few rows to split)."""
 
-inline_helper = njit(cache=True, inline="always")
+inline_helper = njit(cache=CACHE, inline="always")
 """Decorator: a small helper that numba inlines into each kernel calling it."""
 
 SERIAL_WORK = 1 << 15

@@ -11,17 +11,7 @@ import numpy as np
 
 from .activations import softmax_row
 from .jit import serial_kernel
-from .scalars import beats
-
-
-@serial_kernel
-def first_argmax(row):
-    """Index of the first maximum of a 1-D row (the first NaN, if any, as numpy.argmax)."""
-    best = 0
-    for j in range(1, row.size):
-        if beats(row[j], row[best]):
-            best = j
-    return best
+from .scalars import first_argmax
 
 
 @serial_kernel

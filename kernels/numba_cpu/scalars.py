@@ -1,5 +1,5 @@
-"""Scalar helpers inlined into several kernels: activation codes, a stable sigmoid,
-and the first-maximum-wins comparison shared by max pooling and the losses."""
+"""Small helpers shared by several kernels: activation codes, a stable sigmoid, and the
+first-maximum-wins comparison and argmax of max pooling, softmax and the losses."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def beats(value, best):
     operators, not ``or``/``and``: no branches, so callers can compile to selects.
     """
     return (value > best) | ((value != value) & (best == best))
+
+
+@serial_kernel
+def first_argmax(row):
+    """Index of the first maximum of a 1-D row (the first NaN, if any, as numpy.argmax)."""
+    best = 0
+    for j in range(1, row.size):
+        if beats(row[j], row[best]):
+            best = j
+    return best
