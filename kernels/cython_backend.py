@@ -63,6 +63,11 @@ def _planes(array):
     return array.reshape(-1, *array.shape[2:])
 
 
+def _flat_planes(array):
+    """(N, C, H, W) -> (N*C, H*W) view: kernels that index a plane by flat position y*W + x."""
+    return array.reshape(array.shape[0] * array.shape[1], -1)
+
+
 def _plane_cols(cols, kernel_h, kernel_w):
     """cols (N, C*KH*KW, P) -> (N*C, KH*KW, P) view, the columns of each plane."""
     return cols.reshape(-1, kernel_h * kernel_w, cols.shape[2])
@@ -107,12 +112,12 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dw
 
 # ---- pooling ------------------------------------------------------------------
 def maxpool2d_forward(x, kernel, stride, out, argmax):
-    _kernels.maxpool2d_forward(_planes(x), kernel, stride, _planes(out), _planes(argmax))
+    _kernels.maxpool2d_forward(_flat_planes(x), x.shape[3], kernel, stride, _planes(out),
+                               _planes(argmax))
 
 
 def maxpool2d_backward(dout, argmax, dx):
-    flat = [array.reshape(array.shape[0] * array.shape[1], -1) for array in (dout, argmax, dx)]
-    _kernels.maxpool2d_backward(*flat)
+    _kernels.maxpool2d_backward(_flat_planes(dout), _flat_planes(argmax), _flat_planes(dx))
 
 
 def avgpool2d_forward(x, kernel, stride, out):

@@ -158,11 +158,39 @@ cdef inline double _sum(const real* values, Py_ssize_t count) noexcept nogil:
     return total
 
 
+cdef inline bint _beats(real value, real best) noexcept nogil:
+    """True when ``value`` replaces ``best`` in an argmax scan: larger, or the first NaN
+    (NumPy's argmax lets the first NaN win)."""
+    return value > best or (value != value and best == best)
+
+
+cdef inline Py_ssize_t _count_nan(const real* values, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t k, nans = 0
+    for k in range(count):
+        nans += values[k] != values[k]
+    return nans
+
+
+cdef inline Py_ssize_t _window_argmax(const real* plane, Py_ssize_t width, Py_ssize_t y0,
+                                      Py_ssize_t x0, Py_ssize_t kernel, bint nan_aware) noexcept nogil:
+    """Flat index y*W + x of the first maximum of the kernel x kernel window at (y0, x0),
+    scanned row by row; with nan_aware, of its first NaN if it has one."""
+    cdef Py_ssize_t i, j, at, best_at = y0 * width + x0
+    cdef real best = plane[best_at]
+    for i in range(kernel):
+        for j in range(kernel):
+            at = (y0 + i) * width + x0 + j
+            if (_beats(plane[at], best) if nan_aware else plane[at] > best):
+                best = plane[at]
+                best_at = at
+    return best_at
+
+
 cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcept nogil:
     """Column of the first maximum of a[row]."""
     cdef Py_ssize_t j, best = 0
     for j in range(1, a.shape[1]):
-        if a[row, j] > a[row, best]:
+        if _beats(a[row, j], a[row, best]):
             best = j
     return best
 
@@ -219,26 +247,24 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                                  x_hi - x_lo, stride)
 
 
-def maxpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
-                      real[:, :, ::1] out, int[:, :, ::1] argmax):
-    """x planes (B, H, W) -> out, argmax (B, OH, OW); argmax = y*W + x of the first maximum."""
-    cdef Py_ssize_t width = x.shape[2], plane, oy, ox, i, j, y0, x0, best_index
-    cdef real best
+def maxpool2d_forward(const real[:, ::1] x, Py_ssize_t width, Py_ssize_t kernel,
+                      Py_ssize_t stride, real[:, :, ::1] out, int[:, :, ::1] argmax):
+    """x planes (B, H*W) of width W -> out, argmax (B, OH, OW); argmax = y*W + x of the
+    first maximum, or of the first NaN (NumPy's argmax)."""
+    cdef Py_ssize_t plane, oy, ox, at
+    cdef bint has_nan
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
-                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+                        use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        # the NaN-aware compare costs four times a plain one: only planes with a NaN pay it
+        has_nan = _count_nan(&x[plane, 0], x.shape[1]) > 0
         for oy in range(out.shape[1]):
-            y0 = oy * stride
             for ox in range(out.shape[2]):
-                x0 = ox * stride
-                best = x[plane, y0, x0]
-                best_index = y0 * width + x0
-                for i in range(kernel):
-                    for j in range(kernel):
-                        if x[plane, y0 + i, x0 + j] > best:
-                            best = x[plane, y0 + i, x0 + j]
-                            best_index = (y0 + i) * width + x0 + j
-                out[plane, oy, ox] = best
-                argmax[plane, oy, ox] = <int>best_index
+                if has_nan:
+                    at = _window_argmax(&x[plane, 0], width, oy * stride, ox * stride, kernel, True)
+                else:
+                    at = _window_argmax(&x[plane, 0], width, oy * stride, ox * stride, kernel, False)
+                out[plane, oy, ox] = x[plane, at]
+                argmax[plane, oy, ox] = <int>at
 
 
 def maxpool2d_backward(const real[:, ::1] dout, const int[:, ::1] argmax, real[:, ::1] dx):
