@@ -203,7 +203,7 @@ def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     """x planes (B, H, W) -> cols (B, KH*KW, OH*OW); padded pixels read as 0."""
     cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
-    cdef Py_ssize_t out_h = cols.shape[2] // out_w
+    cdef Py_ssize_t out_h = (height + 2 * padding - kernel_h) // stride + 1
     cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
     cdef real* row
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
@@ -230,7 +230,7 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     """cols (B, KH*KW, OH*OW) -> dx planes (B, H, W), summing overlapping windows."""
     cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
     cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
-    cdef Py_ssize_t out_h = cols.shape[2] // out_w
+    cdef Py_ssize_t out_h = (height + 2 * padding - kernel_h) // stride + 1
     cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
@@ -300,7 +300,7 @@ def avgpool2d_backward(const real[:, :, ::1] dout, Py_ssize_t kernel, Py_ssize_t
     cdef real share
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=dx.shape[0] * dx.shape[1] * dx.shape[2] > PARALLEL_MIN):
-        memset(&dx[plane, 0, 0], 0, dx.shape[1] * dx.shape[2] * sizeof(real))
+        _zero(&dx[plane, 0, 0], dx.shape[1] * dx.shape[2])
         for oy in range(dout.shape[1]):
             for ox in range(dout.shape[2]):
                 share = dout[plane, oy, ox] / (kernel * kernel)
@@ -312,19 +312,18 @@ def avgpool2d_backward(const real[:, :, ::1] dout, Py_ssize_t kernel, Py_ssize_t
 # ---- bias and activation fused into convolution and dense layers ------------------------
 def bias_activation_forward(real[:, :, ::1] z, const real[::1] bias, int act):
     """In place z (N, O, P) = act(z + bias[o]); bias (O,) or None."""
-    cdef Py_ssize_t channels = z.shape[1], plane, o, p
+    cdef Py_ssize_t channels = z.shape[1], length = z.shape[2], plane, p
     cdef bint has_bias = bias is not None
     cdef real shift
+    cdef real* row
+    if act == ACT_NONE and not has_bias:
+        return
     for plane in prange(z.shape[0] * channels, nogil=True, num_threads=_num_threads,
-                        use_threads_if=z.shape[0] * z.shape[1] * z.shape[2] > PARALLEL_MIN):
-        o = plane % channels
-        if has_bias:
-            shift = bias[o]
-            for p in range(z.shape[2]):
-                z[plane // channels, o, p] = _activate(z[plane // channels, o, p] + shift, act)
-        elif act != ACT_NONE:
-            for p in range(z.shape[2]):
-                z[plane // channels, o, p] = _activate(z[plane // channels, o, p], act)
+                        use_threads_if=z.shape[0] * channels * length > PARALLEL_MIN):
+        row = &z[plane // channels, plane % channels, 0]
+        shift = bias[plane % channels] if has_bias else 0
+        for p in range(length):
+            row[p] = _activate(row[p] + shift, act)
 
 
 def bias_activation_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
@@ -343,12 +342,8 @@ def bias_activation_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, in
         for n in range(dout.shape[0]):
             d = &dout[n, o, 0]
             y = &out[n, o, 0]
-            if act == ACT_RELU:
-                for p in range(length):
-                    d[p] = d[p] * (y[p] > 0)
-            elif act == ACT_SIGMOID:
-                for p in range(length):
-                    d[p] = d[p] * (y[p] * (1 - y[p]))
+            for p in range(length):
+                d[p] = _activation_grad(d[p], y[p], act)
             if has_bias:
                 total = total + _sum(d, length)
         if has_bias:
