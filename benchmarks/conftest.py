@@ -113,6 +113,7 @@ def measure(benchmark, groups, bench_threads):
             flops = group.flops(n)
             if group.batched:
                 benchmark.extra_info["samples_per_s"] = n / seconds
+                benchmark.extra_info["seconds_per_sample"] = seconds / n
             benchmark.extra_info["gflops"] = flops / seconds / 1e9 if flops else None
 
     return measure

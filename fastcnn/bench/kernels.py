@@ -44,26 +44,26 @@ def _activate_torch(y, activation):
     return y
 
 
-def _activate_torch_graph(y, activation):
-    """The activation as a new autograd node (backward passes need the graph)."""
-    torch = _torch()
+def _activation_backward_torch(dout, out, activation):
+    """dout times the activation's derivative, from the activated output ``out`` (the
+    operators autograd runs for ReLU and Sigmoid nodes)."""
+    aten = _torch().ops.aten
     if activation == "relu":
-        return torch.relu(y)
+        return aten.threshold_backward(dout, out, 0)
     if activation == "sigmoid":
-        return torch.sigmoid(y)
-    return y
+        return aten.sigmoid_backward(dout, out)
+    return dout
 
 
-def _autograd_run(output, named_inputs: dict, dout):
+def _autograd_run(output, named_inputs: dict, grad_output):
     """(run, results) timing the backward pass of a recorded graph: ``run()`` back-propagates
-    ``dout`` from ``output`` to every tensor in ``named_inputs`` (gradient names -> tensors)."""
+    ``grad_output()`` from ``output`` to every tensor in ``named_inputs`` (gradient name -> tensor)."""
     torch = _torch()
     names, inputs = list(named_inputs), list(named_inputs.values())
-    grad_output = _tensor(dout)
     grads = {}
 
     def run():
-        grads["values"] = torch.autograd.grad(output, inputs, grad_output, retain_graph=True)
+        grads["values"] = torch.autograd.grad(output, inputs, grad_output(), retain_graph=True)
 
     return run, lambda: {name: _host(g) for name, g in zip(names, grads["values"])}
 
@@ -143,9 +143,14 @@ class _GemmLayer(_Kernel):
                 result["out"] = _activate_torch(self._torch_op(x, weight, bias), self.activation)
 
             return run, lambda: {"out": _host(result["out"])}
-        y = _activate_torch_graph(self._torch_op(x, weight, bias), self.activation)
+        # the activation's derivative comes from the reference's activated output, as for
+        # the backends: PyTorch's own forward could put a pre-activation that is within
+        # rounding of zero on the other side of the ReLU
+        dout, out = _tensor(host["dout"]), _tensor(host["out"])
         named = {"dx": x, "dweight": weight, "dbias": bias}
-        return _autograd_run(y, {name: named[name] for name in self._gradients()}, host["dout"])
+        return _autograd_run(self._torch_op(x, weight, bias),
+                             {name: named[name] for name in self._gradients()},
+                             lambda: _activation_backward_torch(dout, out, self.activation))
 
 
 class Conv2d(_GemmLayer):
@@ -229,7 +234,8 @@ class _Pool2d(_Kernel):
     def torch(self, host, direction):
         x = _tensor(host["x"], direction == "backward")
         if direction == "backward":
-            return _autograd_run(self._torch_pool(x), {"dx": x}, host["dout"])
+            dout = _tensor(host["dout"])
+            return _autograd_run(self._torch_pool(x), {"dx": x}, lambda: dout)
         result = {}
 
         def run():

@@ -110,7 +110,11 @@ def run_group(group: Group, plan: Plan) -> list[dict]:
         racers.append(Competitor(name, n, trial.run, trial.sync, slow=(name == NAIVE),
                                  max_repeats=plan.naive_repeat if name == NAIVE else None))
         plan.log(f"  checked {name:<7} {group.kind} {group.name} in {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
     race(racers, plan.repeat, plan.min_time, plan.budget)
+    plan.log("  timed " + ", ".join(f"{racer.backend} {racer.median * 1e3:.3g} ms" for racer in racers)
+             + f" per call (median of {len(racers[0].samples)} rounds, "
+             f"{time.perf_counter() - start:.1f} s)")
     return rows_for(group, racers, plan)
 
 
