@@ -60,12 +60,12 @@ def _flat(array):
 
 def _planes(array):
     """(N, C, H, W) -> (N*C, H, W) view: the pooling and im2col kernels loop over planes."""
-    return array.reshape(-1, *array.shape[2:])
+    return array.reshape(array.shape[0] * array.shape[1], *array.shape[2:])
 
 
 def _flat_planes(array):
     """(N, C, H, W) -> (N*C, H*W) view: kernels that index a plane by flat position y*W + x."""
-    return array.reshape(array.shape[0] * array.shape[1], -1)
+    return array.reshape(array.shape[0] * array.shape[1], array.shape[2] * array.shape[3])
 
 
 def _plane_cols(cols, kernel_h, kernel_w):
@@ -100,9 +100,9 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dw
     # dweight = sum over samples of d[n] @ cols[n].T: per-sample GEMMs beat one
     # GEMM over (N*P), which would first copy cols into (K, N*P)
     dweight = dweight.reshape(o, -1)
-    np.matmul(d[0], cols[0].T, out=dweight)
+    dweight[...] = 0
     term = np.empty_like(dweight)
-    for sample in range(1, n):
+    for sample in range(n):
         np.matmul(d[sample], cols[sample].T, out=term)
         dweight += term
     if dx is not None:
