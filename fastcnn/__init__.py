@@ -10,6 +10,13 @@ The backend (naive, numpy, numba, cython, cuda) is picked with
 the fastest that works here.
 """
 
+import os as _os
+
+# Idle OpenMP threads (numba's omp layer, the cython kernels) sleep instead of
+# spinning between kernels, leaving the cores to BLAS, which runs in between:
+# spinning made both 3-5x slower on a busy machine. The user's setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import callbacks, init, inputs, layers, losses, metrics, optim
 from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
