@@ -7,6 +7,10 @@ install) and the user has not set ``NUMBA_CACHE_DIR``, this module points
 ``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``),
 or at ``<tempdir>/fastcnn-numba-<user>`` when that is not writable either,
 *before* importing numba. A ``NUMBA_CACHE_DIR`` set by the user always wins.
+Where nothing at all is writable, caching is off and each process compiles.
+Numba keys each cache entry on its own file's contents only: after editing a
+helper in one file (scalars.py, say), delete ``__pycache__/*.nb[ic]`` (or the
+cache directory) so that kernels in other files that inlined it recompile.
 
 Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
 of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
