@@ -48,9 +48,18 @@ def versions() -> dict:
     return found
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (runnable processes), where the OS reports one."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def machine() -> dict:
     return {"cpu": cpu_model(), "cores": cpu_count(), "platform": platform.platform(),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "load_average": load_average()}
 
 
 # ---- threads -------------------------------------------------------------------------

@@ -170,6 +170,9 @@ def markdown_report(document: dict) -> str:
         f"- **Machine:** {machine['cpu']}, {machine['cores']} cores available to the process "
         f"({machine['platform']}); no GPU" + ("" if "cuda" in document["competitors"] else
                                               " was used (the CUDA backend is not measured here)") + ".",
+        f"- **Load:** 1-minute load average {machine.get('load_average', '?')} at the start, "
+        f"{machine.get('load_average_end', '?')} at the end: other processes shared the "
+        f"{machine['cores']} cores, which is why every figure is a side-by-side ratio or a median.",
         "- **Versions:** " + ", ".join(f"{name} {version or 'not installed'}"
                                        for name, version in versions.items()) + ".",
         f"- **Threads:** {document['threads']} for every competitor (fastcnn kernels, NumPy's "
@@ -223,7 +226,10 @@ def markdown_report(document: dict) -> str:
         f"{document.get('naive_repeat', 1)} only) in which "
         "every competitor is timed once, in an order rotated each round; medians are reported "
         "and every ratio is the median of per-round ratios, so that load from other processes "
-        "affects both sides of a ratio alike. The `repeats` field of bench.json has the count.",
+        "affects both sides of a ratio alike. The `repeats` field of bench.json has the count. "
+        "All competitors share one process, and `import fastcnn` sets `OMP_WAIT_POLICY=PASSIVE` "
+        "(unless already set), so idle OpenMP threads of one competitor do not spin while "
+        "another runs.",
         "- GFLOP/s counts the convolution and dense GEMMs only (2 per multiply-add; the "
         "backward pass counts the gradients the model really computes); pooling, activations, "
         "losses and optimizer updates count none.",

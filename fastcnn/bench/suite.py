@@ -129,6 +129,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     if preset["extras"]:
         document.update(_extras(competitors, threads, config.batch_size, preset, log))
     document["seconds"] = time.perf_counter() - started
+    document["machine"]["load_average_end"] = environment.load_average()
     return document
 
 
