@@ -265,34 +265,6 @@ def _keras_kfold(session: _Session, result: ArticleResult, recipe) -> None:
                  reported=recipe.reported.get("mean_accuracy"))
 
 
-def frozen_prefix(model) -> int:
-    """How many leading layers hold no trainable weights and no randomness: their output
-    never changes during training, so it can be computed once (e.g. a fixed conv + pool)."""
-    from .layers import Dropout
-
-    for index, layer in enumerate(model.layers):
-        trainable = any(param.trainable for param in layer.params.values())
-        if trainable or isinstance(layer, Dropout):
-            return index
-    return len(model.layers)
-
-
-def prefix_features(model, count: int, x, batch_size: int = 2000) -> np.ndarray:
-    """Host output of the model's first ``count`` layers for images x (inference mode)."""
-    from .backend import get_backend
-    from .inputs import as_images
-
-    x = as_images(x, model.input_shape)
-    backend = get_backend()
-    parts = []
-    for start in range(0, len(x), batch_size):
-        out = x[start:start + batch_size]
-        for layer in model.layers[:count]:
-            out = layer(out, training=False)
-        parts.append(np.array(backend.to_host(out)))
-    return np.concatenate(parts)
-
-
 class _EveryN(Callback):
     """Prints the running loss and accuracy every ``every`` full-batch iterations."""
 
@@ -306,32 +278,26 @@ class _EveryN(Callback):
 
 
 def _fixed_kernel(session: _Session, result: ArticleResult, recipe) -> None:
-    """Full-batch gradient descent of the MLP head behind the frozen, hand-made kernel.
+    """Full-batch gradient descent behind the frozen, hand-made kernel.
 
-    The conv and pooling layers never change, so their output is computed once and the
-    trainable layers (the same layer objects) are trained on it: the same arithmetic as
-    running the whole network every iteration, without redoing the convolution.
+    ``Sequential.fit`` computes the frozen conv + pooling output once and trains the
+    layers behind it on that: the same arithmetic as running the whole network every
+    iteration, without redoing the convolution.
     """
     from . import plots
-    from .model import Sequential
     from .zoo import get
 
     iterations = session.scale.iterations or recipe.epochs
     (x, y), (x_test, y_test) = session.data(recipe.dataset)
     model = get(recipe.model, seed=session.seed)
-    cut = frozen_prefix(model)
-    session.say(f"-- fastcnn: {iterations:,} full-batch iterations on {len(x):,} training images "
-                f"(the frozen {', '.join(layer.name for layer in model.layers[:cut])} output "
-                "computed once)")
-    start = time.perf_counter()
-    features = prefix_features(model, cut, x)
-    head = Sequential(model.layers[cut:], seed=session.seed, name=f"{recipe.model}_head")
-    head.compile(recipe.make_optimizer(), recipe.loss)
-    callbacks = [_EveryN(max(1, iterations // 10), iterations)] if session.verbose else []
-    history = head.fit(features, y, epochs=iterations, batch_size=len(features), shuffle=False,
-                       callbacks=callbacks, verbose=0)
-    seconds = time.perf_counter() - start
     model.compile(recipe.make_optimizer(), recipe.loss)
+    session.say(f"-- fastcnn: {iterations:,} full-batch iterations on {len(x):,} training images "
+                "(the frozen conv and pooling output computed once)")
+    start = time.perf_counter()
+    callbacks = [_EveryN(max(1, iterations // 10), iterations)] if session.verbose else []
+    history = model.fit(x, y, epochs=iterations, batch_size=len(x), shuffle=False,
+                        callbacks=callbacks, verbose=0)
+    seconds = time.perf_counter() - start
     test = model.evaluate(x_test, y_test)
     measured = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
                 "iterations": len(history.epoch), "seconds": seconds,
@@ -556,5 +522,5 @@ def _jsonable(value):
 
 
 __all__ = ["ARTICLES", "FULL", "QUICK", "ArticleResult", "Report", "Run", "Scale",
-           "frozen_prefix", "machine_info", "prefix_features", "render_report", "reproduce",
+           "machine_info", "render_report", "reproduce",
            "run_article", "unavailable_reason", "write_report"]
