@@ -22,21 +22,20 @@ from fastcnn.kernels import numba_backend, numpy_backend  # noqa: E402
 from fastcnn.kernels.numba_cpu import jit  # noqa: E402
 
 
-def run_python(code: str, env_updates: dict | None = None, pythonpath: str | None = None) -> str:
+def run_python(code: str, env_updates: dict | None = None) -> str:
     """Run ``code`` in a fresh interpreter; its stdout (fails the test on a non-zero exit)."""
     env = dict(os.environ, **(env_updates or {}))
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def conv_problem(dtype, seed=0):
+def conv_problem(dtype, batch=3, channels=4, size=9, seed=0):
+    """x (N, C, size, size-1), weight (5, C, 3, 3), bias (5,)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((3, 4, 9, 8)).astype(dtype)
-    weight = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
+    x = rng.standard_normal((batch, channels, size, size - 1)).astype(dtype)
+    weight = rng.standard_normal((5, channels, 3, 3)).astype(dtype)
     bias = rng.standard_normal(5).astype(dtype)
     return x, weight, bias
 
@@ -89,7 +88,8 @@ def test_fastcnn_set_num_threads_reaches_the_numba_backend(restore_threads):
 
 
 def test_results_do_not_depend_on_the_thread_count(restore_threads):
-    problem = conv_problem(np.float32)
+    problem = conv_problem(np.float32, batch=8, channels=16, size=41)  # big enough for threads
+    assert problem[0].size * 9 // 4 > jit.SERIAL_WORK
     numba_backend.set_num_threads(1)
     single = conv_forward_backward(numba_backend, *problem)
     import numba
@@ -98,6 +98,17 @@ def test_results_do_not_depend_on_the_thread_count(restore_threads):
     many = conv_forward_backward(numba_backend, *problem)
     for name in single:
         np.testing.assert_array_equal(single[name], many[name], err_msg=name)
+
+
+def test_small_kernels_leave_the_thread_setting_alone(restore_threads):
+    import numba
+
+    numba_backend.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    x = np.linspace(-1, 1, 10, dtype=np.float32)
+    out = np.empty_like(x)
+    numba_backend.relu_forward(x, out)  # runs on one thread: far below SERIAL_WORK
+    assert numba_backend.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
 
 
 def test_numba_num_threads_environment_variable_sizes_the_pool():
