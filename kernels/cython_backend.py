@@ -23,6 +23,11 @@ from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memo
 
 name = "cython"
 
+BLAS_THREADS = 1
+"""NumPy's BLAS runs single-threaded while this backend is active (fastcnn.backend
+applies it): its GEMMs sit between parallel kernels whose OpenMP threads would
+otherwise fight BLAS's own threads for the cores."""
+
 OPENMP: bool = _kernels.OPENMP
 """True when the extension was built with OpenMP; False for a serial build."""
 

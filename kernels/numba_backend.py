@@ -28,4 +28,9 @@ from .numba_cpu.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_ba
 
 name = "numba"
 
+BLAS_THREADS = 1
+"""NumPy's BLAS runs single-threaded while this backend is active (fastcnn.backend
+applies it): its GEMMs sit between parallel kernels whose OpenMP threads would
+otherwise fight BLAS's own threads for the cores."""
+
 __all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS]

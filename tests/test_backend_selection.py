@@ -105,3 +105,24 @@ def test_set_num_threads_refuses_less_than_one():
     with pytest.raises(ValueError, match="n >= 1"):
         fastcnn.set_num_threads(0)
     fastcnn.set_num_threads(2)
+
+
+def test_compiled_cpu_backends_run_blas_on_one_thread_and_give_it_back():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import fastcnn
+
+    def blas_threads():
+        return {info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"}
+
+    original = fastcnn.backend_name()
+    with fastcnn.use_backend("numpy"):
+        free = blas_threads()
+    for name in ("numba", "cython"):
+        if name not in [s.name for s in fastcnn.available_backends() if s.available]:
+            continue
+        with fastcnn.use_backend(name):
+            assert blas_threads() == {1}
+        with fastcnn.use_backend("numpy"):
+            assert blas_threads() == free
+    assert fastcnn.backend_name() == original

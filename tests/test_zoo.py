@@ -89,7 +89,7 @@ def test_numpy_mlp_compat_has_the_tutorial_quirk_layers_and_learning_rate():
     model = zoo.numpy_mlp(seed=0, compat=True)
     assert isinstance(model.layers[0], RawPixels) and isinstance(model.layers[-1], BatchAxisSoftmax)
     assert not any(layer.params.get("bias") for layer in model.layers)
-    assert zoo.recipe("numpy_mlp", compat=True).lr == 0.01
+    assert zoo.recipe("numpy_mlp", compat=True).lr == pytest.approx(0.001 * 128 * 10)
     x, _ = mnist_like(6)
     scores = fastcnn.to_numpy(model.forward(x))
     np.testing.assert_allclose(scores.sum(axis=0), 1.0, rtol=1e-5)  # normalised over the batch
