@@ -226,7 +226,10 @@ def markdown_report(document: dict) -> str:
         f"{document.get('naive_repeat', 1)} only) in which "
         "every competitor is timed once, in an order rotated each round; medians are reported "
         "and every ratio is the median of per-round ratios, so that load from other processes "
-        "affects both sides of a ratio alike. The `repeats` field of bench.json has the count. "
+        "affects both sides of a ratio alike (bench.json keeps every round's seconds per call "
+        "under `samples`). Ratios still move with the load: fastcnn's compiled backends run "
+        "about twenty short parallel regions per training step, each of which waits for its "
+        "slowest thread, so a descheduled thread costs them more than PyTorch. "
         "All competitors share one process, and `import fastcnn` sets `OMP_WAIT_POLICY=PASSIVE` "
         "(unless already set), so idle OpenMP threads of one competitor do not spin while "
         "another runs.",

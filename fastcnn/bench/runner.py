@@ -131,6 +131,7 @@ def rows_for(group: Group, racers: list[Competitor], plan: Plan) -> list[dict]:
             "seconds": seconds, "seconds_per_sample": seconds / per_call,
             "samples_per_s": per_call / seconds if group.batched else None,
             "calls_per_s": 1.0 / seconds, "repeats": len(racer.samples), "calls_per_repeat": racer.number,
+            "samples": list(racer.samples),
             "gflops": flops / seconds / 1e9 if flops else None,
             "speedup_vs": {other.backend: paired_speedup(racer, other) for other in racers},
         }
