@@ -227,9 +227,9 @@ def markdown_report(document: dict) -> str:
         "every competitor is timed once, in an order rotated each round; medians are reported "
         "and every ratio is the median of per-round ratios, so that load from other processes "
         "affects both sides of a ratio alike (bench.json keeps every round's seconds per call "
-        "under `samples`). Ratios still move with the load: fastcnn's compiled backends run "
-        "about twenty short parallel regions per training step, each of which waits for its "
-        "slowest thread, so a descheduled thread costs them more than PyTorch. "
+        "under `samples`). Ratios still move with the load: in our runs the compiled backends "
+        "(a dozen or more short parallel kernels per training step, each waiting for its "
+        "slowest thread) lost more than PyTorch whenever other processes were busy. "
         "All competitors share one process, and `import fastcnn` sets `OMP_WAIT_POLICY=PASSIVE` "
         "(unless already set), so idle OpenMP threads of one competitor do not spin while "
         "another runs.",
