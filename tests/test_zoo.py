@@ -67,8 +67,8 @@ def test_the_tutorial_initializers_and_activations_are_used():
     ("pytorch_cnn", optim.Adam, {"lr": 1e-3}, 64, 100, "cross_entropy"),
     ("keras_kfold_cnn", optim.SGD, {"lr": 0.01, "momentum": 0.9}, 32, 10, "cross_entropy"),
     ("kmnist_cnn", optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-7}, 128, 12, "cross_entropy"),
-    ("numpy_mlp", optim.SGD, {"lr": 1.0, "momentum": 0.0}, 128, 20, "mse"),
-    ("fixed_kernel_cnn", optim.SGD, {"lr": 0.5, "momentum": 0.0}, 60_000, 40_000, "cross_entropy"),
+    ("numpy_mlp", optim.SGD, {"lr": 16.0, "momentum": 0.0}, 128, 20, "mse"),
+    ("fixed_kernel_cnn", optim.SGD, {"lr": 2.0, "momentum": 0.0}, 60_000, 40_000, "cross_entropy"),
 ])
 def test_recipe_defaults_match_the_tutorial(name, optimizer, settings, batch_size, epochs, loss):
     recipe = zoo.recipe(name)
