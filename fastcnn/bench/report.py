@@ -12,6 +12,12 @@ KINDS = (("train", "Training steps"), ("infer", "Inference"), ("kernel", "Kernel
 HEADERS = ("benchmark", "backend", "batch", "time/batch", "samples/s", "vs naive", "vs torch",
            "GFLOP/s", "% peak")
 
+TARGETS = {("infer", "numba", TORCH): 2.0, ("train", "numba", NAIVE): 1000.0,
+           ("train", "cython", "numba"): 1 / 1.5}
+"""(kind, backend, baseline) -> the throughput ratio the issues ask for (issue 3: numba
+inference >= 2x PyTorch, training step >= 1000x the naive loops; issue 4: cython within
+1.5x of numba's training throughput)."""
+
 
 # ---- formatting ------------------------------------------------------------------------
 def format_seconds(seconds: float | None) -> str:
@@ -94,6 +100,10 @@ def _verdict(value, target) -> str:
     return "met" if value >= target else "NOT met"
 
 
+def _judged(ratio, target) -> str:
+    return f"{format_ratio(ratio)} ({_verdict(ratio, target)})" if ratio else "-"
+
+
 def headline_models(document: dict, fast: str = "numba") -> str:
     """Per zoo model: the fast backend against PyTorch, the naive loops and cython."""
     headers = ["model", f"{fast} train samples/s", "torch train samples/s",
@@ -113,12 +123,24 @@ def headline_models(document: dict, fast: str = "numba") -> str:
             name, format_number(train["samples_per_s"]),
             format_number(torch_train["samples_per_s"]) if torch_train else "-",
             format_ratio(train["speedup_vs"].get(TORCH)),
-            f"{format_ratio(infer_ratio)} ({_verdict(infer_ratio, 2.0)})" if infer_ratio else "-",
-            f"{format_ratio(naive_ratio)} ({_verdict(naive_ratio, 1000.0)})" if naive_ratio else "-",
-            f"{format_ratio(cython)} ({_verdict(cython, 1 / 1.5)})" if cython else "-",
+            _judged(infer_ratio, TARGETS[("infer", "numba", TORCH)]),
+            _judged(naive_ratio, TARGETS[("train", "numba", NAIVE)]),
+            _judged(cython, TARGETS[("train", "cython", "numba")]),
             f"{format_number(train['gflops'])} ({format_share(train.get('peak_share'))})",
         ])
     return render(headers, rows, markdown=True)
+
+
+def processes_table(processes: dict) -> str:
+    rows = []
+    for entry in processes["ratios"]:
+        target = TARGETS.get((entry["kind"], entry["backend"], entry["baseline"]))
+        what = "training step" if entry["kind"] == "train" else "inference"
+        rows.append([f"{entry['name']} {what}: {entry['backend']} / {entry['baseline']}",
+                     format_ratio(entry["median"]), format_ratio(entry["min"]),
+                     format_ratio(entry["max"]),
+                     f">= {format_ratio(target)}: {_verdict(entry['median'], target)}" if target else "-"])
+    return render(["figure", "median", "min", "max", "target"], rows, markdown=True)
 
 
 def startup_table(startup: dict) -> str:
@@ -190,6 +212,14 @@ def markdown_report(document: dict) -> str:
                   "Ratios are throughput ratios (samples/s), the median of per-round ratios "
                   "measured side by side in the same process.", "",
                   headline_models(document, fast), ""]
+    if "processes" in document:
+        count = document["processes"]["count"]
+        parts += [f"### The same ratios in {count} fresh processes", "",
+                  processes_table(document["processes"]), "",
+                  "Throughput ratios of pytorch_cnn (training batch "
+                  f"{document['batch_size']}, inference batch {document['infer_batch_size']}), "
+                  f"each process timing its competitors round-robin; the spread between "
+                  "processes is larger than within one.", ""]
     if "startup" in document:
         parts += ["## Start-up, compile time and memory (pytorch_cnn, batch "
                   f"{document['batch_size']})", "", startup_table(document["startup"]), "",

@@ -116,28 +116,35 @@ print("RESULT " + json.dumps({
 '''
 
 
-def run_child(framework: str, threads: int, batch: int = 64, steps: int = 10,
-              cache_dir: str | None = None, timeout: float = 900) -> dict:
-    """Train pytorch_cnn in a fresh interpreter with ``framework`` (a backend name or
-    "torch"); returns the child's figures plus ``process_s`` (wall time incl. start-up)."""
-    env = dict(os.environ)
-    if cache_dir is not None:
-        env["NUMBA_CACHE_DIR"] = cache_dir
-    env.pop("FASTCNN_BACKEND", None)
+def run_python(code: str, args: list, what: str, env: dict | None = None,
+               timeout: float = 900) -> dict:
+    """Run ``code`` in a fresh interpreter (``python -c code *args``) and return the JSON
+    it printed on a line starting "RESULT ", plus ``process_s`` (wall time incl. start-up)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, framework, str(threads), str(batch), str(steps)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"the {framework} start-up child failed (exit {done.returncode}): "
-                           + " | ".join(tail))
+        raise RuntimeError(f"the {what} child failed (exit {done.returncode}): " + " | ".join(tail))
     result = json.loads(lines[-1][len("RESULT "):])
-    result["process_s"] = elapsed
-    if done.returncode != 0:
-        result["warning"] = f"the child process exited with status {done.returncode} after reporting"
+    if isinstance(result, dict):
+        result["process_s"] = elapsed
+        if done.returncode != 0:
+            result["warning"] = f"the child process exited with status {done.returncode} after reporting"
     return result
+
+
+def run_child(framework: str, threads: int, batch: int = 64, steps: int = 10,
+              cache_dir: str | None = None, timeout: float = 900) -> dict:
+    """Train pytorch_cnn in a fresh interpreter with ``framework`` (a backend name or
+    "torch"); returns the child's figures (see the module docstring)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    env.pop("FASTCNN_BACKEND", None)
+    return run_python(CHILD, [framework, threads, batch, steps], f"{framework} start-up", env, timeout)
 
 
 def _median_of(runs: list[dict]) -> dict:

@@ -136,9 +136,15 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
 def _extras(competitors, threads, batch, preset, log) -> dict:
     """Start-up, compile time and memory (subprocesses) and the step breakdown."""
     from .breakdown import training_breakdown
+    from .processes import ratios_across_processes
     from .startup import measure_startup
 
     extras = {}
+    racers = [name for name in competitors if name in ("numba", "cython", TORCH)]
+    if len(racers) >= 2 and "pytorch_cnn" in zoo.names():
+        log("headline ratios in 5 fresh processes ...")
+        extras["processes"] = {"count": 5, "ratios": ratios_across_processes(
+            racers, threads, processes=5, batch=batch, log=log)}
     frameworks = [name for name in competitors if name in ("numba", "cython", TORCH)]
     if frameworks:
         log("start-up, compile time and memory (one subprocess each) ...")
