@@ -8,7 +8,8 @@ Modules: :mod:`.kernels` (each kernel at the zoo's shapes), :mod:`.models`
 (training steps and inference of the zoo models, PyTorch twins), :mod:`.runner`
 (check against the NumPy reference, then time side by side), :mod:`.timing`
 (round-robin repeats, medians, paired ratios), :mod:`.peak` (matmul GFLOP/s),
-:mod:`.startup` (compile time, start-up, memory in subprocesses),
+:mod:`.startup` (compile time, start-up, memory in subprocesses), :mod:`.processes`
+(headline ratios repeated in fresh processes),
 :mod:`.breakdown` (where a training step's time goes), :mod:`.report`.
 """
 
