@@ -103,10 +103,11 @@ def measure(benchmark, groups, bench_threads):
         benchmark.group = f"{group.kind} {group.name}"
         benchmark.extra_info.update(backend=competitor, batch=n if group.batched else None,
                                     threads=bench_threads, label=group.label)
-        if competitor == "naive":
-            benchmark.pedantic(call, rounds=3, iterations=1)
-        else:
-            benchmark(call)
+        with trial.entered():  # the backend's use_backend, outside the timer
+            if competitor == "naive":
+                benchmark.pedantic(call, rounds=3, iterations=1)
+            else:
+                benchmark(call)
         stats = getattr(benchmark, "stats", None)
         if stats is not None:
             seconds = stats.stats.median

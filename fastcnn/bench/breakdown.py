@@ -99,13 +99,14 @@ def training_breakdown(backend: str, batch: int = 64, steps: int = 10, repeat: i
     """Per-category milliseconds of one training step of ``model`` on ``backend`` and in PyTorch."""
     torch = torch_module()
     fast = models.model_trial(model, backend, batch, "train")
-    fast.run()
+    with fast.entered():
+        fast.run()
     reference = models.torch_model_trial(model, batch, "train") if torch is not None else None
-    racers = [Competitor(backend, batch, fast.run)]
+    racers = [Competitor.of(backend, batch, fast)]
     if reference is not None:
         reference.run()
         reference.after_check()
-        racers.append(Competitor("torch", batch, reference.run))
+        racers.append(Competitor.of("torch", batch, reference))
     race(racers, repeat, min_time)
     medians = {racer.backend: racer.median for racer in racers}
 
@@ -117,9 +118,7 @@ def training_breakdown(backend: str, batch: int = 64, steps: int = 10, repeat: i
     with timed_kernels(module) as totals, profiler as profiled:
         for _ in range(steps):
             for racer in racers:
-                start = time.perf_counter()
-                racer.run()
-                walls[racer.backend] += time.perf_counter() - start
+                walls[racer.backend] += racer.time_calls(1)
 
     fast_seconds = defaultdict(float)
     kernels = []

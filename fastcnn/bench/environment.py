@@ -106,11 +106,16 @@ def torch_module():
 
 
 def set_threads(n: int) -> None:
-    """The same thread count for fastcnn's kernels, NumPy's BLAS and PyTorch."""
+    """The same thread count for fastcnn's kernels, NumPy's BLAS and PyTorch.
+
+    BLAS is set while the numpy backend is active, so that a backend which limits
+    BLAS while it runs (numba, cython: ``BLAS_THREADS``) restores ``n`` afterwards.
+    """
     import fastcnn
 
     fastcnn.set_num_threads(n)
-    set_blas_threads(n)
+    with fastcnn.use_backend("numpy"):
+        set_blas_threads(n)
     torch = torch_module()
     if torch is not None:
         torch.set_num_threads(int(n))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend import get_backend, use_backend
 from ..kernels import numpy_backend as reference_backend
 from ..kernels.contract import conv_output_size
 from .environment import torch_module
@@ -506,8 +507,11 @@ def _copy_into(module, arrays: dict, name: str, saved: np.ndarray) -> None:
         arrays[name] = module.to_device(saved)
 
 
-def backend_trial(bench: KernelBench, module, n: int) -> Trial:
-    """``bench`` on the backend ``module`` (a contract implementation) at batch ``n``."""
+def backend_trial(bench: KernelBench, backend: str, n: int) -> Trial:
+    """``bench`` on fastcnn backend ``backend`` at batch ``n``, run inside ``use_backend``
+    (which applies the backend's BLAS thread policy)."""
+    with use_backend(backend):
+        module = get_backend()
     kernel, direction = bench.kernel, bench.direction
     host = bench.host_inputs(n)
     arrays = {name: None if value is None else module.to_device(value) for name, value in host.items()}
@@ -523,7 +527,8 @@ def backend_trial(bench: KernelBench, module, n: int) -> Trial:
     def results():
         return {name: np.array(module.to_host(arrays[name])) for name in kernel.compared(direction)}
 
-    return Trial(run, results, getattr(module, "synchronize", None))
+    return Trial(run, results, getattr(module, "synchronize", None),
+                 context=lambda: use_backend(backend))
 
 
 def torch_trial(bench: KernelBench, n: int) -> Trial:

@@ -72,7 +72,8 @@ def model_trial(name: str, backend: str, n: int, mode: str) -> Trial:
             found[f"{param_name}.grad"] = np.array(module.to_host(param.grad))
         return found
 
-    return Trial(train if mode == "train" else infer, results, getattr(module, "synchronize", None))
+    return Trial(train if mode == "train" else infer, results, getattr(module, "synchronize", None),
+                 context=lambda: use_backend(backend))
 
 
 # ---- PyTorch -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..backend import get_backend, use_backend
 from . import kernels, models
 from .check import BenchmarkCheckError, compare
 from .timing import Competitor, Trial, paired_speedup, race
@@ -39,16 +38,18 @@ class Group:
         """The NumPy backend's results at batch ``n`` (computed once)."""
         if n not in self._references:
             trial = self.make(REFERENCE, n)
-            trial.run()
+            with trial.entered():
+                trial.run()
             self._references[n] = trial.results()
         return self._references[n]
 
     def checked(self, competitor: str, n: int) -> Trial:
         """A trial of ``competitor`` whose first call's results match the reference."""
         trial = self.make(competitor, n)
-        trial.run()
-        if trial.sync is not None:
-            trial.sync()
+        with trial.entered():
+            trial.run()
+            if trial.sync is not None:
+                trial.sync()
         results = trial.results()
         if competitor == REFERENCE and n not in self._references:
             self._references[n] = results
@@ -65,9 +66,7 @@ def kernel_group(bench: kernels.KernelBench) -> Group:
     def make(competitor, n):
         if competitor == TORCH:
             return kernels.torch_trial(bench, n)
-        with use_backend(competitor):
-            module = get_backend()
-        return kernels.backend_trial(bench, module, n)
+        return kernels.backend_trial(bench, competitor, n)
 
     return Group("kernel", bench.name, bench.label, make, bench.flops, batched=bench.needs_batch)
 
@@ -107,8 +106,8 @@ def run_group(group: Group, plan: Plan) -> list[dict]:
         n = plan.naive_batch_size if (name == NAIVE and group.batched) else batch
         start = time.perf_counter()
         trial = group.checked(name, n)
-        racers.append(Competitor(name, n, trial.run, trial.sync, slow=(name == NAIVE),
-                                 max_repeats=plan.naive_repeat if name == NAIVE else None))
+        racers.append(Competitor.of(name, n, trial, slow=(name == NAIVE),
+                                    max_repeats=plan.naive_repeat if name == NAIVE else None))
         plan.log(f"  checked {name:<7} {group.kind} {group.name} in {time.perf_counter() - start:.2f} s")
     start = time.perf_counter()
     race(racers, plan.repeat, plan.min_time, plan.budget)

@@ -8,11 +8,17 @@ median of their per-round ratios (both measured under the same load).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ContextManager
+
+
+def entered(context: Callable[[], ContextManager] | None) -> ContextManager:
+    """``context()``, or a context that does nothing when there is none."""
+    return context() if context is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -20,12 +26,18 @@ class Trial:
     """A prepared implementation: ``run()`` processes one batch; after a run, ``results()``
     returns host arrays (name -> ndarray) to compare with the reference; ``sync()``
     waits for queued device work (None on CPU); ``after_check()`` runs once the
-    results were checked, before timing."""
+    results were checked, before timing; ``context()`` is entered around every run
+    and timed sample, outside the timer (a fastcnn backend's ``use_backend``, which
+    also applies that backend's BLAS thread policy)."""
 
     run: Callable[[], object]
     results: Callable[[], dict]
     sync: Callable[[], None] | None = None
     after_check: Callable[[], None] | None = None
+    context: Callable[[], ContextManager] | None = None
+
+    def entered(self) -> ContextManager:
+        return entered(self.context)
 
 
 @dataclass
@@ -42,17 +54,23 @@ class Competitor:
     sync: Callable[[], None] | None = None
     slow: bool = False
     max_repeats: int | None = None
+    context: Callable[[], ContextManager] | None = None
     number: int = 1
     samples: list = field(default_factory=list)
 
+    @classmethod
+    def of(cls, backend: str, batch: int, trial: Trial, **options) -> "Competitor":
+        return cls(backend, batch, trial.run, trial.sync, context=trial.context, **options)
+
     def time_calls(self, number: int) -> float:
-        """Seconds per call, averaged over ``number`` back-to-back calls."""
-        start = time.perf_counter()
-        for _ in range(number):
-            self.run()
-        if self.sync is not None:
-            self.sync()
-        return (time.perf_counter() - start) / number
+        """Seconds per call, averaged over ``number`` back-to-back calls (inside ``context()``)."""
+        with entered(self.context):
+            start = time.perf_counter()
+            for _ in range(number):
+                self.run()
+            if self.sync is not None:
+                self.sync()
+            return (time.perf_counter() - start) / number
 
     def calibrate(self, min_time: float) -> None:
         """Choose how many calls one timed sample spans, so it lasts at least ``min_time``."""
