@@ -43,6 +43,10 @@ class Group:
             self._references[n] = trial.results()
         return self._references[n]
 
+    def forget(self) -> None:
+        """Drop the cached reference results (they can be large: im2col columns, activations)."""
+        self._references.clear()
+
     def checked(self, competitor: str, n: int) -> Trial:
         """A trial of ``competitor`` whose first call's results match the reference."""
         trial = self.make(competitor, n)
@@ -109,6 +113,7 @@ def run_group(group: Group, plan: Plan) -> list[dict]:
         racers.append(Competitor.of(name, n, trial, slow=(name == NAIVE),
                                     max_repeats=plan.naive_repeat if name == NAIVE else None))
         plan.log(f"  checked {name:<7} {group.kind} {group.name} in {time.perf_counter() - start:.2f} s")
+    group.forget()
     start = time.perf_counter()
     race(racers, plan.repeat, plan.min_time, plan.budget)
     plan.log("  timed " + ", ".join(f"{racer.backend} {racer.median * 1e3:.3g} ms" for racer in racers)
