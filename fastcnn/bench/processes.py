@@ -1,11 +1,13 @@
 """Headline ratios repeated in fresh processes.
 
 Side-by-side timing in one process cancels the load of other processes, but
-not what differs from one process to the next (where threads land, how memory
-is laid out): on a shared 2-core machine a PyTorch training step measured 25 ms
-in one process and 55 ms in the next. So the headline groups are also run in
-several fresh interpreters, each timing its competitors round-robin, and the
-median, minimum and maximum of each process's ratio are reported.
+not what differs from one process to the next, nor what a long-running process
+has accumulated (memory, other runtimes' thread pools): on the shared 2-core
+machine of benchmarks/RESULTS.md a PyTorch training step of pytorch_cnn
+measured from 25 to 55 ms depending on the process. So the whole-model groups
+are also run in a few fresh interpreters holding only numba, cython and
+PyTorch, each timing them round-robin, and the median, minimum and maximum of
+each process's ratio are reported.
 """
 
 from __future__ import annotations

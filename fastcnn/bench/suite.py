@@ -103,14 +103,14 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     peak = matmul_peak(preset["peak_size"], repeats=preset["repeat"], min_time=preset["min_time"])
     log(f"matmul peak (NumPy float32 {peak['size']}^3, {threads} threads): {peak['gflops']:.1f} GFLOP/s")
 
-    groups = []
+    # whole models first: they are the headline, measured before the process has run anything else
+    infer_models = models if config.mode == "full" else [name for name in models if name == "pytorch_cnn"]
+    groups = [model_group(name, "train") for name in models]
+    groups += [model_group(name, "infer") for name in infer_models or models[:1]]
     if config.kernels:
         # --quick alone runs pytorch_cnn's kernels; with --models, every kernel of those models
         quick_kernels = config.mode == "quick" and config.models is None
         groups += [kernel_group(bench) for bench in kernel_benches(quick_kernels, models)]
-    groups += [model_group(name, "train") for name in models]
-    infer_models = models if config.mode == "full" else [name for name in models if name == "pytorch_cnn"]
-    groups += [model_group(name, "infer") for name in infer_models or models[:1]]
     rows = []
     for index, group in enumerate(groups, 1):
         log(f"[{index}/{len(groups)}] {group.kind} {group.name}: {group.label}")
@@ -127,13 +127,13 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "versions": environment.versions(), "peak": peak, "rows": rows,
     }
     if preset["extras"]:
-        document.update(_extras(competitors, threads, config.batch_size, preset, log))
+        document.update(_extras(competitors, models, threads, config.batch_size, preset, log))
     document["seconds"] = time.perf_counter() - started
     document["machine"]["load_average_end"] = environment.load_average()
     return document
 
 
-def _extras(competitors, threads, batch, preset, log) -> dict:
+def _extras(competitors, models, threads, batch, preset, log) -> dict:
     """Start-up, compile time and memory (subprocesses) and the step breakdown."""
     from .breakdown import training_breakdown
     from .processes import ratios_across_processes
@@ -141,10 +141,12 @@ def _extras(competitors, threads, batch, preset, log) -> dict:
 
     extras = {}
     racers = [name for name in competitors if name in ("numba", "cython", TORCH)]
-    if len(racers) >= 2 and "pytorch_cnn" in zoo.names():
-        log("headline ratios in 5 fresh processes ...")
-        extras["processes"] = {"count": 5, "ratios": ratios_across_processes(
-            racers, threads, processes=5, batch=batch, log=log)}
+    if len(racers) >= 2:
+        count = 3
+        log(f"headline ratios in {count} fresh processes ({', '.join(racers)}) ...")
+        groups = [(kind, name) for name in models for kind in ("train", "infer")]
+        extras["processes"] = {"count": count, "ratios": ratios_across_processes(
+            racers, threads, processes=count, batch=batch, groups=groups, log=log)}
     frameworks = [name for name in competitors if name in ("numba", "cython", TORCH)]
     if frameworks:
         log("start-up, compile time and memory (one subprocess each) ...")
