@@ -40,7 +40,7 @@ def backend_is_simulated(name):
 
 @pytest.fixture(scope="session")
 def data_dir():
-    """The folder of real datasets (MNIST, Fashion-MNIST, partial KMNIST)."""
+    """The folder of real datasets (MNIST, Fashion-MNIST, KMNIST)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA}")
     return SHARED_DATA

@@ -89,17 +89,39 @@ def test_kmnist_test_split_is_the_same_from_idx_and_npz(data_dir, tmp_path):
     assert np.array_equal(x_idx, x_npz) and np.array_equal(y_idx, y_npz)
 
 
-def test_kmnist_train_images_missing_says_which_file_where_and_how_to_get_it(data_dir):
+def test_kmnist_train_split_loads_from_idx_and_npz_alike(data_dir, tmp_path):
+    x_idx, y_idx = load_kmnist("train")
+    assert x_idx.shape == (60000, 28, 28) and x_idx.dtype == np.uint8
+    assert np.bincount(y_idx).tolist() == [6000] * 10
+    npz_only = copy_files(data_dir / "kmnist", tmp_path / "kmnist",
+                          ["kmnist-train-imgs.npz", "kmnist-train-labels.npz"])
+    x_npz, y_npz = load_kmnist("train", data_dir=npz_only.parent)
+    assert np.array_equal(x_idx, x_npz) and np.array_equal(y_idx, y_npz)
+
+
+def test_kmnist_train_images_missing_says_which_file_where_and_how_to_get_it(data_dir, tmp_path):
+    folder = copy_files(data_dir / "kmnist", tmp_path / "kmnist",
+                        ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                         "train-labels-idx1-ubyte.gz"])
     with pytest.raises(DatasetError) as error:
-        load_kmnist("train")
+        load_kmnist("train", data_dir=tmp_path)
     message = str(error.value)
     assert "train images are missing" in message
-    assert str(data_dir / "kmnist" / "train-images-idx3-ubyte.gz") in message
+    assert str(folder / "train-images-idx3-ubyte.gz") in message
     assert "http://codh.rois.ac.jp/kmnist/dataset/kmnist/train-images-idx3-ubyte.gz" in message
     assert "FASTCNN_OFFLINE" in message and "kmnist/" in message
     with pytest.raises(DatasetError, match="train images are missing"):
-        load_kmnist()
-    assert load_kmnist("test")[0].shape == (10000, 28, 28)
+        load_kmnist(data_dir=tmp_path)
+    assert load_kmnist("test", data_dir=tmp_path)[0].shape == (10000, 28, 28)
+
+
+def test_every_shared_file_has_its_published_checksums_registered(data_dir):
+    for spec in registry.DATASETS.values():
+        sums = dict(line.split()[::-1] for line in
+                    (data_dir / spec.folder / "SHA256SUMS").read_text().splitlines())
+        for name, file_spec in spec.files.items():
+            assert file_spec.sha256 == sums[name], f"{spec.name}/{name}"
+            assert file_spec.size == (data_dir / spec.folder / name).stat().st_size
 
 
 def test_unknown_dataset_or_split_is_an_input_error():
@@ -287,16 +309,25 @@ def test_offline_mode_forbids_downloading_a_missing_file(tmp_path, monkeypatch):
 # --- status and verify ---------------------------------------------------------------
 
 
-def test_status_reports_present_files_and_complete_splits(data_dir):
+def test_status_reports_present_files_and_complete_splits(data_dir, tmp_path):
     by_name = {entry.name: entry for entry in status()}
-    assert by_name["mnist"].complete and by_name["fashion-mnist"].complete
+    for name in ("mnist", "fashion-mnist", "kmnist"):
+        assert by_name[name].complete and by_name[name].missing == ()
     kmnist = by_name["kmnist"]
+    assert kmnist.splits == {"train": True, "test": True}
+    assert kmnist.folder == str(data_dir / "kmnist")
+    assert {f.name for f in kmnist.files if f.exists} == set(registry.KMNIST.files)
+    assert dataset_info("kmnist").classes[0] == "\u304a"
+
+
+def test_status_of_a_folder_without_training_images_says_they_are_missing(data_dir, tmp_path):
+    copy_files(data_dir / "kmnist", tmp_path / "kmnist",
+               ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"])
+    kmnist = next(entry for entry in status(data_dir=tmp_path) if entry.name == "kmnist")
     assert not kmnist.complete and kmnist.splits == {"train": False, "test": True}
     assert kmnist.missing == ("train images",)
-    assert kmnist.folder == str(data_dir / "kmnist")
     present = {f.name for f in kmnist.files if f.exists}
     assert "t10k-images-idx3-ubyte.gz" in present and "train-images-idx3-ubyte.gz" not in present
-    assert dataset_info("kmnist").classes[0] == "\u304a"
 
 
 def test_verify_checks_every_present_file(data_dir, tmp_path):

@@ -5,6 +5,7 @@ iterations): they check the report's structure and honesty, not the accuracy.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 import fastcnn
 from fastcnn.cli import EXIT_ERROR, main
 from fastcnn.reproduce import (QUICK, ArticleResult, Report, Run, Scale, render_report, reproduce,
-                               run_article)
+                               run_article, write_report)
 
 pytestmark = pytest.mark.usefixtures("data_dir")
 
@@ -55,11 +56,32 @@ def test_report_names_the_backend_and_the_machine(quick_report):
     assert quick_report.backend == BACKEND
 
 
-def test_kmnist_is_reported_unavailable_not_faked(quick_report):
+def test_kmnist_is_trained_on_the_real_training_images(quick_report):
     kmnist = next(r for r in quick_report.articles if r.article == "kmnist_cnn")
+    assert kmnist.available and kmnist.runs and kmnist.reason == ""
+    measured = kmnist.runs[0].measured
+    assert 0 <= measured["test_accuracy"] <= 1
+    text = quick_report.path.read_text(encoding="utf-8").split("## kmnist_cnn")[1].split("## ")[0]
+    assert "Dataset not available" not in text and "| test accuracy | 95.12% |" in text
+
+
+def kmnist_without_training_images(data_dir, folder):
+    (folder / "kmnist").mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copyfile(data_dir / "kmnist" / name, folder / "kmnist" / name)
+
+
+def test_a_missing_dataset_is_reported_unavailable_not_faked(data_dir, tmp_path, monkeypatch):
+    kmnist_without_training_images(data_dir, tmp_path / "data")
+    monkeypatch.setenv("FASTCNN_DATA", str(tmp_path / "data"))
+    with fastcnn.use_backend(BACKEND):
+        kmnist = run_article("kmnist_cnn", TINY, out=tmp_path / "out", verbose=0)
     assert not kmnist.available and kmnist.runs == [] and kmnist.plots == {}
     assert "training images missing" in kmnist.reason
-    text = quick_report.path.read_text(encoding="utf-8").split("## kmnist_cnn")[1].split("## ")[0]
+    report = Report([kmnist], BACKEND, {"cpu": "x", "cores": 1, "os": "", "python": "",
+                                        "numpy": "", "fastcnn": ""}, True)
+    text = write_report(report, tmp_path / "out").read_text(encoding="utf-8")
+    text = text.split("## kmnist_cnn")[1].split("## ")[0]
     assert "**Dataset not available**: kmnist training images missing" in text
     assert "| | article |" in text and "fastcnn" not in text.split("| | article |")[1]
 
@@ -160,7 +182,10 @@ def test_reproduce_refuses_unknown_articles(tmp_path):
         reproduce(["resnet"], quick=True, out=tmp_path)
 
 
-def test_cli_reproduce_of_kmnist_alone_exits_1_with_the_reason(tmp_path, capsys):
+def test_cli_reproduce_of_an_unavailable_dataset_exits_1_with_the_reason(
+        data_dir, tmp_path, monkeypatch, capsys):
+    kmnist_without_training_images(data_dir, tmp_path / "data")
+    monkeypatch.setenv("FASTCNN_DATA", str(tmp_path / "data"))
     assert main(["reproduce", "kmnist_cnn", "--quick", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "dataset not available: kmnist training images missing" in out

@@ -137,11 +137,11 @@ KMNIST = DatasetSpec(
         "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
     ),
     files=_files(
-        # No SHA-256 of the training images is known here (they are absent from the
-        # shared copy). Their MD5 is the one CODH publishes, also used by torchvision;
-        # the other three IDX MD5s from that same list match the shared files, which
-        # is why this one is trusted. The size is not pinned.
-        FileSpec("train-images-idx3-ubyte.gz", None, None, "bdb82020997e1d708af4cf47b453dcf7"),
+        # MD5s as CODH publishes them; the SHA-256 of the training images were taken
+        # from a copy whose MD5 matches CODH's (a183fbc... for the npz below).
+        FileSpec("train-images-idx3-ubyte.gz",
+                 "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4", 18165135,
+                 "bdb82020997e1d708af4cf47b453dcf7"),
         FileSpec("train-labels-idx1-ubyte.gz",
                  "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17", 29497,
                  "e144d726b3acfaa3e44228e80efcd344"),
@@ -151,9 +151,9 @@ KMNIST = DatasetSpec(
         FileSpec("t10k-labels-idx1-ubyte.gz",
                  "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c", 5120,
                  "7320c461ea6c1c855c0b718fb2a4b134"),
-        # No checksum of the npz training images is known either: such a file is
-        # accepted on its structure alone (arr_0 of shape (60000, 28, 28), uint8).
-        FileSpec("kmnist-train-imgs.npz", None),
+        FileSpec("kmnist-train-imgs.npz",
+                 "11d69e17c8fd294905864aef177fd10c2185e5a3655f4da03d72ea5a64c17a72", 18384171,
+                 "a183fbc01ed9a345513b145673d3d0bb"),
         FileSpec("kmnist-train-labels.npz",
                  "a325c877035602cb9b9ba54f4194a2a1b5f718026a463db5b5e0cdc124c03720", 29700),
         FileSpec("kmnist-test-imgs.npz",
