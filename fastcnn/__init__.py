@@ -44,4 +44,8 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    if name in ("cross_validate", "grid_search", "random_search"):
+        from . import distributed
+
+        return getattr(distributed, name)
     raise AttributeError(f"module 'fastcnn' has no attribute {name!r}")

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "datasets", "reproduce", "bench")
+COMMANDS = ("train", "evaluate", "predict", "datasets", "reproduce", "bench", "cv", "sweep")
 """Sub-commands, each a module ``fastcnn.cli.<name>`` with ``add_arguments`` and ``run``."""
 
 EXIT_ERROR = 2

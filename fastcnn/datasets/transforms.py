@@ -120,21 +120,48 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_size: float | int = 0.1, *
     return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
 
 
-def kfold(n: int, k: int = 5, *, seed: Seed = 0,
-          shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def kfold(n: int, k: int = 5, *, seed: Seed = 0, shuffle: bool = True, stratify=None,
+          sklearn: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(train_idx, val_idx)`` for each of ``k`` folds over ``n`` samples.
 
-    The validation folds partition 0..n-1 (sizes differ by at most one); each
-    ``train_idx`` is every other index, sorted.
+    The validation folds partition 0..n-1 (sizes differ by at most one, the first
+    ``n % k`` folds being the larger); ``train_idx`` and ``val_idx`` are sorted.
+    ``stratify``: labels (n,); each class is then spread evenly over the folds
+    (its count in any two folds differs by at most one). ``sklearn=True`` gives
+    exactly the folds of scikit-learn's ``KFold(k, shuffle=shuffle,
+    random_state=seed)``: a ``numpy.random.RandomState(seed)`` permutation cut into
+    contiguous folds (the default draws the permutation from ``default_rng(seed)``).
     """
     n, k = int(n), int(k)
     if not 2 <= k <= n:
         raise InputError(f"kfold needs 2 <= k <= n, got k={k}, n={n}")
-    order = _rng(seed).permutation(n) if shuffle else np.arange(n)
-    for fold in np.array_split(order, k):
+    if sklearn:
+        if stratify is not None:
+            raise InputError("kfold(sklearn=True) reproduces KFold, which does not stratify; "
+                             "drop stratify or sklearn")
+        if isinstance(seed, np.random.Generator):
+            raise InputError("kfold(sklearn=True) needs an int seed (KFold's random_state), "
+                             "not a Generator")
+        order = np.random.RandomState(seed).permutation(n) if shuffle else np.arange(n)
+        folds = np.array_split(order, k)
+    elif stratify is not None:
+        folds = _stratified_folds(_labels(stratify, "stratify"), n, k, _rng(seed), shuffle)
+    else:
+        folds = np.array_split(_rng(seed).permutation(n) if shuffle else np.arange(n), k)
+    for fold in folds:
         mask = np.ones(n, dtype=bool)
         mask[fold] = False
         yield np.flatnonzero(mask), np.sort(fold)
+
+
+def _stratified_folds(y: np.ndarray, n: int, k: int, rng: np.random.Generator,
+                      shuffle: bool) -> list[np.ndarray]:
+    """Each class's members (shuffled), class after class, dealt to the folds in turn."""
+    if len(y) != n:
+        raise InputError(f"stratify has {len(y)} labels for {n} samples")
+    members = [np.flatnonzero(y == c) for c in np.unique(y)]
+    order = np.concatenate([rng.permutation(m) if shuffle else m for m in members])
+    return [order[fold::k] for fold in range(k)]
 
 
 def batches(x: np.ndarray, y: np.ndarray | None = None, batch_size: int = 64, *,
