@@ -1,0 +1,139 @@
+"""Cross-validation on real Dask clusters: a worker SIGKILLed in the middle of a fold, and a
+scheduler and two workers started as separate processes (`dask scheduler`, `dask worker`)
+on loopback, reached by address, by Dask's config and by DASK_SCHEDULER_ADDRESS."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import dask
+import distributed
+import numpy as np
+import psutil
+import pytest
+
+from conftest import REPO
+from fastcnn.distributed import cross_validate
+from helpers import mnist_like
+
+FIT = {"epochs": 1, "batch_size": 32}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _executing(client) -> dict:
+    """{worker address: keys of the tasks it is running right now}."""
+    return client.run(lambda dask_worker: [str(task.key) for task in dask_worker.state.executing])
+
+
+def test_a_worker_killed_mid_fold_is_replaced_and_the_fold_scores_as_undisturbed():
+    x, y = mnist_like(1600, seed=4)
+    fit = {"epochs": 2, "batch_size": 32}  # folds of about a second: long enough to be hit running
+    undisturbed = cross_validate("keras_kfold_cnn", x, y, cv=2, fit=fit, seed=3, progress=False)
+    killed = {}
+
+    def kill_a_running_fold(client):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for address, keys in _executing(client).items():
+                if keys and keys == _executing(client).get(address):
+                    pid = client.run(os.getpid, workers=[address])[address]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.update(pid=pid, key=keys[0])
+                    return
+            time.sleep(0.05)
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        killer = threading.Thread(target=kill_a_running_fold, args=(client,), daemon=True)
+        killer.start()
+        result = cross_validate("keras_kfold_cnn", x, y, cv=2, fit=fit, seed=3, executor=client,
+                                progress=False)
+        killer.join(5)
+    assert killed, "no fold was ever seen running"
+    fold = int(re.search(r"fold (\d)/2", killed["key"]).group(1)) - 1
+    assert result.workers[fold] != f"{socket.gethostname()}:{killed['pid']}"
+    for metric, values in undisturbed.scores.items():
+        assert np.array_equal(result.scores[metric], values), metric
+    assert np.array_equal(result.histories[fold]["val_loss"], undisturbed.histories[fold]["val_loss"])
+
+
+@pytest.fixture(scope="module")
+def scheduler_address():
+    """A `dask scheduler` and two `dask worker` processes (no nanny) on 127.0.0.1, ended
+    afterwards."""
+    dask_command = shutil.which("dask") or pytest.fail("the `dask` command is missing: "
+                                                       'pip install "fastcnn[dask]"')
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    common = ["--no-dashboard"]
+    processes = [subprocess.Popen([dask_command, "scheduler", "--host", "127.0.0.1", "--port",
+                                   address.rsplit(":", 1)[1], *common], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        processes += [subprocess.Popen([dask_command, "worker", address, "--nthreads", "1",
+                                        "--no-nanny", *common], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for _ in range(2)]
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, processes[1:]
+    finally:
+        for process in processes[1:]:
+            process.kill()  # a worker without a nanny is one process: nothing is left behind
+        processes[0].terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _descendants(processes) -> set[int]:
+    pids = set()
+    for process in processes:
+        parent = psutil.Process(process.pid)
+        pids |= {parent.pid} | {child.pid for child in parent.children(recursive=True)}
+    return pids
+
+
+def test_a_cluster_of_separate_processes_is_reached_by_address_with_the_same_scores(
+        scheduler_address):
+    address, workers = scheduler_address
+    x, y = mnist_like(90, seed=5)
+    here = cross_validate("keras_kfold_cnn", x, y, cv=3, fit=FIT, seed=1, progress=False)
+    there = cross_validate("keras_kfold_cnn", x, y, cv=3, fit=FIT, seed=1, executor=address,
+                           progress=False)
+    for metric, values in here.scores.items():
+        assert np.array_equal(there.scores[metric], values), metric
+    ran = {int(worker.rsplit(":", 1)[1]) for worker in there.workers}
+    assert ran <= _descendants(workers)
+    with dask.config.set({"scheduler-address": address}):
+        configured = cross_validate("keras_kfold_cnn", x, y, cv=3, fit=FIT, seed=1,
+                                    executor="dask", progress=False)
+    assert np.array_equal(configured.scores["val_loss"], here.scores["val_loss"])
+    assert {int(worker.rsplit(":", 1)[1]) for worker in configured.workers} <= _descendants(workers)
+
+
+def test_fastcnn_cv_follows_dask_scheduler_address(scheduler_address, data_dir):
+    address, workers = scheduler_address
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": address, "FASTCNN_DATA": str(data_dir)}
+    out = subprocess.run([sys.executable, "-m", "fastcnn", "cv", "--model", "keras_kfold_cnn",
+                          "--folds", "2", "--limit", "80", "--epochs", "1", "--executor", "dask",
+                          "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    pids = {int(pid) for pid in re.findall(r"\| \S+:(\d+) \|$", out.stdout, re.M)}
+    assert len(re.findall(r"^\| \d \| ", out.stdout, re.M)) == 2
+    assert pids and pids <= _descendants(workers)
+    assert "over 2 folds (dask" in out.stdout
