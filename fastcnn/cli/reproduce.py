@@ -27,13 +27,19 @@ def add_arguments(parser) -> None:
                                                          "(default: reports)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="print only the report's path")
+    parser.add_argument("--executor", default="none",
+                        help="where keras_kfold_cnn's folds run: none (this process), local, dask "
+                             "or a scheduler address tcp://host:port (see fastcnn cv)")
 
 
 def run(args) -> int:
+    from ..distributed import use_executor
     from ..reproduce import reproduce
+    from .cv import executor_of
 
-    report = reproduce(args.articles, quick=args.quick, out=args.out, seed=args.seed,
-                       verbose=0 if args.quiet else 1)
+    with use_executor(executor_of(args)):
+        report = reproduce(args.articles, quick=args.quick, out=args.out, seed=args.seed,
+                           verbose=0 if args.quiet else 1)
     if args.quiet:
         print(report.path)
     ran = [result for result in report.articles if result.available]
