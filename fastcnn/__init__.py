@@ -40,12 +40,12 @@ def to_numpy(array):
 
 def __getattr__(name):
     # datasets, zoo and the CLI import on first use, keeping `import fastcnn` fast
-    if name in ("datasets", "zoo", "plots"):
+    if name in ("datasets", "zoo", "plots", "distributed"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
     if name in ("cross_validate", "grid_search", "random_search"):
-        from . import distributed
+        import importlib
 
-        return getattr(distributed, name)
+        return getattr(importlib.import_module(".distributed", __name__), name)
     raise AttributeError(f"module 'fastcnn' has no attribute {name!r}")
