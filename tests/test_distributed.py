@@ -39,6 +39,18 @@ def dies_in_workers(seed=0):
     return small_model(seed)
 
 
+def dies_once_in_a_worker(seed=0):
+    """small_model, except that the first worker process to build it kills itself; the
+    marker file named by $FASTCNN_TEST_DIE_ONCE says it happened."""
+    import multiprocessing
+
+    marker = os.environ["FASTCNN_TEST_DIE_ONCE"]
+    if multiprocessing.parent_process() is not None and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return small_model(seed)
+
+
 @pytest.fixture(scope="module")
 def data():
     return toy_images(120, seed=1)
@@ -167,6 +179,21 @@ def test_a_model_function_must_return_a_compiled_sequential(data):
     x, y = data
     with pytest.raises(fastcnn.InputError, match="not compiled"):
         cross_validate(lambda: fastcnn.Sequential([fastcnn.Flatten()], input_shape=(1, 8, 8)), x, y)
+
+
+def test_a_local_worker_that_dies_has_its_fold_run_again_with_the_same_scores(
+        data, tmp_path, monkeypatch, capsys):
+    x, y = data
+    marker = tmp_path / "died"
+    monkeypatch.setenv("FASTCNN_TEST_DIE_ONCE", str(marker))
+    undisturbed = cross_validate(small_model, x, y, cv=2, fit=FIT, progress=False)
+    result = cross_validate(dies_once_in_a_worker, x, y, cv=2, fit=FIT, executor="local",
+                            workers=1, retries=1, progress=False)
+    assert marker.exists()
+    assert "its worker process died (exit code -9); running it again (attempt 2 of 2)" in \
+        capsys.readouterr().err
+    for metric, values in undisturbed.scores.items():
+        assert np.array_equal(result.scores[metric], values), metric
 
 
 def test_a_fold_whose_worker_always_dies_is_named_after_its_retries(data):

@@ -36,10 +36,12 @@ def _failed(job: Job, attempts: int, cause) -> JobError:
 
 
 def _retrying(job: Job, attempt: int, retries: int, cause) -> None:
+    import sys
+
     from tqdm import tqdm
 
     tqdm.write(f"fastcnn: {job.name}: {cause}; running it again (attempt {attempt + 1} of "
-               f"{retries + 1})")
+               f"{retries + 1})", file=sys.stderr)
 
 
 class InProcess:
@@ -113,11 +115,22 @@ class ProcessPool:
         idle, busy = list(pool), {}
         pending, attempts = deque(jobs), {}
         finished = False
+
+        def replace(dead: _PoolWorker) -> _PoolWorker:
+            pool.remove(dead)
+            dead.stop(wait=False)
+            pool.append(_PoolWorker(context, x, y, threads))
+            return pool[-1]
+
         try:
             while pending or busy:
                 while pending and idle:
                     worker, job = idle.pop(), pending.popleft()
-                    worker.connection.send(job)
+                    try:
+                        worker.connection.send(job)
+                    except OSError:  # it died while idle: its replacement takes the job
+                        worker = replace(worker)
+                        worker.connection.send(job)
                     busy[worker.connection] = (worker, job)
                 for connection in multiprocessing.connection.wait(list(busy)):
                     worker, job = busy.pop(connection)
@@ -127,10 +140,7 @@ class ProcessPool:
                         worker.process.join()
                         status, payload = "died", (f"its worker process died (exit code "
                                                    f"{worker.process.exitcode})")
-                        pool.remove(worker)
-                        worker.connection.close()
-                        worker = _PoolWorker(context, x, y, threads)
-                        pool.append(worker)
+                        worker = replace(worker)
                     idle.append(worker)
                     if status == "ok":
                         yield job, payload
@@ -250,7 +260,7 @@ def get_executor(executor=None, workers: int | None = None):
     """The executor an ``executor`` argument names (see :data:`CHOICES`)."""
     if executor is None:
         return _DEFAULT.get() or InProcess()
-    if hasattr(executor, "map") and hasattr(executor, "name"):
+    if isinstance(executor, (InProcess, ProcessPool, Dask)):
         return executor
     if workers is not None and int(workers) < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
