@@ -60,11 +60,14 @@ def data():
 def client():
     """A real LocalCluster: two single-threaded worker processes; a task whose worker dies
     twice is given up (allowed-failures 1), so the exhausted-retries test stays short."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    # generous timeouts: on a loaded machine the restarted workers close slowly
+    client.close(timeout=60)
+    cluster.close(timeout=60)
 
 
 def test_import_fastcnn_never_imports_dask():
