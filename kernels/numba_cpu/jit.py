@@ -17,10 +17,10 @@ of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
 kernels on one thread. The big GEMMs run *inside* the parallel kernels: each
 thread calls ``np.dot`` on its own share (numba calls SciPy's BLAS,
 ``scipy.linalg.cython_blas``), so every core multiplies and there is a single
-thread pool. That BLAS must therefore run on its calling thread alone:
-importing this module loads it and limits it to one thread (threadpoolctl),
-and fastcnn.backend keeps every BLAS at one thread while the backend is active
-(``BLAS_THREADS``), for the few small GEMMs left to NumPy between kernels.
+thread pool. That BLAS must therefore run on its calling thread alone
+(see fastcnn.kernels.inner_blas, loaded here), and fastcnn.backend keeps every
+BLAS at one thread while the backend is active (``BLAS_THREADS``), for the few
+small GEMMs left to NumPy between kernels.
 """
 
 from __future__ import annotations
@@ -91,32 +91,9 @@ except ImportError as exc:
 
 from numba import njit, prange  # noqa: E402
 
+from ..inner_blas import load as _load_inner_blas  # noqa: E402
 
-def _load_single_threaded_blas() -> None:
-    """Import the BLAS numba's ``np.dot`` calls and limit the libraries it brought to one
-    thread: it is called from every thread of numba's pool at once (a library that was
-    loaded already, e.g. shared with NumPy, is left to fastcnn.backend's policy)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # a declared dependency; without it BLAS keeps its own threads
-        ThreadpoolController = None
-    before = set()
-    if ThreadpoolController is not None:
-        before = {lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers}
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "the numba backend needs SciPy (numba's np.dot calls SciPy's BLAS), which could "
-            f"not be imported ({exc}); install it with `pip install scipy` or choose another "
-            "backend") from exc
-    if ThreadpoolController is not None:
-        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
-            if lib.filepath not in before:
-                lib.set_num_threads(1)
-
-
-_load_single_threaded_blas()
+_load_inner_blas("numba")  # what np.dot in the kernels calls
 
 if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
