@@ -40,7 +40,8 @@ class Case:
     outputs: name -> (shape, dtype) of a buffer the kernel must fully write, or None when skipped;
     updated: names in ``arrays`` the kernel updates in place, compared afterwards;
     steps: per-call overrides of arrays/scalars, one dict per call, run in order;
-    exact: outputs that must match bit for bit.
+    exact: outputs that must match bit for bit;
+    workspace: outputs that are scratch space, whose contents afterwards are not compared.
     """
 
     op: str
@@ -51,6 +52,7 @@ class Case:
     updated: tuple = ()
     steps: list = field(default_factory=lambda: [{}])
     exact: tuple = ()
+    workspace: tuple = ()
 
     def __post_init__(self):
         given = set(self.arrays) | set(self.scalars) | set(self.outputs)
@@ -210,7 +212,7 @@ def conv2d_backward_cases(tiny=False):
                    "dbias": _float(problem.weight_shape[:1]) if problem.bias else None,
                    "dcols": _float(problem.cols_shape) if problem.input_grad else None}
         cases.append(Case("conv2d_backward", problem.label + _skipped_label(outputs), arrays,
-                          problem.layer_arguments(), outputs))
+                          problem.layer_arguments(), outputs, workspace=("dcols",)))
     return cases
 
 

@@ -354,7 +354,7 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                     Py_ssize_t stride, Py_ssize_t padding):
     """Per sample: dout[n] *= act'(out[n]); its weight gradient dout[n] @ cols[n].T and bias
     gradient go to its group's partial sums; with dx (planes (N*C, H, W)) not None,
-    dcols[n] = weight.T @ dout[n] and col2im into dx. Samples are split into ``groups``
+    weight.T @ dout[n] into the group's scratch slice of dcols and col2im into dx. Samples are split into ``groups``
     fixed by the batch alone, summed in order: the result does not depend on the threads."""
     cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, first, last, c
     cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
@@ -389,11 +389,11 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                 partial_bias[g * filters + o] += _sum(d, length)
             _gemm(False, True, filters, size, length, &dout[n, 0, 0], length, &cols[n, 0, 0],
                   length, 0 if n == first else 1, partial + g * per_group, size)
-            if has_dx:
+            if has_dx:  # into the group's first slice of dcols, its scratch: in cache for col2im
                 _gemm(True, False, size, length, filters, &weight[0, 0], size, &dout[n, 0, 0],
-                      length, 0, &dcols[n, 0, 0], length)
+                      length, 0, &dcols[first, 0, 0], length)
                 for c in range(channels):
-                    _col2im_plane(&dcols[n, 0, 0] + c * taps, height, width, kernel_h, kernel_w,
+                    _col2im_plane(&dcols[first, 0, 0] + c * taps, height, width, kernel_h, kernel_w,
                                   stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0])
     for q in prange(per_group, nogil=True, num_threads=_num_threads,
                     use_threads_if=groups * per_group > PARALLEL_MIN):

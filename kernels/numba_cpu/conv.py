@@ -78,10 +78,12 @@ def _im2col_plane(flat_x, plane, geometry, flat_cols):
 
 
 @inline_helper
-def _col2im_plane(flat_cols, plane, geometry, flat_dx):
-    """Input-gradient plane ``plane`` (= n*C + c) from its KH*KW rows of cols, overlaps summed."""
+def _col2im_from(flat_cols, source, plane, geometry, flat_dx):
+    """Input-gradient plane ``plane`` (= n*C + c) from the KH*KW rows of cols that plane
+    ``source`` owns (itself, or a scratch slice holding them), overlaps summed."""
     height, width, kernel_h, kernel_w, stride, padding, out_h, out_w = geometry
     step = np.uint64(stride)
+    shift = np.int64(source - plane) * kernel_h * kernel_w * out_h * out_w
     _fill_zero(flat_dx, np.uint64(plane * height * width), height * width)
     for i in range(kernel_h):
         y_lo, y_hi = _valid_range(i, padding, stride, out_h, height)
@@ -89,6 +91,7 @@ def _col2im_plane(flat_cols, plane, geometry, flat_dx):
             x_lo, x_hi = _valid_range(j, padding, stride, out_w, width)
             for oy in range(y_lo, y_hi):
                 src, dst = _row_offsets(plane, i, j, oy, x_lo, geometry)
+                src = np.uint64(np.int64(src) + shift)
                 if stride == 1:
                     for k in range(x_hi - x_lo):
                         flat_dx[dst + np.uint64(k)] += flat_cols[src + np.uint64(k)]
@@ -107,7 +110,7 @@ def _im2col(flat_x, planes, geometry, flat_cols):
 def _col2im(flat_cols, planes, geometry, flat_dx):
     # each (n, c) plane of dx is owned by one iteration: overlapping windows add up without races
     for plane in prange(planes):
-        _col2im_plane(flat_cols, plane, geometry, flat_dx)
+        _col2im_from(flat_cols, plane, plane, geometry, flat_dx)
 
 
 @parallel_kernel
@@ -129,7 +132,8 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
               dweight2d, dbias, dcols, flat_dx):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (dout3[n] @ cols[n].T, (O, K)) to its group's partial sums, and when
-    dcols is not None, dcols[n] = weight2d.T @ dout3[n] (K, P) and col2im into flat_dx.
+    dcols is not None, weight2d.T @ dout3[n] (K, P) into the group's scratch slice of
+    dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order, then the groups in order: the result never depends on the thread count."""
@@ -149,10 +153,13 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
                 np.dot(d, cols[n].T, term)
                 total += term
             if dcols is not None:
-                np.dot(weight2d.T, d, dcols[n])
+                # the group's first slice of dcols is its scratch: in cache for col2im
+                scratch = g * batch // groups
+                np.dot(weight2d.T, d, dcols[scratch])
                 flat_dcols = dcols.reshape(-1)
                 for c in range(channels):
-                    _col2im_plane(flat_dcols, n * channels + c, geometry, flat_dx)
+                    _col2im_from(flat_dcols, scratch * channels + c, n * channels + c, geometry,
+                                 flat_dx)
     flat_dweight = dweight2d.reshape(-1)
     flat_partial = partial_dweight.reshape(groups, -1)
     for k in prange(flat_dweight.size):
