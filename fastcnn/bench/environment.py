@@ -65,10 +65,12 @@ def blas_libraries() -> list[dict]:
             for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
-def describe_blas(libraries: list[dict]) -> str:
-    """One line: "libscipy_openblas64_.so (openblas 0.3.31, Haswell kernels, 2 threads); ..."."""
-    return "; ".join(f"{lib['library']} ({lib['api']} {lib['version']}, {lib['architecture']} "
+def describe_blas(libraries: list[dict], coretype: str | None = None) -> str:
+    """One line: "libscipy_openblas64_.so (openblas 0.3.31, Haswell kernels, 2 threads); ..."
+    plus the OPENBLAS_CORETYPE that forced those kernels, when one was set."""
+    text = "; ".join(f"{lib['library']} ({lib['api']} {lib['version']}, {lib['architecture']} "
                      f"kernels, {lib['threads']} threads)" for lib in libraries) or "unknown"
+    return text + (f"; kernels forced by OPENBLAS_CORETYPE={coretype}" if coretype else "")
 
 
 def _version(module: str) -> str | None:
@@ -97,6 +99,7 @@ def load_average() -> float | None:
 
 def machine() -> dict:
     return {"cpu": cpu_model(), "cores": cpu_count(), "isa": isa_flags(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE") or None,
             "platform": platform.platform(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "load_average": load_average()}

@@ -226,7 +226,8 @@ def markdown_report(document: dict) -> str:
         f"({machine['platform']}); no GPU" + ("" if "cuda" in document["competitors"] else
                                               " was used (the CUDA backend is not measured here)") + ".",
         f"- **ISA:** {' '.join(machine.get('isa') or []) or 'unknown'}.",
-        f"- **BLAS:** {describe_blas(document.get('blas', []))}, as NumPy has it for the numpy "
+        f"- **BLAS:** {describe_blas(document.get('blas', []), machine.get('openblas_coretype'))}, "
+        "as NumPy has it for the numpy "
         "backend and PyTorch-free code; the numba and cython kernels call SciPy's BLAS on one "
         "thread from each of their own threads.",
         f"- **Load:** 1-minute load average {machine.get('load_average', '?')} at the start, "

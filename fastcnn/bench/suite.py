@@ -107,7 +107,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         f"{config.infer_batch_size}")
     cpu = environment.machine()
     log(f"CPU: {cpu['cpu']}, {cpu['cores']} cores, ISA {' '.join(cpu['isa']) or 'unknown'}; "
-        f"BLAS: {environment.describe_blas(blas)} (numba and cython call theirs on 1 thread "
+        f"BLAS: {environment.describe_blas(blas, cpu['openblas_coretype'])} (numba and cython "
+        "call theirs on 1 thread "
         "from each kernel thread)")
     peak = matmul_peak(preset["peak_size"], repeats=preset["repeat"], min_time=preset["min_time"])
     log(f"matmul peak (NumPy float32 {peak['size']}^3, {threads} threads): {peak['gflops']:.1f} GFLOP/s")
