@@ -54,15 +54,23 @@ def test_race_rotates_the_order_and_limits_slow_competitors():
     assert len(fast.samples) == 3 and len(slow.samples) == 1
 
 
-def test_race_records_cpu_time_over_wall_time_per_round():
-    import time
+def test_race_records_cpu_time_over_wall_time_per_round(monkeypatch):
+    from fastcnn.bench import timing
 
-    busy = Competitor("busy", 1, lambda: sum(range(200_000)))
-    idle = Competitor("idle", 1, lambda: time.sleep(0.01))
-    race([busy, idle], repeats=3, min_time=0.0)
-    assert len(busy.cpu_ratios) == len(idle.cpu_ratios) == 3
-    assert idle.cpu_per_wall < 0.5       # asleep: next to no CPU time
-    assert busy.cpu_per_wall > idle.cpu_per_wall
+    clock = {"wall": 0.0, "cpu": 0.0}
+
+    class FakeTime:  # a call that keeps two cores busy for one second
+        perf_counter = staticmethod(lambda: clock["wall"])
+        process_time = staticmethod(lambda: clock["cpu"])
+
+    def two_cores_busy():
+        clock["wall"] += 1.0
+        clock["cpu"] += 2.0
+
+    monkeypatch.setattr(timing, "time", FakeTime)
+    competitor = Competitor("busy", 1, two_cores_busy)
+    race([competitor], repeats=3, min_time=0.0)
+    assert competitor.cpu_ratios == [2.0, 2.0, 2.0] and competitor.cpu_per_wall == 2.0
 
 
 def test_fastcnn_bench_times_training_at_extra_batch_sizes(tmp_path, capsys):
