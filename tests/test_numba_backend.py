@@ -281,6 +281,21 @@ def test_missing_numba_gives_a_clear_import_error():
     assert "reason: cannot import fastcnn.kernels.numba_backend: the numba backend needs" in out
 
 
+def test_missing_scipy_makes_the_compiled_backends_unavailable_saying_so():
+    out = run_python("""
+        import sys
+        sys.modules["scipy"] = None  # as if SciPy were not installed
+        import fastcnn
+        for status in fastcnn.available_backends():
+            if status.name in ("numba", "cython"):
+                print(status.name, status.available, status.reason)
+    """)
+    for name in ("numba", "cython"):
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert f"{name} False" in line and f"the {name} backend needs SciPy" in line
+        assert "pip install scipy" in line
+
+
 # ---- kernel variants: the conformance cases reach every one ---------------------------------
 def test_conformance_cases_reach_every_numba_kernel_variant():
     import kernel_cases
