@@ -8,9 +8,10 @@ Prints four tables:
 
 1. every kernel, numpy vs numba (best and median milliseconds of ``--repeat`` calls,
    the two backends interleaved so that machine noise hits both alike);
-2. where the convolution GEMMs run: NumPy ``matmul`` called between the jitted
-   im2col/epilogue kernels (what the backend does) vs ``np.dot`` inside one
-   jitted function per layer (SciPy's BLAS);
+2. where the convolution GEMMs run: in the kernels' own threads (what the backend
+   does: ``np.dot`` per sample on single-threaded SciPy BLAS) vs NumPy ``matmul``
+   over the batch between the jitted im2col/epilogue kernels, on one and on every
+   BLAS thread;
 3. start-up: import fastcnn -> first conv forward+backward done (and a whole
    training step's kernels), in a fresh process with an empty NUMBA_CACHE_DIR
    (compiles) and again in a second process (loads the cache);
@@ -160,35 +161,38 @@ def print_kernel_table(rows: list) -> None:
 
 # ---- 2. where the GEMM runs ----------------------------------------------------------------------
 def gemm_table(repeat: int, batch: int) -> list:
-    """The backend (NumPy matmul between jitted kernels) vs np.dot inside one jitted function
-    per layer (SciPy's BLAS), conv forward and backward."""
+    """Conv forward and backward three ways: the backend (each thread runs its samples'
+    im2col, np.dot on single-threaded SciPy BLAS and epilogue), and the earlier design,
+    parallel im2col/epilogue kernels around one NumPy matmul over the batch, with NumPy's
+    BLAS on one thread and on every thread."""
+    from threadpoolctl import threadpool_limits
+
     from fastcnn.kernels import numba_backend
     from fastcnn.kernels.numba_cpu import conv, epilogue
     from fastcnn.kernels.numba_cpu.scalars import RELU
-    from numba import njit
-
-    @njit(cache=True)
-    def dot_forward(x, weight2d, bias, planes, geometry, cols, out3):
-        conv._im2col(x.reshape(-1), planes, geometry, cols.reshape(-1))
-        for n in range(cols.shape[0]):
-            np.dot(weight2d, cols[n], out3[n])
-        epilogue.bias_activation(out3, bias, RELU)
-
-    @njit(cache=True)
-    def dot_backward(dout3, out3, weight2d, cols, planes, geometry, dx, dweight2d, dbias, dcols):
-        epilogue.activation_grad_bias_sum(dout3, out3, RELU, dbias)
-        np.dot(dout3[0], cols[0].T, dweight2d)
-        scratch = np.empty_like(dweight2d)  # (O, K): each sample's product, summed as it comes
-        for n in range(1, cols.shape[0]):
-            np.dot(dout3[n], cols[n].T, scratch)
-            dweight2d += scratch
-        for n in range(cols.shape[0]):
-            np.dot(weight2d.T, dout3[n], dcols[n])
-        conv._col2im(dcols.reshape(-1), planes, geometry, dx.reshape(-1))
 
     def rows(a):
         return a.reshape(a.shape[0], a.shape[1], -1)
 
+    def between_forward(x, w, bias, cols, out):
+        numba_backend.im2col(x, 3, 3, 1, 1, cols)
+        np.matmul(w.reshape(w.shape[0], -1), cols, out=rows(out))
+        epilogue.bias_activation(rows(out), bias, RELU)
+
+    def between_backward(dout, out, w, cols, dx, dw, db, dcols):
+        epilogue.activation_grad_bias_sum(rows(dout), rows(out), RELU, db)
+        products = np.matmul(rows(dout), cols.transpose(0, 2, 1))
+        products.sum(axis=0, out=dw.reshape(dw.shape[0], -1))
+        np.matmul(w.reshape(w.shape[0], -1).T, rows(dout), out=dcols)
+        numba_backend.col2im(dcols, 3, 3, 1, 1, dx)
+
+    def with_blas(threads, function):
+        def run():
+            with threadpool_limits(threads, user_api="blas"):
+                function()
+        return run
+
+    cores = os.cpu_count() or 1
     b = network_buffers(batch)
     table = []
     for layer, x, w, bias, cols, out, dout, dx, dw, db, dcols in (
@@ -196,27 +200,30 @@ def gemm_table(repeat: int, batch: int) -> list:
              b["dw1"], b["db1"], np.zeros_like(b["cols1"])),
             ("conv2", b["p1"], b["w2"], b["b2"], b["cols2"], b["y2"], b["d2"], b["dp1"], b["dw2"],
              b["db2"], b["dcols2"])):
-        planes, geometry = conv._geometry(x.shape, 3, 3, 1, 1)
-        w2, dw2 = w.reshape(w.shape[0], -1), dw.reshape(dw.shape[0], -1)
-        result = timed({
-            "matmul fwd": lambda: numba_backend.conv2d_forward(x, w, bias, 1, 1, "relu", cols, out),
-            "dot fwd": lambda: dot_forward(x, w2, bias, planes, geometry, cols, rows(out)),
-            "matmul bwd": lambda: numba_backend.conv2d_backward(dout, out, w, cols, 1, 1, "relu",
+        table.append((layer, timed({
+            "kernel fwd": lambda: numba_backend.conv2d_forward(x, w, bias, 1, 1, "relu", cols, out),
+            "matmul 1 fwd": with_blas(1, lambda: between_forward(x, w, bias, cols, out)),
+            "matmul all fwd": with_blas(cores, lambda: between_forward(x, w, bias, cols, out)),
+            "kernel bwd": lambda: numba_backend.conv2d_backward(dout, out, w, cols, 1, 1, "relu",
                                                                 dx, dw, db, dcols),
-            "dot bwd": lambda: dot_backward(rows(dout), rows(out), w2, cols, planes, geometry,
-                                            dx, dw2, db, dcols),
-        }, repeat)
-        table.append((layer, result))
+            "matmul 1 bwd": with_blas(1, lambda: between_backward(dout, out, w, cols, dx, dw, db,
+                                                                  dcols)),
+            "matmul all bwd": with_blas(cores, lambda: between_backward(dout, out, w, cols, dx, dw,
+                                                                        db, dcols)),
+        }, repeat)))
     return table
 
 
+COLUMNS = ("kernel fwd", "matmul 1 fwd", "matmul all fwd", "kernel bwd", "matmul 1 bwd",
+           "matmul all bwd")
+
+
 def print_gemm_table(rows: list) -> None:
-    print(f"{'layer':<8}{'matmul between fwd':>20}{'np.dot in njit fwd':>20}"
-          f"{'matmul between bwd':>20}{'np.dot in njit bwd':>20}   (median ms, best in brackets)")
+    print(f"{'layer':<8}" + "".join(f"{name:>20}" for name in COLUMNS)
+          + "   (median ms, best in brackets; kernel: GEMMs in the kernel threads; matmul N: "
+          "NumPy matmul between kernels on N BLAS threads)")
     for layer, r in rows:
-        cells = "".join(f"{r[key][1]:>11.3f} ({r[key][0]:>6.3f})"
-                        for key in ("matmul fwd", "dot fwd", "matmul bwd", "dot bwd"))
-        print(f"{layer:<8}{cells}")
+        print(f"{layer:<8}" + "".join(f"{r[key][1]:>11.3f} ({r[key][0]:>6.3f})" for key in COLUMNS))
 
 
 # ---- 3 and 4. subprocesses ----------------------------------------------------------------------
@@ -307,7 +314,7 @@ def main(argv=None) -> None:
           f"{os.getloadavg()[0]:.2f}, batch {args.batch}, {args.repeat} calls per row\n")
     print("1. kernels, milliseconds per call")
     print_kernel_table(kernel_table(args.repeat, args.batch))
-    print("\n2. convolution GEMMs: NumPy matmul between kernels (backend) vs np.dot inside njit")
+    print("\n2. convolution GEMMs: in the kernels' threads (backend) vs NumPy matmul between kernels")
     print_gemm_table(gemm_table(args.repeat, args.batch))
     if args.skip_subprocess:
         return

@@ -150,7 +150,10 @@ class KernelBackend(Protocol):
         overwritten); out (N, O, OH, OW) the activated output (unused when
         activation is None); weight (O, C, KH, KW); cols (N, C*KH*KW, OH*OW)
         from forward; dx (N, C, H, W) or None; dweight (O, C, KH, KW);
-        dbias (O,) or None; dcols (N, C*KH*KW, OH*OW) workspace, or None when dx is None.
+        dbias (O,) or None; dcols (N, C*KH*KW, OH*OW) workspace, or None when dx is None:
+        the kernel may use any part of it and leaves its contents unspecified (the
+        compiled CPU backends reuse one sample's slice per group of samples, so that it
+        stays in cache).
         """
 
     # ---- pooling ----------------------------------------------------------

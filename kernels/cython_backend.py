@@ -2,8 +2,10 @@
 
 The loops live in the extension ``fastcnn.kernels.cython._kernels`` (built by
 setup.py from ``kernels/cython/_kernels.pyx``; OpenMP threads where the compiler
-had OpenMP, serial otherwise). GEMMs run in NumPy between kernels: NumPy's
-BLAS measured faster than SciPy's Cython BLAS here. Each function follows the
+had OpenMP, serial otherwise). Convolutions and big dense layers are one
+parallel loop each, every thread calling SciPy's single-threaded BLAS on its
+own samples or pieces (see fastcnn.kernels.inner_blas), so that every core
+multiplies; small dense layers are one NumPy GEMM. Each function follows the
 signature and shapes documented in :mod:`fastcnn.kernels.contract`.
 """
 
@@ -19,7 +21,11 @@ except ImportError as exc:
     raise ImportError(f"the Cython extension was not compiled: {exc}, "
                       "reinstall with a C compiler: pip install .") from exc
 
+from . import inner_blas
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
+
+_capsules = inner_blas.load("cython").__pyx_capi__
+_kernels.use_blas(_capsules["sgemm"], _capsules["dgemm"])
 
 name = "cython"
 
@@ -89,30 +95,29 @@ def col2im(cols, kernel_h, kernel_w, stride, padding, dx):
                     _planes(dx))
 
 
+GROUP_SAMPLES = 4
+"""Samples per partial weight-gradient sum: groups fixed by the batch alone, so that the
+sum's order, and with it the result, does not depend on the thread count."""
+
+
+def _groups(batch):
+    return max(1, min(batch, -(-batch // GROUP_SAMPLES)))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     n, o = out.shape[:2]
-    im2col(x, weight.shape[2], weight.shape[3], stride, padding, cols)
-    result = out.reshape(n, o, -1)
-    np.matmul(weight.reshape(o, -1), cols, out=result)
-    _kernels.bias_activation_forward(result, bias, _ACTIVATION_CODES[activation])
+    _kernels.conv2d_forward(_planes(x), weight.reshape(o, -1), bias, _ACTIVATION_CODES[activation],
+                            weight.shape[2], weight.shape[3], stride, padding, cols,
+                            out.reshape(n, o, -1))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols):
     n, o = dout.shape[:2]
     d = dout.reshape(n, o, -1)
-    _kernels.bias_activation_backward(d, d if out is None else out.reshape(n, o, -1),
-                                      _ACTIVATION_CODES[activation], dbias)
-    # dweight = sum over samples of d[n] @ cols[n].T: per-sample GEMMs beat one
-    # GEMM over (N*P), which would first copy cols into (K, N*P)
-    dweight = dweight.reshape(o, -1)
-    dweight[...] = 0
-    term = np.empty_like(dweight)
-    for sample in range(n):
-        np.matmul(d[sample], cols[sample].T, out=term)
-        dweight += term
-    if dx is not None:
-        np.matmul(weight.reshape(o, -1).T, d, out=dcols)
-        col2im(dcols, weight.shape[2], weight.shape[3], stride, padding, dx)
+    _kernels.conv2d_backward(d, d if out is None else out.reshape(n, o, -1),
+                             _ACTIVATION_CODES[activation], weight.reshape(o, -1), cols, _groups(n),
+                             dweight.reshape(o, -1), dbias, dcols, None if dx is None else _planes(dx),
+                             weight.shape[2], weight.shape[3], stride, padding)
 
 
 # ---- pooling ------------------------------------------------------------------
@@ -134,7 +139,25 @@ def avgpool2d_backward(dout, kernel, stride, dx):
 
 
 # ---- dense --------------------------------------------------------------------
+PARALLEL_FLOPS = 1 << 21
+"""Multiply-adds (N*F*U) from which a dense layer's GEMMs are split across the threads."""
+
+PIECE_ROWS = 32
+"""Rows of x per piece of a split GEMM (dweight: as many pieces of units)."""
+
+
+def _pieces(x, weight):
+    """Pieces to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
+    if x.shape[0] * x.shape[1] * weight.shape[0] < PARALLEL_FLOPS:
+        return 0
+    return min(-(-x.shape[0] // PIECE_ROWS), weight.shape[0])
+
+
 def dense_forward(x, weight, bias, activation, out):
+    pieces = _pieces(x, weight)
+    if pieces:
+        _kernels.dense_forward(x, weight, bias, _ACTIVATION_CODES[activation], out, pieces)
+        return
     np.matmul(x, weight.T, out=out)
     # bias per unit: the (N, O, P) layout of the convolution with P = 1
     _kernels.bias_activation_forward(out.reshape(*out.shape, 1), bias, _ACTIVATION_CODES[activation])
@@ -144,6 +167,10 @@ def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
     d = dout.reshape(*dout.shape, 1)
     _kernels.bias_activation_backward(d, d if out is None else out.reshape(d.shape),
                                       _ACTIVATION_CODES[activation], dbias)
+    pieces = _pieces(x, weight)
+    if pieces:
+        _kernels.dense_backward(dout, x, weight, dx, dweight, pieces)
+        return
     np.matmul(dout.T, x, out=dweight)
     if dx is not None:
         np.matmul(dout, weight, out=dx)

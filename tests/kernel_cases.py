@@ -40,7 +40,8 @@ class Case:
     outputs: name -> (shape, dtype) of a buffer the kernel must fully write, or None when skipped;
     updated: names in ``arrays`` the kernel updates in place, compared afterwards;
     steps: per-call overrides of arrays/scalars, one dict per call, run in order;
-    exact: outputs that must match bit for bit.
+    exact: outputs that must match bit for bit;
+    workspace: outputs that are scratch space, whose contents afterwards are not compared.
     """
 
     op: str
@@ -51,6 +52,7 @@ class Case:
     updated: tuple = ()
     steps: list = field(default_factory=lambda: [{}])
     exact: tuple = ()
+    workspace: tuple = ()
 
     def __post_init__(self):
         given = set(self.arrays) | set(self.scalars) | set(self.outputs)
@@ -105,6 +107,12 @@ CONV_SETTINGS = (
     dict(batch=2, channels=64, out_channels=64, kernel=(3, 3), stride=1, padding=0, activation="relu",
          max_size=5),
     dict(batch=2, channels=3, out_channels=2, kernel=(2, 3), stride=1, padding=1, activation=None),
+    # big enough for the threaded paths (numba: above jit.SERIAL_WORK), odd batches split
+    # into uneven sample groups for the weight gradient
+    dict(batch=9, channels=8, out_channels=12, kernel=(3, 3), stride=1, padding=1, activation="relu",
+         min_size=9, max_size=15),
+    dict(batch=7, channels=6, out_channels=5, kernel=(3, 3), stride=2, padding=0, activation="sigmoid",
+         bias=False, input_grad=False, min_size=22, max_size=25),
 )
 """Convolution geometries; heights and widths are drawn at random (odd ones included)."""
 
@@ -146,7 +154,8 @@ def _conv_problems(tiny):
         if tiny:
             batch, channels, max_size = min(batch, TINY_BATCH), min(channels, TINY_CHANNELS), TINY_SIZE
             out_channels = min(out_channels, TINY_CHANNELS)
-        height, width = rng.integers(max(max(kernel_h, kernel_w) - 2 * padding, 1), max_size + 1, size=2)
+        smallest = max(max(kernel_h, kernel_w) - 2 * padding, 1, 0 if tiny else setting.get("min_size", 0))
+        height, width = rng.integers(smallest, max_size + 1, size=2)
         out_h = conv_output_size(height, kernel_h, stride, padding)
         out_w = conv_output_size(width, kernel_w, stride, padding)
         label = (f"N{batch}-C{channels}-{height}x{width}-O{out_channels}-k{kernel_h}x{kernel_w}"
@@ -203,7 +212,7 @@ def conv2d_backward_cases(tiny=False):
                    "dbias": _float(problem.weight_shape[:1]) if problem.bias else None,
                    "dcols": _float(problem.cols_shape) if problem.input_grad else None}
         cases.append(Case("conv2d_backward", problem.label + _skipped_label(outputs), arrays,
-                          problem.layer_arguments(), outputs))
+                          problem.layer_arguments(), outputs, workspace=("dcols",)))
     return cases
 
 
@@ -215,6 +224,7 @@ POOL_SETTINGS = (
     dict(batch=3, channels=2, kernel=3, stride=3),
     dict(batch=2, channels=64, kernel=3, stride=1, max_size=6),
     dict(batch=1, channels=5, kernel=2, stride=3, ties=True),
+    dict(batch=3, channels=7, kernel=2, stride=2, ties=True, max_size=13),
 )
 """Pooling geometries (no padding); heights and widths are drawn at random."""
 
@@ -293,6 +303,9 @@ DENSE_SETTINGS = (
     dict(batch=4, features=33, units=17, activation="sigmoid", bias=False),
     dict(batch=3, features=1, units=1, activation="relu", input_grad=False),
     dict(batch=16, features=20, units=64, activation="sigmoid", bias=False, input_grad=False),
+    # N*F*U above numba's dense.PARALLEL_FLOPS: GEMMs split into pieces across threads
+    dict(batch=40, features=300, units=200, activation="relu"),
+    dict(batch=33, features=257, units=260, activation="sigmoid", bias=False, input_grad=False),
 )
 
 

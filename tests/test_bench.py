@@ -54,6 +54,40 @@ def test_race_rotates_the_order_and_limits_slow_competitors():
     assert len(fast.samples) == 3 and len(slow.samples) == 1
 
 
+def test_race_records_cpu_time_over_wall_time_per_round(monkeypatch):
+    from fastcnn.bench import timing
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+
+    class FakeTime:  # a call that keeps two cores busy for one second
+        perf_counter = staticmethod(lambda: clock["wall"])
+        process_time = staticmethod(lambda: clock["cpu"])
+
+    def two_cores_busy():
+        clock["wall"] += 1.0
+        clock["cpu"] += 2.0
+
+    monkeypatch.setattr(timing, "time", FakeTime)
+    competitor = Competitor("busy", 1, two_cores_busy)
+    race([competitor], repeats=3, min_time=0.0)
+    assert competitor.cpu_ratios == [2.0, 2.0, 2.0] and competitor.cpu_per_wall == 2.0
+
+
+def test_fastcnn_bench_times_training_at_extra_batch_sizes(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["bench", "--quick", "--batch-size", "4", "--infer-batch-size", "8", "--backends",
+                 "numpy", "--repeat", "1", "--models", "numpy_mlp", "--no-kernels",
+                 "--extra-batch-sizes", "2,4", "--out", str(out)])
+    assert code == 0
+    document = json.loads((out / "bench.json").read_text())
+    train = [(row["batch"], row["extra_batch"]) for row in document["rows"] if row["kind"] == "train"]
+    assert train == [(4, False), (2, True)]  # the main batch size is not timed twice
+    assert all(row["cpu_per_wall"] > 0 for row in document["rows"])
+    printed = capsys.readouterr().out
+    assert "CPU/wall" in printed and "ISA" in printed and "BLAS:" in printed
+    assert "--extra-batch-sizes 2,4" in (out / "bench.md").read_text()
+
+
 def test_paired_speedup_is_the_median_of_per_round_per_sample_ratios():
     fast = Competitor("fast", 10, lambda: None, samples=[1.0, 2.0, 0.5])
     slow = Competitor("slow", 1, lambda: None, samples=[1.0, 1.0, 0.5])
@@ -102,14 +136,18 @@ def test_markdown_headline_judges_the_targets():
                  _row("train", "pytorch_cnn", "torch", 1600.0, {"torch": 1.0}),
                  _row("infer", "pytorch_cnn", "numba", 9000.0, {"torch": 1.5})],
     }
+    document["blas"] = [{"library": "libopenblas.so", "api": "openblas", "version": "0.3.31",
+                         "architecture": "Haswell", "threads": 2, "threading": "pthreads"}]
+    document["machine"]["isa"] = ["avx2", "fma"]
     text = markdown_report(document)
-    assert "| 1.25x |" in text
-    assert "1.50x NOT met" in text            # inference target: 2x PyTorch
+    assert "1.25x NOT met" in text            # pytorch_cnn training: 1.5x PyTorch on numba
+    assert "1.50x NOT met" in text            # inference target: 3x PyTorch
     assert "1,500x met" in text               # 1000x the naive loops
     assert "0.5x NOT met" in text             # cython within 1.5x of numba
     assert "no CUDA figures" in text
+    assert "**ISA:** avx2 fma" in text and "libopenblas.so (openblas 0.3.31, Haswell kernels, 2 threads)" in text
     document["processes"] = {"count": 3, "ratios": [
         {"kind": "infer", "name": "pytorch_cnn", "backend": "numba", "baseline": "torch",
-         "median": 2.2, "min": 2.1, "max": 2.4, "values": [2.1, 2.2, 2.4]}]}
+         "median": 3.2, "min": 3.1, "max": 3.4, "values": [3.1, 3.2, 3.4]}]}
     text = markdown_report(document)
-    assert "2.20x (2.10x-2.40x) met" in text  # the fresh-process median wins where measured
+    assert "3.20x (3.10x-3.40x) met" in text  # the fresh-process median wins where measured

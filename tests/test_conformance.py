@@ -58,7 +58,7 @@ def run_case(module, case):
     if hasattr(module, "synchronize"):
         module.synchronize()
     results = {name: np.array(module.to_host(buffer)) for name, buffer in outputs.items()
-               if buffer is not None}
+               if buffer is not None and name not in case.workspace}
     results.update({name: np.array(module.to_host(arrays[name])) for name in case.updated})
     return results
 

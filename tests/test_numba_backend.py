@@ -279,3 +279,36 @@ def test_missing_numba_gives_a_clear_import_error():
     assert "pip install numba" in out
     assert "available: False" in out
     assert "reason: cannot import fastcnn.kernels.numba_backend: the numba backend needs" in out
+
+
+def test_missing_scipy_makes_the_compiled_backends_unavailable_saying_so():
+    out = run_python("""
+        import sys
+        sys.modules["scipy"] = None  # as if SciPy were not installed
+        import fastcnn
+        for status in fastcnn.available_backends():
+            if status.name in ("numba", "cython"):
+                print(status.name, status.available, status.reason)
+    """)
+    for name in ("numba", "cython"):
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert f"{name} False" in line and f"the {name} backend needs SciPy" in line
+        assert "pip install scipy" in line
+
+
+# ---- kernel variants: the conformance cases reach every one ---------------------------------
+def test_conformance_cases_reach_every_numba_kernel_variant():
+    import kernel_cases
+    from fastcnn.kernels.numba_cpu import conv, dense, pool
+
+    cols = [case.arrays["cols"] for case in kernel_cases.cases("conv2d_backward")]
+    assert min(c.size for c in cols) < jit.SERIAL_WORK <= max(c.size for c in cols)
+    # a threaded case whose samples split into unequal groups for the weight gradient
+    assert any(c.size >= jit.SERIAL_WORK and c.shape[0] % conv._groups(c.shape[0]) for c in cols)
+    flops = [case.arrays["x"].shape[0] * case.arrays["x"].shape[1] * case.arrays["weight"].shape[0]
+             for op in ("dense_forward", "dense_backward") for case in kernel_cases.cases(op)]
+    assert min(flops) < dense.PARALLEL_FLOPS <= max(flops)  # one GEMM and split GEMMs
+    windows = {(case.scalars["kernel"], case.scalars["stride"])
+               for case in kernel_cases.cases("maxpool2d_forward")}
+    assert {pool.maxpool_forward_kernel(*window) for window in windows} == {
+        pool._maxpool_forward, pool._maxpool_forward_2x2}

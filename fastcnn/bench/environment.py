@@ -32,6 +32,47 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "amx_tile", "neon", "asimd", "sve")
+"""The vector-instruction flags a benchmark reader needs (which GEMM kernels the CPU can run)."""
+
+
+def isa_flags() -> list[str]:
+    """Those of ISA_FLAGS this CPU has, from /proc/cpuinfo (empty where it is unreadable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def blas_libraries() -> list[dict]:
+    """Every BLAS loaded in this process (NumPy's; SciPy's, which the numba and cython
+    kernels call from their threads): library file, version, kernel architecture and
+    its thread count now, from threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{"library": os.path.basename(info.get("filepath", "?")),
+             "api": info.get("internal_api"), "version": info.get("version"),
+             "architecture": info.get("architecture"), "threads": info.get("num_threads"),
+             "threading": info.get("threading_layer")}
+            for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def describe_blas(libraries: list[dict], coretype: str | None = None) -> str:
+    """One line: "libscipy_openblas64_.so (openblas 0.3.31, Haswell kernels, 2 threads); ..."
+    plus the OPENBLAS_CORETYPE that forced those kernels, when one was set."""
+    text = "; ".join(f"{lib['library']} ({lib['api']} {lib['version']}, {lib['architecture']} "
+                     f"kernels, {lib['threads']} threads)" for lib in libraries) or "unknown"
+    return text + (f"; kernels forced by OPENBLAS_CORETYPE={coretype}" if coretype else "")
+
+
 def _version(module: str) -> str | None:
     try:
         return getattr(importlib.import_module(module), "__version__", "?")
@@ -57,7 +98,9 @@ def load_average() -> float | None:
 
 
 def machine() -> dict:
-    return {"cpu": cpu_model(), "cores": cpu_count(), "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cores": cpu_count(), "isa": isa_flags(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE") or None,
+            "platform": platform.platform(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "load_average": load_average()}
 

@@ -32,6 +32,7 @@ class Group:
     make: Callable[[str, int], Trial]
     flops: Callable[[int], float | None]
     batched: bool = True           # False: one call is not a batch (the optimizer update)
+    batch: int | None = None       # a batch size of its own (None: the plan's)
     _references: dict = field(default_factory=dict, repr=False)
 
     def reference(self, n: int) -> dict:
@@ -75,7 +76,7 @@ def kernel_group(bench: kernels.KernelBench) -> Group:
     return Group("kernel", bench.name, bench.label, make, bench.flops, batched=bench.needs_batch)
 
 
-def model_group(name: str, mode: str) -> Group:
+def model_group(name: str, mode: str, batch: int | None = None) -> Group:
     def make(competitor, n):
         if competitor == TORCH:
             return models.torch_model_trial(name, n, mode)
@@ -83,7 +84,8 @@ def model_group(name: str, mode: str) -> Group:
 
     what = "training step (forward, loss, backward, optimizer update)" if mode == "train" \
         else "inference (forward pass)"
-    return Group(mode, name, f"{name} {what}", make, lambda n: models.model_flops(name, n, mode))
+    return Group(mode, name, f"{name} {what}", make, lambda n: models.model_flops(name, n, mode),
+                 batch=batch)
 
 
 @dataclass
@@ -104,7 +106,7 @@ class Plan:
 
 def run_group(group: Group, plan: Plan) -> list[dict]:
     """Check and time every competitor of ``group``; one row per competitor."""
-    batch = plan.infer_batch_size if group.kind == "infer" else plan.batch_size
+    batch = group.batch or (plan.infer_batch_size if group.kind == "infer" else plan.batch_size)
     racers = []
     for name in plan.competitors:
         n = plan.naive_batch_size if (name == NAIVE and group.batched) else batch
@@ -130,13 +132,14 @@ def rows_for(group: Group, racers: list[Competitor], plan: Plan) -> list[dict]:
         flops = group.flops(racer.batch)
         row = {
             "kind": group.kind, "group": f"{group.kind} {group.name}", "name": group.name,
-            "label": group.label, "backend": racer.backend,
+            "label": group.label, "backend": racer.backend, "extra_batch": group.batch is not None,
             "batch": racer.batch if group.batched else None, "threads": plan.threads,
             "seconds": seconds, "seconds_per_sample": seconds / per_call,
             "samples_per_s": per_call / seconds if group.batched else None,
             "calls_per_s": 1.0 / seconds, "repeats": len(racer.samples), "calls_per_repeat": racer.number,
             "samples": list(racer.samples),
             "gflops": flops / seconds / 1e9 if flops else None,
+            "cpu_per_wall": racer.cpu_per_wall, "cpu_ratios": list(racer.cpu_ratios),
             "speedup_vs": {other.backend: paired_speedup(racer, other) for other in racers},
         }
         row["speedup_vs_naive"] = row["speedup_vs"].get(NAIVE)

@@ -18,9 +18,9 @@ PRESETS = {
     # repeat rounds, seconds per timed sample, seconds of timing per group (then >= 3 rounds),
     # naive batch, naive rounds, matmul size, extras
     "quick": dict(repeat=5, min_time=0.05, budget=4.0, naive_batch_size=1, naive_repeat=1,
-                  peak_size=1536, extras=False),
+                  peak_size=1536, extras=False, extra_batch_sizes=()),
     "full": dict(repeat=11, min_time=0.2, budget=90.0, naive_batch_size=2, naive_repeat=3,
-                 peak_size=2048, extras=True),
+                 peak_size=2048, extras=True, extra_batch_sizes=(16, 256)),
 }
 """``--quick`` (the default, pytorch_cnn's kernels, inference of pytorch_cnn) and ``--full``
 (every zoo kernel and model, plus start-up, compile time, memory and the step breakdown)."""
@@ -70,6 +70,7 @@ class BenchConfig:
     repeat: int | None = None         # None: the preset's
     extras: bool | None = None        # start-up/memory/breakdown; None: the preset's
     kernels: bool = True
+    extra_batch_sizes: list | None = None  # more training batch sizes; None: the preset's
     overrides: dict = field(default_factory=dict)
 
     def preset(self) -> dict:
@@ -79,6 +80,8 @@ class BenchConfig:
             values["naive_repeat"] = min(values["naive_repeat"], self.repeat)
         if self.extras is not None:
             values["extras"] = self.extras
+        if self.extra_batch_sizes is not None:
+            values["extra_batch_sizes"] = tuple(self.extra_batch_sizes)
         values.update(self.overrides)
         return values
 
@@ -94,12 +97,19 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         if name not in zoo.names():
             raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(zoo.names())}")
     environment.set_threads(threads)
+    with use_backend("numpy"):  # BLAS's own thread setting, not a compiled backend's limit
+        blas = environment.blas_libraries()
     plan = Plan(competitors, config.batch_size, config.infer_batch_size, preset["naive_batch_size"],
                 preset["repeat"], preset["naive_repeat"], preset["min_time"], preset["budget"],
                 threads, log)
     log(f"fastcnn bench --{config.mode}: {', '.join(competitors)}; {threads} threads; "
         f"batch {config.batch_size} (naive {preset['naive_batch_size']}), inference batch "
         f"{config.infer_batch_size}")
+    cpu = environment.machine()
+    log(f"CPU: {cpu['cpu']}, {cpu['cores']} cores, ISA {' '.join(cpu['isa']) or 'unknown'}; "
+        f"BLAS: {environment.describe_blas(blas, cpu['openblas_coretype'])} (numba and cython "
+        "call theirs on 1 thread "
+        "from each kernel thread)")
     peak = matmul_peak(preset["peak_size"], repeats=preset["repeat"], min_time=preset["min_time"])
     log(f"matmul peak (NumPy float32 {peak['size']}^3, {threads} threads): {peak['gflops']:.1f} GFLOP/s")
 
@@ -107,6 +117,9 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     infer_models = models if config.mode == "full" else [name for name in models if name == "pytorch_cnn"]
     groups = [model_group(name, "train") for name in models]
     groups += [model_group(name, "infer") for name in infer_models or models[:1]]
+    # the same training steps at other batch sizes: where fastcnn wins and where it loses
+    groups += [model_group(name, "train", size) for size in preset["extra_batch_sizes"]
+               if size != config.batch_size for name in models]
     if config.kernels:
         # --quick alone runs pytorch_cnn's kernels; with --models, every kernel of those models
         quick_kernels = config.mode == "quick" and config.models is None
@@ -124,7 +137,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "naive_batch_size": preset["naive_batch_size"], "repeat": preset["repeat"],
         "min_time": preset["min_time"], "budget": preset["budget"],
         "naive_repeat": preset["naive_repeat"], "machine": environment.machine(),
-        "versions": environment.versions(), "peak": peak, "rows": rows,
+        "extra_batch_sizes": list(preset["extra_batch_sizes"]),
+        "versions": environment.versions(), "blas": blas, "peak": peak, "rows": rows,
     }
     if preset["extras"]:
         document.update(_extras(competitors, models, threads, config.batch_size, preset, log))

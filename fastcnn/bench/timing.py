@@ -45,7 +45,9 @@ class Competitor:
     """One implementation of a benchmark: ``run()`` processes one batch of ``batch`` samples.
 
     ``slow`` competitors (the naive loops) are timed one call per sample and in
-    at most ``max_repeats`` rounds. ``samples`` holds seconds per call, one per round.
+    at most ``max_repeats`` rounds. ``samples`` holds seconds per call, one per round;
+    ``cpu_ratios`` the process's CPU time over wall time in that round (every thread
+    of the process counts: 2.0 means two cores busy throughout).
     """
 
     backend: str
@@ -57,6 +59,8 @@ class Competitor:
     context: Callable[[], ContextManager] | None = None
     number: int = 1
     samples: list = field(default_factory=list)
+    cpu_ratios: list = field(default_factory=list)
+    last_cpu_ratio: float | None = None
 
     @classmethod
     def of(cls, backend: str, batch: int, trial: Trial, **options) -> "Competitor":
@@ -65,12 +69,14 @@ class Competitor:
     def time_calls(self, number: int) -> float:
         """Seconds per call, averaged over ``number`` back-to-back calls (inside ``context()``)."""
         with entered(self.context):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(number):
                 self.run()
             if self.sync is not None:
                 self.sync()
-            return (time.perf_counter() - start) / number
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        self.last_cpu_ratio = cpu / wall if wall > 0 else None
+        return wall / number
 
     def calibrate(self, min_time: float) -> None:
         """Choose how many calls one timed sample spans, so it lasts at least ``min_time``."""
@@ -84,6 +90,12 @@ class Competitor:
     def median(self) -> float:
         """Median seconds per call (one batch)."""
         return statistics.median(self.samples)
+
+    @property
+    def cpu_per_wall(self) -> float | None:
+        """Median over the rounds of CPU time / wall time (None before any round)."""
+        ratios = [ratio for ratio in self.cpu_ratios if ratio is not None]
+        return statistics.median(ratios) if ratios else None
 
 
 def race(competitors: list[Competitor], repeats: int, min_time: float,
@@ -108,6 +120,7 @@ def race(competitors: list[Competitor], repeats: int, min_time: float,
             if limit is not None and len(competitor.samples) >= limit:
                 continue
             competitor.samples.append(competitor.time_calls(competitor.number))
+            competitor.cpu_ratios.append(competitor.last_cpu_ratio)
 
 
 def paired_speedup(faster: Competitor, baseline: Competitor) -> float:

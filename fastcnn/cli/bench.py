@@ -11,6 +11,7 @@ Examples:
 
 from __future__ import annotations
 
+import argparse
 import shlex
 
 HELP = "benchmark the backends against the naive loops and PyTorch; write JSON, Markdown and a chart"
@@ -18,6 +19,16 @@ HELP = "benchmark the backends against the naive loops and PyTorch; write JSON, 
 
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(size) for size in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected batch sizes like 16,256, got {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    return sizes
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +46,9 @@ def add_arguments(parser) -> None:
                         help="zoo models to benchmark (default: all)")
     parser.add_argument("--batch-size", type=int, default=64, help="training and kernel batch (64)")
     parser.add_argument("--infer-batch-size", type=int, default=1000, help="inference batch (1000)")
+    parser.add_argument("--extra-batch-sizes", type=_sizes, default=None, metavar="A,B,...",
+                        help="also time every training step at these batch sizes (default: "
+                             "16,256 with --full, none with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every competitor (default: all cores)")
     parser.add_argument("--repeat", type=int, default=None, help="timed rounds per benchmark")
@@ -50,10 +64,11 @@ def command_line(args) -> str:
     for flag, value, default in (("--backends", args.backends, None), ("--models", args.models, None),
                                  ("--batch-size", args.batch_size, 64),
                                  ("--infer-batch-size", args.infer_batch_size, 1000),
+                                 ("--extra-batch-sizes", args.extra_batch_sizes, None),
                                  ("--threads", args.threads, None), ("--repeat", args.repeat, None),
                                  ("--out", args.out, "bench-results")):
         if value != default:
-            words += [flag, ",".join(value) if isinstance(value, list) else str(value)]
+            words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     if args.backend and not args.backends:
         words += ["--backend", args.backend]
     if not args.kernels:
@@ -71,7 +86,8 @@ def run(args) -> int:
     competitors = args.backends or ([args.backend] if args.backend else None)
     config = BenchConfig(mode=args.mode, competitors=competitors, models=args.models,
                          batch_size=args.batch_size, infer_batch_size=args.infer_batch_size,
-                         threads=args.threads, repeat=args.repeat, kernels=args.kernels)
+                         threads=args.threads, repeat=args.repeat, kernels=args.kernels,
+                         extra_batch_sizes=args.extra_batch_sizes)
     document = run_benchmarks(config, log=lambda line: print(line, flush=True))
     document["command"] = command_line(args)
     print(console_report(document))

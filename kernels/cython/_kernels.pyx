@@ -4,14 +4,18 @@
 
 Only loops live here: ``fastcnn.kernels.cython_backend`` maps the contract
 onto these functions, ``fastcnn.functional`` checks arguments and allocates
-every output (shapes as in :mod:`fastcnn.kernels.contract`), and GEMMs run in
-NumPy between kernels. Every kernel takes float32 or float64 arrays (the fused
+every output (shapes as in :mod:`fastcnn.kernels.contract`). The big GEMMs run
+inside the parallel loops, each thread calling single-threaded BLAS on its own
+sample or piece (SciPy's ``cython_blas`` sgemm/dgemm, handed over at run time
+by :func:`use_blas`, so building needs no SciPy). Every kernel takes float32 or float64 arrays (the fused
 type ``real``), releases the GIL and, in an OpenMP build, splits its outer loop
 over ``_num_threads`` threads once the work is big enough to pay for them.
 """
 
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport prange
 from libc.math cimport exp, expf, log, sqrt, sqrtf
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 ctypedef fused real:
@@ -59,6 +63,46 @@ def set_parallel_min(Py_ssize_t elements):
     global PARALLEL_MIN
     previous, PARALLEL_MIN = PARALLEL_MIN, elements
     return previous
+
+
+# ---- BLAS, called from inside the parallel loops ---------------------------------------
+ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                         const float* a, int* lda, const float* b, int* ldb, float* beta,
+                         float* c, int* ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                         const double* a, int* lda, const double* b, int* ldb, double* beta,
+                         double* c, int* ldc) noexcept nogil
+
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+
+def use_blas(sgemm_capsule, dgemm_capsule):
+    """Take the Fortran sgemm and dgemm from SciPy's ``cython_blas.__pyx_capi__`` capsules."""
+    global _sgemm, _dgemm
+    _sgemm = <sgemm_t>PyCapsule_GetPointer(sgemm_capsule, PyCapsule_GetName(sgemm_capsule))
+    _dgemm = <dgemm_t>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
+
+
+def has_blas():
+    """True once use_blas() gave the kernels a GEMM."""
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef inline void _gemm(bint trans_a, bint trans_b, int m, int n, int k, const real* a, int lda,
+                       const real* b, int ldb, real beta, real* c, int ldc) noexcept nogil:
+    """Row-major c (m, n) = op(a) (m, k) @ op(b) (k, n) + beta * c, op = transpose when asked;
+    lda/ldb/ldc are row strides. Column-major BLAS computes c.T = op(b).T @ op(a).T."""
+    cdef char ta = b'T' if trans_b else b'N'
+    cdef char tb = b'T' if trans_a else b'N'
+    cdef float one_f = 1, beta_f = <float>beta
+    cdef double one_d = 1, beta_d = <double>beta
+    if m == 0 or n == 0:
+        return
+    if real is float:
+        _sgemm(&ta, &tb, &n, &m, &k, &one_f, b, &ldb, a, &lda, &beta_f, c, &ldc)
+    else:
+        _dgemm(&ta, &tb, &n, &m, &k, &one_d, b, &ldb, a, &lda, &beta_d, c, &ldc)
 
 
 # ---- scalar helpers -------------------------------------------------------------
@@ -109,6 +153,12 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t offset, Py_ssize_t size, Py_ssize_
 cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
                                      Py_ssize_t end) noexcept nogil:
     return min(end, 0 if offset >= 0 else (stride - 1 - offset) // stride)
+
+
+cdef inline Py_ssize_t _out_size(Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride,
+                                 Py_ssize_t padding) noexcept nogil:
+    """Output size of a window along one axis (contract.conv_output_size)."""
+    return (size + 2 * padding - kernel) // stride + 1
 
 
 cdef inline void _zero(real* dst, Py_ssize_t count) noexcept nogil:
@@ -198,53 +248,204 @@ cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcep
 # ---- convolution and pooling: one (H, W) plane per (sample, channel) -----------------
 # The backend passes x (N, C, H, W) as planes (N*C, H, W) and cols (N, C*KH*KW, P) as
 # (N*C, KH*KW, P): the same memory, so each kernel loops over independent planes.
+cdef inline void _im2col_plane(const real* x, Py_ssize_t height, Py_ssize_t width,
+                               Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
+                               Py_ssize_t padding, Py_ssize_t out_h, Py_ssize_t out_w,
+                               real* cols) noexcept nogil:
+    """One plane x (H, W) -> its rows cols (KH*KW, OH*OW); padded pixels read as 0."""
+    cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
+    cdef real* row
+    for i in range(kernel_h):
+        y_hi = _end_inside(i - padding, height, stride, out_h)
+        y_lo = _first_inside(i - padding, stride, y_hi)
+        for j in range(kernel_w):
+            x_hi = _end_inside(j - padding, width, stride, out_w)
+            x_lo = _first_inside(j - padding, stride, x_hi)
+            row = cols + (i * kernel_w + j) * out_h * out_w
+            _zero(row, y_lo * out_w)  # window rows above the image
+            for oy in range(y_lo, y_hi):
+                _zero(row + oy * out_w, x_lo)
+                _copy_strided(row + oy * out_w + x_lo,
+                              x + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
+                              x_hi - x_lo, stride)
+                _zero(row + oy * out_w + x_hi, out_w - x_hi)
+            _zero(row + y_hi * out_w, (out_h - y_hi) * out_w)  # and below it
+
+
+cdef inline void _col2im_plane(const real* cols, Py_ssize_t height, Py_ssize_t width,
+                               Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
+                               Py_ssize_t padding, Py_ssize_t out_h, Py_ssize_t out_w,
+                               real* dx) noexcept nogil:
+    """One plane's rows cols (KH*KW, OH*OW) -> dx (H, W), summing overlapping windows."""
+    cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
+    _zero(dx, height * width)
+    for i in range(kernel_h):
+        y_hi = _end_inside(i - padding, height, stride, out_h)
+        y_lo = _first_inside(i - padding, stride, y_hi)
+        for j in range(kernel_w):
+            x_hi = _end_inside(j - padding, width, stride, out_w)
+            x_lo = _first_inside(j - padding, stride, x_hi)
+            for oy in range(y_lo, y_hi):
+                _add_strided(dx + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
+                             cols + (i * kernel_w + j) * out_h * out_w + oy * out_w + x_lo,
+                             x_hi - x_lo, stride)
+
+
 def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
            Py_ssize_t stride, Py_ssize_t padding, real[:, :, ::1] cols):
     """x planes (B, H, W) -> cols (B, KH*KW, OH*OW); padded pixels read as 0."""
     cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
-    cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
-    cdef Py_ssize_t out_h = (height + 2 * padding - kernel_h) // stride + 1
-    cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
-    cdef real* row
+    cdef Py_ssize_t out_w = _out_size(width, kernel_w, stride, padding)
+    cdef Py_ssize_t out_h = _out_size(height, kernel_h, stride, padding)
+    cdef Py_ssize_t plane
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
-        for i in range(kernel_h):
-            y_hi = _end_inside(i - padding, height, stride, out_h)
-            y_lo = _first_inside(i - padding, stride, y_hi)
-            for j in range(kernel_w):
-                x_hi = _end_inside(j - padding, width, stride, out_w)
-                x_lo = _first_inside(j - padding, stride, x_hi)
-                row = &cols[plane, i * kernel_w + j, 0]
-                _zero(row, y_lo * out_w)  # window rows above the image
-                for oy in range(y_lo, y_hi):
-                    _zero(row + oy * out_w, x_lo)
-                    _copy_strided(row + oy * out_w + x_lo,
-                                  &x[plane, oy * stride + i - padding, x_lo * stride + j - padding],
-                                  x_hi - x_lo, stride)
-                    _zero(row + oy * out_w + x_hi, out_w - x_hi)
-                _zero(row + y_hi * out_w, (out_h - y_hi) * out_w)  # and below it
+        _im2col_plane(&x[plane, 0, 0], height, width, kernel_h, kernel_w, stride, padding,
+                      out_h, out_w, &cols[plane, 0, 0])
 
 
 def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
            Py_ssize_t stride, Py_ssize_t padding, real[:, :, ::1] dx):
     """cols (B, KH*KW, OH*OW) -> dx planes (B, H, W), summing overlapping windows."""
     cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
-    cdef Py_ssize_t out_w = (width + 2 * padding - kernel_w) // stride + 1
-    cdef Py_ssize_t out_h = (height + 2 * padding - kernel_h) // stride + 1
-    cdef Py_ssize_t plane, i, j, oy, y_lo, y_hi, x_lo, x_hi
+    cdef Py_ssize_t out_w = _out_size(width, kernel_w, stride, padding)
+    cdef Py_ssize_t out_h = _out_size(height, kernel_h, stride, padding)
+    cdef Py_ssize_t plane
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
-        _zero(&dx[plane, 0, 0], height * width)
-        for i in range(kernel_h):
-            y_hi = _end_inside(i - padding, height, stride, out_h)
-            y_lo = _first_inside(i - padding, stride, y_hi)
-            for j in range(kernel_w):
-                x_hi = _end_inside(j - padding, width, stride, out_w)
-                x_lo = _first_inside(j - padding, stride, x_hi)
-                for oy in range(y_lo, y_hi):
-                    _add_strided(&dx[plane, oy * stride + i - padding, x_lo * stride + j - padding],
-                                 &cols[plane, i * kernel_w + j, oy * out_w + x_lo],
-                                 x_hi - x_lo, stride)
+        _col2im_plane(&cols[plane, 0, 0], height, width, kernel_h, kernel_w, stride, padding,
+                      out_h, out_w, &dx[plane, 0, 0])
+
+
+# ---- convolution as one parallel loop over samples --------------------------------------
+# x (N, C, H, W) as planes (N*C, H, W); weight (O, K) with K = C*KH*KW; cols (N, K, P);
+# out/dout (N, O, P). A thread takes a sample through im2col, its GEMMs and the epilogue.
+def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const real[::1] bias,
+                   int act, Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
+                   Py_ssize_t padding, real[:, :, ::1] cols, real[:, :, ::1] out):
+    """cols[n] = im2col(x[n]); out[n] (O, P) = act(weight @ cols[n] + bias), per sample."""
+    cdef Py_ssize_t batch = cols.shape[0], channels = x.shape[0] // cols.shape[0]
+    cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
+    cdef Py_ssize_t out_w = _out_size(width, kernel_w, stride, padding)
+    cdef Py_ssize_t out_h = _out_size(height, kernel_h, stride, padding)
+    cdef int filters = out.shape[1], size = cols.shape[1], length = cols.shape[2]
+    cdef Py_ssize_t n, c, o, p, taps = kernel_h * kernel_w * length
+    cdef bint has_bias = bias is not None
+    cdef real shift
+    cdef real* row
+    for n in prange(batch, nogil=True, num_threads=_num_threads,
+                    use_threads_if=batch * size * length > PARALLEL_MIN):
+        for c in range(channels):
+            _im2col_plane(&x[n * channels + c, 0, 0], height, width, kernel_h, kernel_w, stride,
+                          padding, out_h, out_w, &cols[n, 0, 0] + c * taps)
+        _gemm(False, False, filters, length, size, &weight[0, 0], size, &cols[n, 0, 0], length,
+              0, &out[n, 0, 0], length)
+        for o in range(filters):
+            row = &out[n, o, 0]
+            shift = bias[o] if has_bias else 0
+            for p in range(length):
+                row[p] = _activate(row[p] + shift, act)
+
+
+def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
+                    const real[:, ::1] weight, const real[:, :, ::1] cols, Py_ssize_t groups,
+                    real[:, ::1] dweight, real[::1] dbias, real[:, :, ::1] dcols,
+                    real[:, :, ::1] dx, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                    Py_ssize_t stride, Py_ssize_t padding):
+    """Per sample: dout[n] *= act'(out[n]); its weight gradient dout[n] @ cols[n].T and bias
+    gradient go to its group's partial sums; with dx (planes (N*C, H, W)) not None,
+    weight.T @ dout[n] into the group's scratch slice of dcols and col2im into dx. Samples are split into ``groups``
+    fixed by the batch alone, summed in order: the result does not depend on the threads."""
+    cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, first, last, c
+    cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
+    cdef bint has_bias = dbias is not None, has_dx = dx is not None
+    cdef Py_ssize_t channels = 0, height = 0, width = 0, out_h = 0, out_w = 0
+    cdef Py_ssize_t taps = kernel_h * kernel_w * length, per_group = filters * size
+    cdef real* d
+    cdef const real* y
+    cdef double total
+    cdef real* partial = <real*>malloc(groups * per_group * sizeof(real))
+    cdef double* partial_bias = <double*>malloc(groups * filters * sizeof(double))
+    if partial == NULL or partial_bias == NULL:
+        free(partial)
+        free(partial_bias)
+        raise MemoryError("conv2d_backward: no memory for the partial weight gradients")
+    if has_dx:
+        channels, height, width = dx.shape[0] // batch, dx.shape[1], dx.shape[2]
+        out_w = _out_size(width, kernel_w, stride, padding)
+        out_h = _out_size(height, kernel_h, stride, padding)
+    for g in prange(groups, nogil=True, num_threads=_num_threads,
+                    use_threads_if=batch * size * length > PARALLEL_MIN):
+        first = g * batch // groups
+        last = (g + 1) * batch // groups
+        for o in range(filters):
+            partial_bias[g * filters + o] = 0
+        for n in range(first, last):
+            for o in range(filters):
+                d = &dout[n, o, 0]
+                y = &out[n, o, 0]
+                for q in range(length):
+                    d[q] = _activation_grad(d[q], y[q], act)
+                partial_bias[g * filters + o] += _sum(d, length)
+            _gemm(False, True, filters, size, length, &dout[n, 0, 0], length, &cols[n, 0, 0],
+                  length, 0 if n == first else 1, partial + g * per_group, size)
+            if has_dx:  # into the group's first slice of dcols, its scratch: in cache for col2im
+                _gemm(True, False, size, length, filters, &weight[0, 0], size, &dout[n, 0, 0],
+                      length, 0, &dcols[first, 0, 0], length)
+                for c in range(channels):
+                    _col2im_plane(&dcols[first, 0, 0] + c * taps, height, width, kernel_h, kernel_w,
+                                  stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0])
+    for q in prange(per_group, nogil=True, num_threads=_num_threads,
+                    use_threads_if=groups * per_group > PARALLEL_MIN):
+        total = partial[q]
+        for g in range(1, groups):
+            total = total + partial[g * per_group + q]
+        (&dweight[0, 0])[q] = <real>total
+    if has_bias:
+        for o in range(filters):
+            total = 0
+            for g in range(groups):
+                total = total + partial_bias[g * filters + o]
+            dbias[o] = <real>total
+    free(partial)
+    free(partial_bias)
+
+
+# ---- dense: GEMMs in pieces, one parallel loop --------------------------------------------
+# x (N, F); weight (U, F); out/dout (N, U); pieces fixed by the shape (see cython_backend).
+def dense_forward(const real[:, ::1] x, const real[:, ::1] weight, const real[::1] bias, int act,
+                  real[:, ::1] out, Py_ssize_t pieces):
+    """out[rows] = act(x[rows] @ weight.T + bias), ``pieces`` pieces of rows."""
+    cdef int batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
+    cdef Py_ssize_t piece, first, last, r, u
+    cdef bint has_bias = bias is not None
+    for piece in prange(pieces, nogil=True, num_threads=_num_threads):
+        first = piece * batch // pieces
+        last = (piece + 1) * batch // pieces
+        _gemm(False, True, last - first, units, features, &x[first, 0], features, &weight[0, 0],
+              features, 0, &out[first, 0], units)
+        for r in range(first, last):
+            for u in range(units):
+                out[r, u] = _activate(out[r, u] + (bias[u] if has_bias else 0), act)
+
+
+def dense_backward(const real[:, ::1] dout, const real[:, ::1] x, const real[:, ::1] weight,
+                   real[:, ::1] dx, real[:, ::1] dweight, Py_ssize_t pieces):
+    """dweight = dout.T @ x in ``pieces`` pieces of units, then, when dx is not None,
+    dx = dout @ weight in as many pieces of rows, in one parallel loop (dout already folded)."""
+    cdef int batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
+    cdef Py_ssize_t piece, first, last, count = pieces * (2 if dx is not None else 1)
+    for piece in prange(count, nogil=True, num_threads=_num_threads):
+        if piece < pieces:
+            first = piece * units // pieces
+            last = (piece + 1) * units // pieces
+            _gemm(True, False, last - first, features, batch, &dout[0, 0] + first, units,
+                  &x[0, 0], features, 0, &dweight[first, 0], features)
+        else:
+            first = (piece - pieces) * batch // pieces
+            last = (piece - pieces + 1) * batch // pieces
+            _gemm(False, False, last - first, features, units, &dout[first, 0], units,
+                  &weight[0, 0], features, 0, &dx[first, 0], features)
 
 
 def maxpool2d_forward(const real[:, ::1] x, Py_ssize_t width, Py_ssize_t kernel,

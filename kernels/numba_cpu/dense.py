@@ -1,16 +1,62 @@
-"""Dense (fully connected) layers: one NumPy BLAS GEMM plus a fused epilogue kernel.
+"""Dense (fully connected) layers: GEMMs plus fused epilogues.
 
 Shapes: x (N, F); weight (U, F); bias (U,); out/dout (N, U). The epilogues
 see out as (N, U, 1), so the bias runs along U as it does along O for conv.
+
+A big layer's GEMMs run inside one parallel kernel, each thread multiplying
+its pieces with ``np.dot`` (single-threaded BLAS, see jit.py): the forward pass
+and dx in pieces of rows of x, dweight in pieces of units. Pieces are fixed by
+the shape alone, so results never depend on the thread count. A small layer
+(fewer than PARALLEL_FLOPS multiply-adds) is one NumPy GEMM on the calling thread.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .epilogue import activation_grad_bias_sum, bias_activation
-from .jit import launch
+from .epilogue import activate_units, activation_grad_bias_sum, bias_activation
+from .jit import launch, parallel_kernel, prange
 from .scalars import activation_code
+
+PARALLEL_FLOPS = 1 << 21
+"""Multiply-adds (N*F*U) from which a dense GEMM is split across the threads."""
+
+PIECE_ROWS = 32
+"""Rows of x per piece of a split GEMM; dweight is cut into as many pieces of units,
+so that a dweight piece and a dx piece cost the same."""
+
+
+def _pieces(size):
+    return max(1, -(-size // PIECE_ROWS))
+
+
+@parallel_kernel
+def _forward(x, weight, bias, code, out, pieces):
+    """out[rows] = act(x[rows] (R, F) @ weight.T (F, U) + bias), one piece of rows per iteration."""
+    batch = x.shape[0]
+    for piece in prange(pieces):
+        lo, hi = piece * batch // pieces, (piece + 1) * batch // pieces
+        rows = out[lo:hi]
+        np.dot(x[lo:hi], weight.T, rows)
+        for r in range(hi - lo):
+            activate_units(rows[r], bias, code)
+
+
+@parallel_kernel
+def _backward(dout, x, weight, dx, dweight, pieces, row_pieces):
+    """dweight[units] = dout[:, units].T @ x in ``pieces`` pieces of units; dx[rows] =
+    dout[rows] @ weight in ``row_pieces`` pieces of rows (0 when dx is None), in one loop."""
+    batch, units = dout.shape
+    unit_pieces = pieces
+    for piece in prange(unit_pieces + row_pieces):
+        if piece < unit_pieces:
+            lo, hi = piece * units // unit_pieces, (piece + 1) * units // unit_pieces
+            columns = np.ascontiguousarray(dout[:, lo:hi].T)  # (units, N): a small copy
+            np.dot(columns, x, dweight[lo:hi])
+        else:
+            row = piece - unit_pieces
+            lo, hi = row * batch // row_pieces, (row + 1) * batch // row_pieces
+            np.dot(dout[lo:hi], weight, dx[lo:hi])
 
 
 def _as_rows(matrix):
@@ -18,16 +64,30 @@ def _as_rows(matrix):
     return matrix.reshape(matrix.shape[0], matrix.shape[1], 1)
 
 
+def _split(x, weight):
+    return x.shape[0] * x.shape[1] * weight.shape[0] >= PARALLEL_FLOPS
+
+
 # ---- contract functions -------------------------------------------------------------
 
 def dense_forward(x, weight, bias, activation, out):
+    code = activation_code(activation)
+    if _split(x, weight):
+        _forward(x, weight, bias, code, out, _pieces(x.shape[0]))
+        return
     np.matmul(x, weight.T, out=out)
-    launch(bias_activation, out.size, _as_rows(out), bias, activation_code(activation))
+    launch(bias_activation, out.size, _as_rows(out), bias, code)
 
 
 def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
     code = activation_code(activation)
     launch(activation_grad_bias_sum, dout.size, _as_rows(dout), _as_rows(out), code, dbias)
+    if _split(x, weight):
+        pieces = _pieces(x.shape[0])
+        # without dx, x stands in for it (one compiled kernel): no row piece writes it
+        _backward(dout, x, weight, x if dx is None else dx, dweight, min(pieces, weight.shape[0]),
+                  0 if dx is None else pieces)
+        return
     np.matmul(dout.T, x, out=dweight)
     if dx is not None:
         np.matmul(dout, weight, out=dx)

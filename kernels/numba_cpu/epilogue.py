@@ -4,13 +4,59 @@ After a GEMM, ``bias_activation`` adds the bias and applies the activation in
 one visit per row; before the backward GEMMs, ``activation_grad_bias_sum`` folds
 the activation's derivative into the incoming gradient and sums the bias
 gradient in the same visit. Arrays are viewed as (A, B, L) with the bias along
-B: conv (N, O, OH*OW), dense (N, U, 1).
+B: conv (N, O, OH*OW), dense (N, U, 1). The per-row helpers are what the fused
+convolution kernels inline after each sample's GEMM.
 """
 
 from __future__ import annotations
 
-from .jit import parallel_kernel, parallel_sum_kernel, prange
+from .jit import inline_helper, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import NO_ACTIVATION, RELU, SIGMOID, sigmoid
+
+
+@inline_helper
+def activate_row(row, bias, b, code):
+    """row (L,) += bias[b] (bias (B,) or None), then the activation ``code``, in place."""
+    if bias is not None:
+        shift = bias[b]
+        for k in range(row.size):
+            row[k] += shift
+    if code == RELU:
+        for k in range(row.size):
+            if row[k] < 0:
+                row[k] = 0
+    elif code == SIGMOID:
+        for k in range(row.size):
+            row[k] = sigmoid(row[k])
+
+
+@inline_helper
+def activate_units(row, bias, code):
+    """row (U,) += bias (U,) or None, then the activation ``code``, in place: a dense row."""
+    for u in range(row.size):
+        value = row[u] + bias[u] if bias is not None else row[u]
+        if code == RELU:
+            value = 0 if value < 0 else value
+        elif code == SIGMOID:
+            value = sigmoid(value)
+        row[u] = value
+
+
+@inline_helper
+def fold_activation_row(d, y, code):
+    """d (L,) *= the activation's derivative at the activated output y (L,), in place;
+    returns the sum of the folded d (float64)."""
+    if code == RELU:
+        for k in range(d.size):
+            if not y[k] > 0:
+                d[k] = d[k] * 0  # 0, or NaN where d is NaN/inf, like dout * (out > 0)
+    elif code == SIGMOID:
+        for k in range(d.size):
+            d[k] = d[k] * (y[k] * (1 - y[k]))
+    total = 0.0
+    for k in range(d.size):
+        total += d[k]
+    return total
 
 
 @parallel_kernel
@@ -20,20 +66,7 @@ def bias_activation(z3, bias, code):
     One iteration per (a, b) row, so bias-add and activation touch it once from memory."""
     outer, inner, length = z3.shape
     for index in prange(outer * inner):
-        a = index // inner
-        b = index % inner
-        row = z3[a, b]
-        if bias is not None:
-            shift = bias[b]
-            for k in range(length):
-                row[k] += shift
-        if code == RELU:
-            for k in range(length):
-                if row[k] < 0:
-                    row[k] = 0
-        elif code == SIGMOID:
-            for k in range(length):
-                row[k] = sigmoid(row[k])
+        activate_row(z3[index // inner, index % inner], bias, index % inner, code)
 
 
 @parallel_sum_kernel
@@ -46,17 +79,6 @@ def activation_grad_bias_sum(d3, y3, code, dbias):
     for b in prange(inner):
         total = 0.0
         for a in range(outer):
-            d = d3[a, b]
-            y = y3[a, b]
-            if code == RELU:
-                for k in range(length):
-                    if not y[k] > 0:
-                        d[k] = d[k] * 0  # 0, or NaN where d is NaN/inf, like dout * (out > 0)
-            elif code == SIGMOID:
-                for k in range(length):
-                    d[k] = d[k] * (y[k] * (1 - y[k]))
-            if dbias is not None:
-                for k in range(length):
-                    total += d[k]
+            total += fold_activation_row(d3[a, b], y3[a, b], code)
         if dbias is not None:
             dbias[b] = total

@@ -14,9 +14,13 @@ cache directory) so that kernels in other files that inlined it recompile.
 
 Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
 of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
-kernels on one thread. BLAS (NumPy's ``matmul``) is only ever called from
-Python between the jitted kernels, never inside a ``prange`` body, so numba's
-threads and BLAS's take turns rather than oversubscribing the cores.
+kernels on one thread. The big GEMMs run *inside* the parallel kernels: each
+thread calls ``np.dot`` on its own share (numba calls SciPy's BLAS,
+``scipy.linalg.cython_blas``), so every core multiplies and there is a single
+thread pool. That BLAS must therefore run on its calling thread alone
+(see fastcnn.kernels.inner_blas, loaded here), and fastcnn.backend keeps every
+BLAS at one thread while the backend is active (``BLAS_THREADS``), for the few
+small GEMMs left to NumPy between kernels.
 """
 
 from __future__ import annotations
@@ -86,6 +90,10 @@ except ImportError as exc:
         f"({exc}); install it with `pip install numba` or choose another backend") from exc
 
 from numba import njit, prange  # noqa: E402
+
+from ..inner_blas import load as _load_inner_blas  # noqa: E402
+
+_load_inner_blas("numba")  # what np.dot in the kernels calls
 
 if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
