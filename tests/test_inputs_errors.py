@@ -142,13 +142,6 @@ def test_an_unknown_backend_name_is_refused_listing_the_choices():
             pass
 
 
-def test_an_unknown_fastcnn_backend_variable_fails_at_import_listing_the_choices():
-    result = run_python("import fastcnn", env={"FASTCNN_BACKEND": "nope"})
-    assert result.returncode != 0
-    assert "BackendError: FASTCNN_BACKEND='nope' is not a backend" in result.stderr
-    assert "auto, naive, numpy, numba, cython, cuda" in result.stderr
-
-
 @pytest.mark.skipif(HAS_GPU, reason="this machine has a CUDA GPU")
 def test_cuda_without_a_gpu_or_simulator_raises_backend_error_with_the_reason():
     result = run_python("""

@@ -65,7 +65,7 @@ def test_training_resumed_from_a_checkpoint_equals_training_straight_through(tmp
     first_leg.fit(x, y, epochs=1, batch_size=16, verbose=0)
     first_leg.save(tmp_path / "epoch1.npz")
     resumed = fastcnn.load_model(tmp_path / "epoch1.npz")
-    history = resumed.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    history = resumed.fit(x, y, epochs=3, batch_size=16, verbose=0, initial_epoch=resumed.epoch)
 
     assert history.epoch == [1, 2] and resumed.epoch == 3
     assert_same_weights(resumed, straight)
