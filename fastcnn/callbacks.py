@@ -8,6 +8,7 @@ in ``adds_logs``, so that callbacks monitoring them are checked before training.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -271,13 +272,16 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"schedule must be a function (epoch, lr) -> lr, got {schedule!r}")
         self.schedule, self.verbose = schedule, verbose
+        try:
+            parameters = inspect.signature(schedule).parameters.values()
+            self.takes_lr = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                                for p in parameters) >= 2
+        except (TypeError, ValueError):  # a builtin without a signature: Keras' form
+            self.takes_lr = True
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = _optimizer(self)
-        try:
-            rate = self.schedule(epoch, optimizer.learning_rate)
-        except TypeError:
-            rate = self.schedule(epoch)
+        rate = self.schedule(epoch, optimizer.learning_rate) if self.takes_lr else self.schedule(epoch)
         try:
             optimizer.learning_rate = rate
         except ValueError as exc:
