@@ -17,10 +17,11 @@ import os as _os
 # spinning made both 3-5x slower on a busy machine. The user's setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import callbacks, init, inputs, layers, losses, metrics, optim
+from . import callbacks, functional, init, inputs, layers, losses, metrics, optim
 from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
-from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, RocAuc
+from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+                        ReduceLROnPlateau, RocAuc)
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from .model import Sequential

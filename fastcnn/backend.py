@@ -1,8 +1,9 @@
 """Choosing the kernel backend: one flag, loud errors, never a silent fallback.
 
 ``set_backend(name)``, ``use_backend(name)`` (a context manager), the
-environment variable ``FASTCNN_BACKEND`` (read at import) and ``--backend`` on
-the command line all land here. ``auto`` picks the fastest backend that works
+environment variable ``FASTCNN_BACKEND`` (read at the first kernel call, so a
+bad value never breaks ``import fastcnn`` and ``--backend`` overrides it) and
+``--backend`` on the command line all land here. ``auto`` picks the fastest backend that works
 on this machine: cuda, then numba, then cython, then numpy.
 """
 
@@ -93,6 +94,8 @@ def available_backends() -> list[BackendStatus]:
 
 
 def _resolve(name: str) -> tuple[str, ModuleType]:
+    if not isinstance(name, str):
+        raise BackendError(f"a backend is named by a string, one of: {', '.join(CHOICES)}; got {name!r}")
     name = name.strip().lower()
     if name == "auto":
         reasons = []
@@ -163,16 +166,8 @@ def use_backend(name: str):
         _apply_blas_policy(_current()[1])
 
 
-def _requested_at_import() -> str:
-    """FASTCNN_BACKEND, checked at import so a typo fails at once; loaded on first use."""
-    name = (os.environ.get("FASTCNN_BACKEND") or "auto").strip().lower()
-    if name not in CHOICES:
-        raise BackendError(
-            f"FASTCNN_BACKEND={name!r} is not a backend; choose one of: {', '.join(CHOICES)}")
-    return name
-
-
-_REQUESTED = _requested_at_import()
+_REQUESTED = (os.environ.get("FASTCNN_BACKEND") or "auto").strip().lower()
+"""FASTCNN_BACKEND as read at import; checked and loaded at the first kernel call."""
 
 
 def _current() -> tuple[str, ModuleType]:
@@ -180,6 +175,10 @@ def _current() -> tuple[str, ModuleType]:
     if stack:
         return stack[-1]
     if _global["module"] is None:
+        if _REQUESTED not in CHOICES:
+            raise BackendError(
+                f"FASTCNN_BACKEND={_REQUESTED!r} is not a backend; set it to one of: "
+                f"{', '.join(CHOICES)}, or override it with --backend or fastcnn.set_backend(...)")
         set_backend(_REQUESTED)
     return _global["name"], _global["module"]
 

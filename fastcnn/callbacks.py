@@ -2,21 +2,38 @@
 
 Subclass :class:`Callback` and override any of its ``on_*`` methods; ``self.model``
 is the model being trained. Set ``self.model.stop_training = True`` to stop
-after the current epoch.
+after the current epoch. A callback that adds keys to the epoch logs lists them
+in ``adds_logs``, so that callbacks monitoring them are checked before training.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics as metric_functions
+from .errors import InputError
+
+
+def resolve_verbose(verbose) -> int:
+    """0, 1 or 2 from fit's ``verbose``; "auto" is a progress bar (1) on a terminal or in a
+    notebook and one line per epoch (2) when output is redirected to a file or pipe."""
+    if verbose == "auto":
+        interactive = all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
+        return 1 if interactive or "ipykernel" in sys.modules else 2
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise InputError(f"verbose must be 0 (silent), 1 (progress bar), 2 (one line per epoch) "
+                         f"or 'auto', got {verbose!r}")
+    return int(verbose)
 
 
 class Callback:
     model = None
+    adds_logs: tuple = ()
 
     def set_model(self, model) -> None:
         self.model = model
@@ -76,6 +93,17 @@ def _monitored(logs, monitor):
     return logs[monitor]
 
 
+def _check_monitored(callback, monitor: str) -> None:
+    """At on_train_begin: InputError unless this fit will log ``monitor``, saying what to pass."""
+    logged = callback.model._fit_state.get("logged", [])
+    if monitor in logged:
+        return
+    advice = ("pass validation_data=(x_val, y_val) or validation_split=0.1 to fit"
+              if monitor.startswith("val_") else f"monitor one of {', '.join(logged)}")
+    raise InputError(f"{type(callback).__name__} monitors {monitor!r}, which this fit does not log "
+                     f"(it logs {', '.join(logged)}): {advice}")
+
+
 class ModelCheckpoint(Callback):
     """Save the model (architecture, weights, optimizer state) at the end of epochs.
 
@@ -93,6 +121,24 @@ class ModelCheckpoint(Callback):
         self.verbose = verbose
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
+
+    def on_train_begin(self, logs=None):
+        from .fileio import check_writable
+
+        logged = self.model._fit_state.get("logged", [])
+        if self.save_best_only:
+            _check_monitored(self, self.monitor)
+        try:
+            example = Path(self.path.format(epoch=1, **{key: 0.0 for key in logged}))
+        except KeyError as exc:
+            advice = ("pass validation_data=(x_val, y_val) or validation_split=0.1 to fit"
+                      if str(exc.args[0]).startswith("val_") else "use {epoch} or a logged key")
+            raise InputError(f"ModelCheckpoint path {self.path!r} uses {{{exc.args[0]}}}, which this "
+                             f"fit does not log (it logs {', '.join(logged)}): {advice}") from None
+        except (IndexError, ValueError) as exc:
+            raise InputError(f"ModelCheckpoint path {self.path!r} is not a valid format string: "
+                             f"{exc}") from None
+        check_writable(example)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -122,6 +168,7 @@ class EarlyStopping(Callback):
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):
+        _check_monitored(self, self.monitor)
         self.wait = 0
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_weights = None
@@ -154,6 +201,8 @@ class EarlyStopping(Callback):
 class RocAuc(Callback):
     """Adds ``val_roc_auc`` (one-vs-rest, macro) to each epoch's logs and prints it,
     as the KMNIST tutorial does. x_val, y_val are host arrays."""
+
+    adds_logs = ("val_roc_auc",)
 
     def __init__(self, x_val, y_val, verbose: int = 1, batch_size: int = 512):
         self.x_val, self.y_val = x_val, np.asarray(y_val)
@@ -203,3 +252,87 @@ class ProgressBar(Callback):
             self.bar = None
         else:
             print(f"epoch {epoch + 1}/{self.epochs} - {text}", flush=True)
+
+
+def _optimizer(callback):
+    optimizer = callback.model.optimizer
+    if optimizer is None:
+        raise RuntimeError(f"{type(callback).__name__} needs a compiled model (an optimizer)")
+    return optimizer
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)`` (Keras;
+    ``schedule(epoch)`` works too). ``epoch`` counts from 0 and is absolute when resuming.
+    The rate used is logged as ``learning_rate``."""
+
+    adds_logs = ("learning_rate",)
+
+    def __init__(self, schedule, verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError(f"schedule must be a function (epoch, lr) -> lr, got {schedule!r}")
+        self.schedule, self.verbose = schedule, verbose
+        try:
+            parameters = inspect.signature(schedule).parameters.values()
+            self.takes_lr = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                                for p in parameters) >= 2
+        except (TypeError, ValueError):  # a builtin without a signature: Keras' form
+            self.takes_lr = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = _optimizer(self)
+        rate = self.schedule(epoch, optimizer.learning_rate) if self.takes_lr else self.schedule(epoch)
+        try:
+            optimizer.learning_rate = rate
+        except ValueError as exc:
+            raise InputError(f"the schedule gave {rate!r} for epoch {epoch + 1}: {exc}") from None
+        if self.verbose:
+            print(f"epoch {epoch + 1}: learning rate {optimizer.learning_rate:g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _optimizer(self).learning_rate
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved by
+    ``min_delta`` for ``patience`` epochs (Keras' defaults), never below ``min_lr``;
+    ``cooldown`` epochs pass after a reduction before counting again."""
+
+    adds_logs = ("learning_rate",)
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
+                 min_lr: float = 0.0, verbose: int = 0):
+        if not 0.0 < float(factor) < 1.0:
+            raise ValueError(f"ReduceLROnPlateau factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor = monitor, float(factor)
+        self.patience, self.cooldown = int(patience), int(cooldown)
+        self.better, self.mode = _improvement(monitor, mode)
+        self.min_delta, self.min_lr, self.verbose = abs(float(min_delta)), float(min_lr), verbose
+
+    def on_train_begin(self, logs=None):
+        _check_monitored(self, self.monitor)
+        self.wait, self.cooldown_left = 0, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = _optimizer(self)
+        current = _monitored(logs, self.monitor)
+        shifted = current + self.min_delta if self.mode == "min" else current - self.min_delta
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self.better(shifted, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_left == 0:
+            self.wait += 1
+            if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
+                rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+                optimizer.learning_rate = rate
+                self.cooldown_left, self.wait = self.cooldown, 0
+                if self.verbose:
+                    print(f"epoch {epoch + 1}: {self.monitor} has not improved; "
+                          f"learning rate reduced to {rate:g}")
+        if logs is not None:
+            logs["learning_rate"] = optimizer.learning_rate

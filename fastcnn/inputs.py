@@ -12,18 +12,38 @@ Images (documented conversion, applied by fit/evaluate/predict):
 
 Labels: class indices (N,) of an integer dtype (or floats holding whole
 numbers) in [0, L), or one-hot rows (N, L).
+
+Torch tensors are accepted wherever arrays are (read through ``.detach().cpu()``).
+Counts such as ``epochs`` and ``batch_size`` must be whole numbers (:func:`whole_number`).
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 
 from .errors import InputError
 
 
+def whole_number(value, what: str, minimum: int) -> int:
+    """``value`` as an int >= minimum: ints and integral NumPy scalars only (2.5, "3", True refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise InputError(f"{what} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _host(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, possibly on a GPU or requiring grad
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 def as_images(x, expected: tuple | None = None) -> np.ndarray:
     """x as C-contiguous float32 of shape (N, *expected); expected None infers it."""
-    x = np.asarray(x)
+    x = _host(x)
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / np.float32(255.0)
     elif x.dtype.kind == "f":
@@ -57,7 +77,7 @@ def as_images(x, expected: tuple | None = None) -> np.ndarray:
 
 def as_labels(y, num_classes: int, n: int | None = None) -> np.ndarray:
     """Class indices int32 (N,) from indices or one-hot rows, checked against num_classes."""
-    y = np.asarray(y)
+    y = _host(y)
     if n is not None and (y.ndim == 0 or y.shape[0] != n):
         raise InputError(f"got {n} inputs but labels of shape {y.shape}: one label per input needed")
     if y.ndim == 2 and y.shape[1] == num_classes and y.dtype.kind in "fiub":
@@ -81,7 +101,7 @@ def as_labels(y, num_classes: int, n: int | None = None) -> np.ndarray:
 
 def as_targets(y, num_classes: int, kind: str, n: int | None = None) -> np.ndarray:
     """Targets for a loss: int32 indices (kind "labels") or float32 one-hot/real rows ("one_hot")."""
-    y = np.asarray(y)
+    y = _host(y)
     if kind == "labels":
         return as_labels(y, num_classes, n)
     if y.ndim == 2 and y.dtype.kind == "f":

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .backend import get_backend
+from . import functional
+from .errors import InputError
+from .inputs import as_targets
 from .parameter import Workspace
 
 
@@ -31,15 +31,15 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, pred, target) -> float:
-        from .inputs import as_targets
-
-        backend = get_backend()
-        if isinstance(pred, np.ndarray):
-            pred = backend.to_device(np.ascontiguousarray(pred, dtype=np.float32))
-        if isinstance(target, np.ndarray) or isinstance(target, list):
-            target = backend.to_device(as_targets(target, pred.shape[1], self.target_kind, len(pred)))
-        stats = backend.to_host(self.compute(pred, target))
-        return float(stats[0])
+        """pred (N, L): a backend array, NumPy array or torch tensor; target: labels (N,)
+        or rows (N, L) as in :mod:`fastcnn.inputs`. Returns the mean loss."""
+        pred = functional.to_backend(pred, "pred")
+        if len(pred.shape) != 2:
+            raise InputError(f"pred must be (N, L) scores, got shape {tuple(pred.shape)}")
+        if functional.is_host_array(target):
+            targets = as_targets(target, pred.shape[1], self.target_kind, len(pred))
+            target = functional.to_backend(targets, "target", dtype=targets.dtype)
+        return float(functional.get_backend().to_host(self.compute(pred, target))[0])
 
     def backward(self):
         """d(mean loss)/d(pred), shape (N, L), on the backend."""
@@ -55,7 +55,7 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
 
     def _kernel(self, pred, target, grad, stats):
-        get_backend().softmax_cross_entropy(pred, target, grad, stats)
+        functional.softmax_cross_entropy(pred, target, grad, stats)
 
 
 class MSE(Loss):
@@ -66,7 +66,7 @@ class MSE(Loss):
     target_kind = "one_hot"
 
     def _kernel(self, pred, target, grad, stats):
-        get_backend().mse_loss(pred, target, grad, stats)
+        functional.mse_loss(pred, target, grad, stats)
 
 
 ALIASES = {

@@ -7,13 +7,14 @@ import math
 
 import numpy as np
 
+from . import functional
 from . import losses as loss_registry
 from . import optim as optim_registry
 from .backend import backend_name, get_backend
-from .callbacks import CallbackList, History, ProgressBar
+from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import InputError
-from .inputs import as_images, as_targets
-from .layers import Conv2D, Dense, Dropout, Layer, ReLU, Sigmoid, Softmax
+from .inputs import as_images, as_targets, whole_number
+from .layers import Conv2D, Dense, Dropout, Flatten, Layer, ReLU, Sigmoid, Softmax
 from .metrics import roc_auc
 
 _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid"}
@@ -102,8 +103,14 @@ class Sequential:
 
     @property
     def outputs_logits(self) -> bool:
-        """True when the network ends in raw scores (no Softmax layer)."""
-        return not isinstance(self.layers[-1], Softmax)
+        """True when the network ends in raw scores: its last weighted layer is a Conv2D or
+        Dense without activation, followed by nothing but Flatten or Dropout. ``predict``
+        softmaxes exactly these; any other network's output is returned as it is."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, (Flatten, Dropout)):
+                continue
+            return isinstance(layer, (Conv2D, Dense)) and layer.activation is None
+        return False
 
     # ---- the low-level path -----------------------------------------------------------
     def parameters(self, trainable_only: bool = False):
@@ -131,7 +138,8 @@ class Sequential:
             buffer = self._workspace(role, host_batch.shape, host_batch.dtype)
             backend.copy_to_device(host_batch, buffer)
             return buffer
-        return backend.to_device(host_batch)
+        return functional.to_backend(host_batch, role,
+                                     dtype=None if host_batch.dtype.kind == "f" else host_batch.dtype)
 
     def _workspace(self, role, shape, dtype=np.float32):
         if not hasattr(self, "_buffers"):
@@ -141,12 +149,13 @@ class Sequential:
         return self._buffers.get(role, shape, dtype)
 
     def forward(self, x, training: bool = False):
-        """x: host array (converted as in :mod:`fastcnn.inputs`) or backend array
-        (N, *input_shape) -> network output (N, L) on the backend: logits, or
+        """x: host array or torch tensor (converted as in :mod:`fastcnn.inputs`) or backend
+        array (N, *input_shape) -> network output (N, L) on the backend: logits, or
         probabilities when the last layer is Softmax. The result is a reused buffer."""
-        if isinstance(x, np.ndarray) or not self.built:
+        if functional.is_host_array(x) or not self.built:
             x = self._stage(self._prepare(x))
         else:
+            x = functional.to_backend(x, "x")
             self.layers[0].check_input(x)
         return self._run(x, self._plan(training_loss=False), training)
 
@@ -160,14 +169,18 @@ class Sequential:
                 # stand-alone call of the layer must not apply its follower's activation
                 layer.fused_activation = None
         self._last_plan = plan
+        self._last_output_shape = tuple(x.shape)
         return x
 
     def backward(self, dout) -> None:
         """Back-propagate d(loss)/d(output) (N, L) through the layers of the last forward
-        call, writing every trainable parameter's ``grad``."""
+        call, writing every trainable parameter's ``grad``. dout may be a backend array,
+        a NumPy array of any float dtype or a torch tensor."""
         plan = getattr(self, "_last_plan", None)
         if plan is None:
             raise RuntimeError("call forward() before backward()")
+        dout = functional.to_backend(dout, "dout (the gradient of the last forward output)",
+                                     shape=self._last_output_shape)
         first_needed = next((i for i, (layer, _) in enumerate(plan)
                              if any(p.trainable for p in layer.params.values())), len(plan))
         for i in range(len(plan) - 1, first_needed - 1, -1):
@@ -184,9 +197,11 @@ class Sequential:
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",),
                 lr: float | None = None) -> "Sequential":
         """Choose the optimizer (instance or name), loss ("cross_entropy", "mse") and
-        metrics ("accuracy", "roc_auc"). ``lr`` overrides the optimizer's learning rate."""
+        metrics ("accuracy", "roc_auc"; one name or a list). ``lr`` overrides the
+        optimizer's learning rate."""
         self.loss = loss_registry.get(loss)
         self.optimizer = optim_registry.get(optimizer, lr)
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
         unknown = [m for m in metrics if m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy and roc_auc")
@@ -212,34 +227,49 @@ class Sequential:
     def _targets(self, y, n):
         return as_targets(y, self.output_shape[0], self.loss.target_kind, n)
 
+    def _validation(self, x, y, validation_data, validation_split):
+        """(x, y, x_val, y_val): the held-out part as Keras takes it (the last fraction of
+        x before shuffling), or the given pair, checked; x_val None without validation."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                shown = (f"a {type(validation_data).__name__} of {len(validation_data)}"
+                         if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+                raise InputError(f"validation_data must be a pair (x_val, y_val), got {shown}")
+            x_val = as_images(validation_data[0], self.input_shape)
+            return x, y, x_val, self._targets(validation_data[1], len(x_val))
+        if not validation_split:
+            return x, y, None, None
+        if isinstance(validation_split, bool) or not 0.0 < float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        cut = len(x) - int(math.ceil(len(x) * float(validation_split)))
+        if cut < 1:
+            raise InputError(f"validation_split={validation_split} of {len(x)} samples leaves no "
+                             "training samples: lower it or pass more data")
+        return x[:cut], y[:cut], x[cut:], y[cut:]
+
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, callbacks=None,
-            verbose: int = 1, initial_epoch: int | None = None) -> History:
-        """Train for ``epochs`` (counting from the model's current epoch unless
-        ``initial_epoch`` is given, so a loaded checkpoint resumes where it stopped).
+            verbose="auto", initial_epoch: int = 0) -> History:
+        """Train epochs ``initial_epoch`` .. ``epochs - 1`` (Keras' rule: each call trains
+        ``epochs - initial_epoch`` epochs; resume a loaded checkpoint with
+        ``initial_epoch=model.epoch``, and epoch numbers in logs and History stay absolute).
 
         x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L).
         ``validation_split`` holds out the last fraction of x before shuffling
-        (Keras' rule). Returns a History whose ``history`` maps each log key
-        (loss, accuracy, val_loss, val_accuracy, ...) to per-epoch values.
+        (Keras' rule). ``verbose``: 0 silent, 1 a progress bar, 2 one line per epoch,
+        "auto" (default) 1 on a terminal and 2 when output is redirected. Returns a
+        History whose ``history`` maps each log key (loss, accuracy, val_loss, ...)
+        to per-epoch values; ``model.epoch`` counts every epoch trained.
         """
         self._require_compiled()
+        epochs = whole_number(epochs, "epochs", 0)
+        batch_size = whole_number(batch_size, "batch_size", 1)
+        start = whole_number(initial_epoch, "initial_epoch", 0)
+        verbose = resolve_verbose(verbose)
         x = self._prepare(x)
         self.optimizer.bind(self.parameters())
         y = self._targets(y, len(x))
-        if int(batch_size) < 1 or int(epochs) < 0:
-            raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size}, {epochs}")
-        if validation_data is None and validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            cut = len(x) - int(math.ceil(len(x) * validation_split))
-            validation_data = (x[cut:], y[cut:])
-            x, y = x[:cut], y[:cut]
-        if validation_data is not None:
-            x_val, y_val = validation_data[0], validation_data[1]
-            x_val = as_images(x_val, self.input_shape)
-            y_val = self._targets(y_val, len(x_val))
-        start = self.epoch if initial_epoch is None else int(initial_epoch)
+        x, y, x_val, y_val = self._validation(x, y, validation_data, validation_split)
         n = len(x)
         steps = math.ceil(n / batch_size)
         history = History()
@@ -248,18 +278,21 @@ class Sequential:
         callback_list = list(callbacks or []) + ([ProgressBar(verbose)] if verbose else [])
         callback_list.append(history)
         hooks = CallbackList(callback_list, self)
+        logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if x_val is not None else [])
+        logged += [key for callback in callback_list for key in getattr(callback, "adds_logs", ())]
         self.stop_training = False
-        self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size}
+        self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
+                           "logged": logged}
         self.history = history
         backend = get_backend()
         plan = self._plan(training_loss=True)
         frozen = self._frozen_prefix(plan)
-        if frozen:
+        hooks.on_train_begin()
+        if frozen and start < epochs:
             # the frozen, deterministic head (e.g. a fixed kernel) gives the same
             # features every epoch: compute them once and train the rest on them
             x = self._precomputed(x, plan[:frozen], max(batch_size, 256))
             plan = plan[frozen:]
-        hooks.on_train_begin()
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
             order = self.rng.permutation(n) if shuffle else np.arange(n)
@@ -280,10 +313,10 @@ class Sequential:
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
                                           "batch_loss": float(stats[0])})
             logs = {"loss": loss_sum / n, "accuracy": correct / n}
-            if validation_data is not None:
+            if x_val is not None:
                 val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
-            self.epoch = epoch + 1
+            self.epoch += 1
             hooks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -323,15 +356,21 @@ class Sequential:
             yield part, self._run(self._stage(x[part], "input"), plan, training=False)
 
     def _probabilities(self, out, plan):
-        """Softmax of out unless the plan already ended in a Softmax layer."""
-        if isinstance(plan[-1][0], Softmax):
+        """What predict returns for a batch run through ``plan``: the network's output,
+        softmaxed when the network ends in logits or its final Softmax was folded into the loss."""
+        folded = isinstance(self.layers[-1], Softmax) and all(layer is not self.layers[-1]
+                                                              for layer, _ in plan)
+        if not (self.outputs_logits or folded):
             return out
         probs = self._workspace("probabilities", out.shape)
-        get_backend().softmax_forward(out, probs)
+        functional.softmax_forward(out, probs)
         return probs
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, L) float32 on the host."""
+        """The network's output (N, L) float32 on the host: class probabilities for a model
+        ending in logits (see :attr:`outputs_logits`: they are softmaxed) or in Softmax;
+        any other last layer's output (e.g. Sigmoid) as it is."""
+        batch_size = whole_number(batch_size, "batch_size", 1)
         x = self._prepare(x)
         plan = self._plan(training_loss=False)
         result = np.empty((len(x), self.output_shape[0]), dtype=np.float32)
@@ -346,6 +385,7 @@ class Sequential:
     def evaluate(self, x, y, batch_size: int = 256, verbose: int = 0) -> dict:
         """{"loss": mean loss, "accuracy": share correct[, "roc_auc"]} on the host."""
         self._require_compiled()
+        batch_size = whole_number(batch_size, "batch_size", 1)
         x = self._prepare(x)
         result = self._evaluate_prepared(x, self._targets(y, len(x)), batch_size)
         if verbose:
@@ -370,15 +410,29 @@ class Sequential:
         return result
 
     # ---- weights ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """{"conv1.weight": ndarray, ...}: host copies in PyTorch's layouts and names."""
-        return {name: param.numpy() for name, param in self.named_parameters()}
+    def state_dict(self, format: str = "numpy") -> dict:
+        """{"conv1.weight": array, ...}: host copies in PyTorch's layouts and names.
+
+        ``format="torch"`` gives torch tensors, so ``net.load_state_dict(model.state_dict(
+        format="torch"))`` loads the weights into an ``nn.Module`` with the same names
+        and shapes (the zoo's pytorch_cnn matches the PyTorch tutorial's module)."""
+        if format not in ("numpy", "torch"):
+            raise ValueError(f"state_dict format must be 'numpy' or 'torch', got {format!r}")
+        state = {name: param.numpy() for name, param in self.named_parameters()}
+        if format == "torch":
+            try:
+                import torch
+            except ImportError:
+                raise ImportError("state_dict(format='torch') needs PyTorch: pip install torch") from None
+            state = {name: torch.from_numpy(value) for name, value in state.items()}
+        return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Load weights by name; values may be NumPy arrays or torch tensors. With
-        ``strict``, missing or unexpected names are an error. Shapes must match."""
+        """Load weights by name; values may be NumPy arrays or torch tensors (a torch
+        ``state_dict()``). With ``strict``, missing or unexpected names are an error.
+        Shapes must match and values must be finite."""
         params = dict(self.named_parameters())
-        state = {key: _as_numpy(value) for key, value in state.items()}
+        state = {key: functional.host_array(value) for key, value in state.items()}
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
@@ -388,7 +442,22 @@ class Sequential:
             if tuple(state[key].shape) != params[key].shape:
                 raise InputError(f"{key}: the state dict holds shape {tuple(state[key].shape)}, "
                                  f"the model needs {params[key].shape}")
+            if not np.isfinite(state[key]).all():
+                raise InputError(f"{key}: the state dict holds NaN or infinite values")
+        for key in set(params) & set(state):
             params[key].assign(state[key])
+
+    def save_weights(self, path) -> None:
+        """The weights alone, by name, in one .npz (atomic); :meth:`load_weights` reads them."""
+        from .serialization import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Weights saved by :meth:`save_weights` (or :meth:`save`), checked against this model."""
+        from .serialization import load_weights
+
+        load_weights(self, path)
 
     def get_weights(self) -> list[np.ndarray]:
         return [param.numpy() for param in self.parameters()]
@@ -397,6 +466,10 @@ class Sequential:
         params = self.parameters()
         if len(weights) != len(params):
             raise InputError(f"expected {len(params)} arrays, got {len(weights)}")
+        weights = [functional.host_array(value) for value in weights]
+        for index, (param, value) in enumerate(zip(params, weights)):
+            if value.shape != param.shape:
+                raise InputError(f"array {index} has shape {value.shape}, the parameter needs {param.shape}")
         for param, value in zip(params, weights):
             param.assign(value)
 
@@ -430,8 +503,24 @@ class Sequential:
         return out
 
     def get_config(self) -> dict:
-        return {"name": self.name, "seed": self.seed,
-                "layers": [[type(layer).__name__, layer.get_config()] for layer in self.layers]}
+        """The architecture (no weights): ``Sequential.from_config(model.get_config())``
+        rebuilds the same layers with the same seed, hence the same initial weights."""
+        config = {"name": self.name, "seed": self.seed,
+                  "layers": [[type(layer).__name__, layer.get_config()] for layer in self.layers]}
+        if self.built:
+            config["input_shape"] = list(self.input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        """A new model from :meth:`get_config`'s dict (weights freshly initialised from its seed)."""
+        from .layers import from_config as layer_from_config
+
+        if not isinstance(config, dict) or "layers" not in config:
+            raise InputError("from_config takes the dict model.get_config() returns")
+        layers = [layer_from_config(name, layer_config) for name, layer_config in config["layers"]]
+        return cls(layers, seed=config.get("seed"), input_shape=config.get("input_shape"),
+                   name=config.get("name", "sequential"))
 
     def save(self, path) -> None:
         """Architecture, weights, optimizer state and training position in one .npz,
@@ -444,9 +533,4 @@ class Sequential:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n  {inner}\n])"
 
-
-def _as_numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 

@@ -3,9 +3,10 @@
 Each backend is one module (or package) under ``fastcnn.kernels`` that defines
 every name in :data:`OPERATIONS` as a module-level function with exactly the
 signature documented on :class:`KernelBackend`. Layers never call a backend
-directly; ``fastcnn.functional`` validates arguments, works out shapes and
-allocates (and reuses) every buffer, then calls the backend. So a kernel may
-assume:
+directly: they work out shapes and allocate (and reuse) every buffer, and call
+each operation through ``fastcnn.functional``, which checks every buffer's
+shape, dtype and layout against this contract (and converts what users hand
+in) before the backend sees it. So a kernel may assume:
 
 * every array is C-contiguous and float32 unless said otherwise (labels and
   pooling indices are int32), already on the backend's device;

@@ -90,18 +90,22 @@ def assert_same_weights(model_a, model_b) -> None:
 @contextlib.contextmanager
 def float64_numpy_backend():
     """The numpy backend with every float buffer a layer or loss allocates in float64,
-    so finite differences through the real layer objects are precise."""
-    original = Workspace.get
+    so finite differences through the real layer objects are precise (fastcnn.functional
+    then checks buffers against float64 instead of float32)."""
+    from fastcnn import functional
+
+    original, original_float = Workspace.get, functional._FLOAT
 
     def get(self, role, shape, dtype=np.float32):
         return original(self, role, shape, np.float64 if np.dtype(dtype) == np.float32 else dtype)
 
     Workspace.get = get
+    functional._FLOAT = np.dtype(np.float64)
     try:
         with fastcnn.use_backend("numpy"):
             yield
     finally:
-        Workspace.get = original
+        Workspace.get, functional._FLOAT = original, original_float
 
 
 def to_float64(params) -> None:
@@ -154,6 +158,9 @@ def run_python(code: str, env: dict | None = None, unset=()) -> subprocess.Compl
     """Run code in a fresh interpreter from the tests folder (FASTCNN_BACKEND unset unless given)."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in set(unset) | {"FASTCNN_BACKEND"}}
+    # the checkout under test comes first, whichever fastcnn is installed
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([environment["PYTHONPATH"]]
+                                                               if environment.get("PYTHONPATH") else []))
     environment.update(env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO / "tests",
                           env=environment, capture_output=True, text=True, timeout=300)

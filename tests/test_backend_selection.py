@@ -126,3 +126,32 @@ def test_compiled_cpu_backends_run_blas_on_one_thread_and_give_it_back():
         with fastcnn.use_backend("numpy"):
             assert blas_threads() == free
     assert fastcnn.backend_name() == original
+
+
+def test_an_unknown_fastcnn_backend_variable_does_not_break_import_and_fails_at_first_use():
+    result = run_python("""
+        import fastcnn
+        print("imported")
+        try:
+            fastcnn.zoo.pytorch_cnn()
+        except fastcnn.BackendError as exc:
+            print("refused:", exc)
+        """, env={"FASTCNN_BACKEND": "bogus"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "imported"
+    assert lines[1].startswith("refused: FASTCNN_BACKEND='bogus' is not a backend")
+    assert "auto, naive, numpy, numba, cython, cuda" in lines[1] and "--backend" in lines[1]
+
+
+def test_set_backend_overrides_an_unknown_fastcnn_backend_variable():
+    result = run_python(f"import fastcnn; fastcnn.set_backend('numpy'); fastcnn.zoo.pytorch_cnn(); {REPORT}",
+                        env={"FASTCNN_BACKEND": "bogus"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["numpy", "False"]
+
+
+@pytest.mark.parametrize("value", [None, 3])
+def test_set_backend_with_something_other_than_a_name_says_what_it_takes(value):
+    with pytest.raises(BackendError, match="a backend is named by a string, one of: auto, naive"):
+        fastcnn.set_backend(value)

@@ -82,12 +82,20 @@ def test_model_checkpoint_without_save_best_only_writes_every_epoch(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.npz", "e2.npz"]
 
 
-def test_monitoring_a_value_that_is_not_logged_says_which_are(tmp_path):
+@pytest.mark.parametrize("make", [
+    lambda path: ModelCheckpoint(path / "m.npz", save_best_only=True),
+    lambda path: ModelCheckpoint(path / "m-{val_loss:.3f}.npz"),
+    lambda path: EarlyStopping("val_loss", patience=2),
+    lambda path: fastcnn.ReduceLROnPlateau("val_loss"),
+], ids=["checkpoint-best", "checkpoint-path-key", "early-stopping", "reduce-lr"])
+def test_monitoring_a_value_that_is_not_logged_is_refused_before_an_epoch_is_spent(tmp_path, make):
     x, y = toy_images(8)
     model = small_cnn().compile()
-    with pytest.raises(KeyError, match="val_loss.*validation data"):
-        model.fit(x, y, callbacks=[ModelCheckpoint(tmp_path / "m.npz", save_best_only=True)],
-                  verbose=0)
+    before = model.get_weights()
+    with pytest.raises(fastcnn.InputError, match="val_loss.*logs loss, accuracy.*validation_split="):
+        model.fit(x, y, callbacks=[make(tmp_path)], verbose=0)
+    assert model.epoch == 0 and list(tmp_path.iterdir()) == []
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
 
 
 # ---- EarlyStopping --------------------------------------------------------------------------

@@ -239,3 +239,46 @@ def test_help_lists_the_user_commands():
     done = run_module("--help")
     for command in ("evaluate", "predict", "datasets", "reproduce"):
         assert command in done.stdout
+
+
+def test_datasets_list_reports_a_truncated_file_and_the_dataset_incomplete(data_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    shutil.copytree(data_dir / "mnist", tmp_path / "mnist")
+    labels = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    labels.chmod(0o644)
+    labels.write_bytes(labels.read_bytes()[:-10])
+    monkeypatch.setenv("FASTCNN_DATA", str(tmp_path))
+    assert main(["datasets", "list", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "status:  incomplete: test labels damaged" in out
+    line = next(line for line in out.splitlines() if "t10k-labels-idx1-ubyte.gz" in line)
+    assert "FAILED" in line and "is truncated: 4,532 bytes where the published file has 4,542" in line
+    state = fastcnn.datasets.status("mnist")
+    assert not state.complete and state.splits == {"train": True, "test": False}
+    assert state.damaged == ("test labels",)
+
+
+def test_a_dataset_file_with_a_wrong_magic_number_is_not_called_truncated(tmp_path):
+    from fastcnn.datasets.idx import read_idx
+
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(b"PK\x03\x04" + bytes(200))
+    with pytest.raises(fastcnn.DatasetError, match="is not a gzip file") as error:
+        read_idx(path)
+    assert "truncated" not in str(error.value)
+
+
+def test_a_bad_fastcnn_backend_variable_leaves_help_working_and_backend_overrides_it(saved_model):
+    env = dict(os.environ, FASTCNN_BACKEND="bogus")
+
+    def shell(*args):
+        return subprocess.run([sys.executable, "-m", "fastcnn", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=120)
+    helped = shell("train", "--help")
+    assert helped.returncode == 0 and "--resume" in helped.stdout and helped.stderr == ""
+    refused = shell("evaluate", saved_model, "--limit", "10")
+    assert refused.returncode == EXIT_ERROR and refused.stderr.strip().count("\n") == 0
+    assert "FASTCNN_BACKEND='bogus' is not a backend" in refused.stderr and "Traceback" not in refused.stderr
+    overridden = shell("evaluate", saved_model, "--limit", "10", "--backend", "numpy")
+    assert overridden.returncode == 0, overridden.stderr
+    assert "with the numpy backend" in overridden.stdout

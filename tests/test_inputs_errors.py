@@ -142,13 +142,6 @@ def test_an_unknown_backend_name_is_refused_listing_the_choices():
             pass
 
 
-def test_an_unknown_fastcnn_backend_variable_fails_at_import_listing_the_choices():
-    result = run_python("import fastcnn", env={"FASTCNN_BACKEND": "nope"})
-    assert result.returncode != 0
-    assert "BackendError: FASTCNN_BACKEND='nope' is not a backend" in result.stderr
-    assert "auto, naive, numpy, numba, cython, cuda" in result.stderr
-
-
 @pytest.mark.skipif(HAS_GPU, reason="this machine has a CUDA GPU")
 def test_cuda_without_a_gpu_or_simulator_raises_backend_error_with_the_reason():
     result = run_python("""
@@ -255,3 +248,36 @@ def test_a_missing_or_foreign_file_raises_checkpoint_error(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(CheckpointError):
         fastcnn.load_model(tmp_path / "text.npz")
+
+
+# ---- arguments validated at the API boundary ----------------------------------------------------
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x, y: m.fit(x, y, batch_size=2.5, verbose=0), "batch_size must be a whole number >= 1, got 2.5"),
+    (lambda m, x, y: m.fit(x, y, batch_size=0, verbose=0), "batch_size must be >= 1, got 0"),
+    (lambda m, x, y: m.fit(x, y, epochs=1.5, verbose=0), "epochs must be a whole number >= 0, got 1.5"),
+    (lambda m, x, y: m.fit(x, y, epochs="3", verbose=0), "epochs must be a whole number"),
+    (lambda m, x, y: m.fit(x, y, initial_epoch=-1, verbose=0), "initial_epoch must be >= 0"),
+    (lambda m, x, y: m.predict(x, batch_size=0), "batch_size must be >= 1, got 0"),
+    (lambda m, x, y: m.evaluate(x, y, batch_size=1.5), "batch_size must be a whole number"),
+    (lambda m, x, y: m.fit(x[:2], y[:2], validation_split=0.9, verbose=0),
+     "validation_split=0.9 of 2 samples leaves no training samples"),
+    (lambda m, x, y: m.fit(x, y, validation_data=(x,), verbose=0),
+     r"validation_data must be a pair \(x_val, y_val\), got a tuple of 1"),
+    (lambda m, x, y: m.fit(x, y, validation_data=x, verbose=0),
+     r"validation_data must be a pair \(x_val, y_val\), got ndarray"),
+    (lambda m, x, y: m.fit(x, y, verbose=5), "verbose must be 0"),
+])
+def test_bad_arguments_are_refused_at_the_api_boundary_in_one_clear_error(call, message):
+    x, y = toy_images(8)
+    model = small_cnn().compile("adam")
+    with pytest.raises(InputError, match=message):
+        call(model, x, y)
+    assert model.epoch == 0
+
+
+def test_metrics_given_as_one_name_is_one_metric():
+    model = small_cnn().compile("adam", metrics="accuracy")
+    assert model.metrics == ["accuracy"]
+    assert small_cnn().compile("adam", metrics="auc").metrics == ["roc_auc"]

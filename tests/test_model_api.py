@@ -296,7 +296,7 @@ def test_set_backend_between_runs_moves_weights_and_optimizer_state(backend, res
     np.testing.assert_allclose(model.predict(x), on_numpy, atol=1e-5)
     weight = model.parameters()[0]
     assert np.array_equal(fastcnn.to_numpy(weight.state["exp_avg"]), moments)
-    model.fit(x, y, epochs=2, batch_size=8, verbose=0)  # resumes on the new backend
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=model.epoch)  # resumes there
     assert model.epoch == 2
     assert not np.array_equal(fastcnn.to_numpy(weight.state["exp_avg"]), moments)
     trained_there = model.predict(x)
@@ -370,3 +370,77 @@ def test_unnamed_layers_are_named_by_position_like_torch_sequential():
     assert names == ["0.weight", "0.bias", "4.weight", "4.bias", "6.weight", "6.bias"]
     with pytest.raises(ValueError, match="unique"):
         Sequential([Dense(2, 2, name="a"), Dense(2, 2, name="a")])
+
+
+# ---- Keras fit semantics ----------------------------------------------------------------------
+
+
+def test_calling_fit_again_trains_again_like_keras():
+    x, y = toy_images(32)
+    model = small_cnn().compile(Adam(lr=1e-2))
+    first = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    weights = model.get_weights()
+    second = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert first.epoch == second.epoch == [0] and len(second.history["loss"]) == 1
+    assert model.epoch == 2 and model.optimizer.iterations == 4
+    assert not np.array_equal(model.get_weights()[0], weights[0])
+
+
+def test_initial_epoch_resumes_with_absolute_epoch_numbers():
+    x, y = toy_images(32)
+    model = small_cnn().compile(Adam(lr=1e-2))
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    seen = []
+
+    class Epochs(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0, initial_epoch=model.epoch,
+                        callbacks=[Epochs()])
+    assert history.epoch == seen == [2, 3, 4] and model.epoch == 5
+
+
+def test_fit_with_initial_epoch_at_or_past_epochs_trains_nothing():
+    x, y = toy_images(16)
+    model = small_cnn().compile(Adam(lr=1e-2))
+    weights = model.get_weights()
+    assert model.fit(x, y, epochs=2, initial_epoch=2, verbose=0).epoch == []
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+
+
+# ---- what predict returns -------------------------------------------------------------------------
+
+
+def test_predict_returns_a_sigmoid_output_as_it_is():
+    x, y = toy_images(12)
+    model = Sequential([Flatten(), Dense(64, 4), Sigmoid()], seed=0, input_shape=(1, 8, 8))
+    out = model.predict(x)
+    np.testing.assert_allclose(out, np.array(model.forward(x)), atol=1e-7)
+    assert out.min() > 0 and out.max() < 1 and not np.allclose(out.sum(axis=1), 1.0)
+    fused = Sequential([Flatten(), Dense(64, 4, activation="sigmoid")], seed=0, input_shape=(1, 8, 8))
+    np.testing.assert_allclose(fused.predict(x), out, atol=1e-6)
+    assert not model.outputs_logits and not fused.outputs_logits
+    assert Sequential([Flatten(), Dense(64, 4), fastcnn.Dropout(0.2)], input_shape=(1, 8, 8)).outputs_logits
+
+
+# ---- progress output ---------------------------------------------------------------------------------
+
+
+def test_verbose_auto_prints_one_line_per_epoch_when_output_is_redirected(capsys):
+    x, y = toy_images(16)
+    small_cnn().compile(Adam(lr=1e-2)).fit(x, y, epochs=2, batch_size=8)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.out + captured.err
+    lines = captured.out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "loss: " in lines[0] and "accuracy: " in lines[0]
+
+
+def test_verbose_auto_shows_a_progress_bar_on_a_terminal(monkeypatch):
+    from fastcnn.callbacks import resolve_verbose
+
+    for stream in ("stdout", "stderr"):
+        monkeypatch.setattr(f"sys.{stream}.isatty", lambda: True, raising=False)
+    assert resolve_verbose("auto") == 1
+    with pytest.raises(fastcnn.InputError, match="verbose must be 0"):
+        resolve_verbose(3)

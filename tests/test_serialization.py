@@ -3,15 +3,19 @@ run equals a straight one bit for bit, and a crash mid-write leaves the old file
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import signal
+import stat
 
 import numpy as np
 import pytest
 
 import fastcnn
 from fastcnn import optim
-from helpers import (assert_same_weights, mnist_like, numpy_backend, small_cnn,  # noqa: F401
-                     toy_images, trained)
+from helpers import (assert_same_weights, mnist_like, numpy_backend, run_python,  # noqa: F401
+                     small_cnn, toy_images, trained)
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
@@ -65,7 +69,7 @@ def test_training_resumed_from_a_checkpoint_equals_training_straight_through(tmp
     first_leg.fit(x, y, epochs=1, batch_size=16, verbose=0)
     first_leg.save(tmp_path / "epoch1.npz")
     resumed = fastcnn.load_model(tmp_path / "epoch1.npz")
-    history = resumed.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    history = resumed.fit(x, y, epochs=3, batch_size=16, verbose=0, initial_epoch=resumed.epoch)
 
     assert history.epoch == [1, 2] and resumed.epoch == 3
     assert_same_weights(resumed, straight)
@@ -137,3 +141,79 @@ def test_a_crash_during_the_first_save_leaves_no_file_at_all(tmp_path, monkeypat
     with pytest.raises(OSError):
         model.save(tmp_path / "sub" / "model.npz")
     assert list((tmp_path / "sub").iterdir()) == []
+
+
+# ---- where a save goes -----------------------------------------------------------------------------
+
+
+def test_saving_to_a_folder_or_below_a_file_is_a_clear_error_naming_the_destination(tmp_path):
+    model = small_cnn()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target, words in [(tmp_path, "is a folder: give a file name"),
+                          (blocker / "model.npz", "is a file, so")]:
+        with pytest.raises(fastcnn.CheckpointError, match=words) as error:
+            model.save(target)
+        assert str(error.value).startswith(f"cannot save to {target}: ") and ".part" not in str(error.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_saving_into_a_read_only_folder_says_so(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(fastcnn.CheckpointError, match="is not writable"):
+            small_cnn().save(folder / "m.npz")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_full_disk_is_reported_with_the_destination_not_the_temporary_file(tmp_path, monkeypatch):
+    def full(handle, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(fastcnn.CheckpointError, match="the disk is full") as error:
+        small_cnn().save(tmp_path / "m.npz")
+    assert str(error.value).startswith(f"cannot save to {tmp_path / 'm.npz'}: ")
+    assert ".part" not in str(error.value) and list(tmp_path.iterdir()) == []
+
+
+def test_model_checkpoint_to_an_unwritable_path_fails_before_the_first_epoch(tmp_path):
+    x, y = toy_images(16)
+    model = small_cnn().compile("adam")
+    with pytest.raises(fastcnn.CheckpointError, match="is a folder"):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[fastcnn.ModelCheckpoint(tmp_path)])
+    assert model.epoch == 0
+
+
+def test_parts_left_by_killed_saves_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "model.npz"
+    for _ in range(3):
+        killed = run_python(f"""
+            import os, signal, numpy as np, fastcnn
+            from helpers import small_cnn
+            fastcnn.set_backend("numpy")
+            def dying(handle, **arrays):
+                handle.write(b"half an archive")
+                handle.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            np.savez = dying
+            small_cnn().save({str(path)!r})
+            """)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert len(list(tmp_path.glob(".model.npz.*.part"))) == 1  # the last one only, never a pile
+    small_cnn().save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_saved_models_get_the_permissions_of_other_outputs(tmp_path):
+    old = os.umask(0o022)
+    try:
+        small_cnn().save(tmp_path / "m.npz")
+        small_cnn().save_weights(tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "w.npz").stat().st_mode) == 0o644

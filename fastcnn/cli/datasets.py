@@ -25,13 +25,19 @@ def add_arguments(parser) -> None:
                         help="one dataset (mnist, fashion-mnist, kmnist); default: all")
 
 
-def describe_missing(state) -> str:
-    """'training images missing' (or '... and test labels missing') for a DatasetStatus."""
-    missing = {}
-    for item in state.missing:
+def _describe(items, word: str) -> list[str]:
+    grouped = {}
+    for item in items:
         split, part = item.split(" ", 1)
-        missing.setdefault(_SPLIT_WORDS.get(split, split), []).append(part)
-    return "; ".join(f"{split} {' and '.join(parts)} missing" for split, parts in missing.items())
+        grouped.setdefault(_SPLIT_WORDS.get(split, split), []).append(part)
+    return [f"{split} {' and '.join(parts)} {word}" for split, parts in grouped.items()]
+
+
+def describe_missing(state) -> str:
+    """'training images missing' (or '... and test labels missing') for a DatasetStatus,
+    then the damaged ones ('test labels damaged')."""
+    return "; ".join(_describe(state.missing, "missing") +
+                     _describe(getattr(state, "damaged", ()), "damaged (see the file list)"))
 
 
 def completeness(state) -> str:

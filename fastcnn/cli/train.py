@@ -4,6 +4,10 @@ Examples:
   fastcnn train --model pytorch_cnn --dataset mnist --epochs 1
   fastcnn train --model kmnist_cnn --checkpoint best.npz --patience 3
   fastcnn train --resume best.npz --epochs 5
+
+--resume continues a saved model with its own architecture, optimizer and the
+recipe of its zoo model; --epochs then counts from the start (train up to that
+epoch). --model, --optimizer and --compat that disagree with the file are refused.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ HELP = "train a zoo model and print per-epoch progress and the test accuracy"
 def add_arguments(parser) -> None:
     from ..zoo import names
 
-    parser.add_argument("--model", choices=names(), default="pytorch_cnn", help="zoo architecture")
+    parser.add_argument("--model", choices=names(), default=None,
+                        help="zoo architecture (default: pytorch_cnn, or the --resume file's)")
     parser.add_argument("--dataset", choices=("mnist", "fashion-mnist", "kmnist"), default=None,
                         help="dataset (default: the model's tutorial dataset)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs (default: the recipe's); with --resume, the epoch to train up to")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
-    parser.add_argument("--optimizer", choices=("sgd", "adam", "adadelta"), default=None)
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "adadelta", "adamw"), default=None)
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--validation-split", type=float, default=None,
                         help="hold out this fraction of the training images for validation "
@@ -35,23 +41,72 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar; one line per epoch")
 
 
+def _check_arguments(args) -> None:
+    from ..errors import InputError
+
+    for flag, value, minimum in (("--limit", args.limit, 1), ("--epochs", args.epochs, 1),
+                                 ("--batch-size", args.batch_size, 1), ("--patience", args.patience, 0)):
+        if value is not None and value < minimum:
+            raise InputError(f"{flag} must be at least {minimum}, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise InputError(f"--lr must be > 0, got {args.lr}")
+    if args.validation_split is not None and not 0 < args.validation_split < 1:
+        raise InputError(f"--validation-split must be between 0 and 1, got {args.validation_split}")
+
+
+def _resumed(args):
+    """(model, zoo name, compat) from --resume, refusing flags that contradict the file."""
+    from ..errors import InputError
+    from ..zoo import MODELS
+    from .evaluate import load_saved_model
+
+    model = load_saved_model(args.resume)
+    compat = model.name.endswith("_compat")
+    name = model.name.removesuffix("_compat")
+    if name not in MODELS:
+        raise InputError(f"{args.resume} holds a {model.name!r} model, not a zoo model: resume it "
+                         "in Python with model.fit(..., initial_epoch=model.epoch)")
+    conflicts = []
+    if args.model is not None and args.model != name:
+        conflicts.append(f"--model {args.model} (the file holds {name})")
+    if args.compat and not compat:
+        conflicts.append("--compat (the file holds the corrected model)")
+    saved_optimizer = model.optimizer.name if model.optimizer is not None else None
+    if args.optimizer is not None and saved_optimizer is not None and args.optimizer != saved_optimizer:
+        conflicts.append(f"--optimizer {args.optimizer} (the file's optimizer is {saved_optimizer})")
+    if conflicts:
+        raise InputError(f"--resume continues the saved model as it is; drop {' and '.join(conflicts)}, "
+                         "or train a new model without --resume")
+    return model, name, compat
+
+
 def run(args) -> int:
-    from .. import backend_name, load_model
+    from .. import backend_name
+    from ..errors import InputError
+    from ..fileio import check_writable
     from ..zoo import recipe as get_recipe
     from ..zoo.runner import Splits, load_splits, run as run_recipe
 
-    recipe = get_recipe(args.model, compat=args.compat, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                        dataset=args.dataset)
-    if args.optimizer and args.optimizer != get_recipe(args.model).optimizer:
-        recipe = recipe.replace(optimizer_args={})
-    model = None
+    _check_arguments(args)
+    for destination in (args.save, args.checkpoint):
+        if destination:
+            check_writable(destination)
+    model, name, compat = None, args.model or "pytorch_cnn", args.compat
     if args.resume:
-        model = load_model(args.resume)
-        if args.lr is not None and model.optimizer is not None:
-            model.optimizer.lr = args.lr
+        model, name, compat = _resumed(args)
+    recipe = get_recipe(name, compat=compat, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, optimizer=args.optimizer, dataset=args.dataset)
+    if args.optimizer and args.optimizer != get_recipe(name).optimizer:
+        recipe = recipe.replace(optimizer_args={})
+    if model is not None:
         if model.optimizer is None:
             model.compile(recipe.make_optimizer(), recipe.loss)
+        elif args.lr is not None:
+            model.optimizer.learning_rate = args.lr
+        recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)
+        if model.epoch >= recipe.epochs:
+            raise InputError(f"{args.resume} has trained {model.epoch} epochs already and --epochs "
+                             f"counts from the start: pass --epochs {model.epoch + 1} or more")
     splits = load_splits(recipe, seed=args.seed, limit=args.limit)
     if args.validation_split:
         from ..datasets import train_val_split
@@ -59,11 +114,19 @@ def run(args) -> int:
         (x, y), (xv, yv) = train_val_split(splits.x_train, splits.y_train,
                                            val_size=args.validation_split, seed=args.seed)
         splits = Splits(x, y, xv, yv, splits.x_test, splits.y_test)
+    if splits.x_val is None and (args.checkpoint or args.patience is not None):
+        flags = [flag for flag, value in (("--checkpoint", args.checkpoint),
+                                          ("--patience", args.patience)) if value is not None]
+        raise InputError(f"{' and '.join(flags)} {'watch' if len(flags) > 1 else 'watches'} the "
+                         f"validation loss, and the {name} recipe has no validation split: "
+                         "add --validation-split 0.1")
+    start = f", from epoch {model.epoch + 1}" if model is not None else ""
     print(f"training {recipe.model} on {recipe.dataset} ({len(splits.x_train):,} images) with the "
-          f"{backend_name()} backend: {recipe.optimizer} lr {recipe.lr}, batch {recipe.batch_size}, "
-          f"{recipe.epochs} epochs", flush=True)
-    result = run_recipe(recipe, splits, model=model, seed=args.seed, verbose=2 if args.quiet else 1,
-                        checkpoint=args.checkpoint, patience=args.patience, compat=args.compat)
+          f"{backend_name()} backend: {recipe.optimizer} lr {recipe.lr:g}, batch {recipe.batch_size}, "
+          f"{recipe.epochs} epochs{start}", flush=True)
+    result = run_recipe(recipe, splits, model=model, seed=args.seed,
+                        verbose=2 if args.quiet else "auto",
+                        checkpoint=args.checkpoint, patience=args.patience, compat=compat)
     if args.save:
         result.model.save(args.save)
         print(f"saved the model to {args.save}")

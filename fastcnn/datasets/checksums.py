@@ -40,16 +40,23 @@ def has_checksum(spec: FileSpec) -> bool:
     return bool(spec.sha256 or spec.md5)
 
 
+def size_mismatch(size: int, spec: FileSpec) -> str | None:
+    """Why a file of ``size`` bytes is not the published ``spec`` file, by size alone, or None."""
+    if spec.size is not None and size != spec.size:
+        shorter = "truncated: " if size < spec.size else ""
+        return f"is {shorter}{size:,} bytes where the published file has {spec.size:,}"
+    return None
+
+
 def mismatch(path: str | os.PathLike, spec: FileSpec) -> str | None:
     """Why ``path`` is not the published ``spec`` file (wrong size or checksum), or None.
 
     Checks the size first (cheap, and it names truncation plainly), then the
     SHA-256, or the MD5 where no SHA-256 is known. Hashes every time it is called.
     """
-    size = os.path.getsize(path)
-    if spec.size is not None and size != spec.size:
-        shorter = "truncated: " if size < spec.size else ""
-        return f"is {shorter}{size:,} bytes where the published file has {spec.size:,}"
+    problem = size_mismatch(os.path.getsize(path), spec)
+    if problem:
+        return problem
     algorithm = "sha256" if spec.sha256 else "md5" if spec.md5 else None
     if algorithm is None:
         return None

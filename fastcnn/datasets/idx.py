@@ -75,8 +75,12 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
                 raise damaged(path, f"is longer than its IDX header says (shape {shape})")
     except FileNotFoundError:
         raise DatasetError(f"dataset file {path} does not exist") from None
-    except GZIP_ERRORS as exc:
-        raise damaged(path, f"is not a valid gzip file or is truncated ({exc or type(exc).__name__})") from exc
+    except EOFError as exc:
+        raise damaged(path, f"is truncated: its gzip stream ends early ({exc or type(exc).__name__})") from exc
+    except gzip.BadGzipFile as exc:
+        raise damaged(path, f"is not a gzip file: its first bytes are not the gzip magic number ({exc})") from exc
+    except zlib.error as exc:
+        raise damaged(path, f"holds corrupted compressed data ({exc})") from exc
     except OSError as exc:
         if isinstance(exc, DatasetError):
             raise

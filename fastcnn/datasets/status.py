@@ -1,7 +1,8 @@
 """What is known about each dataset and what is on disk: data for a CLI to print.
 
 :func:`dataset_info` describes a dataset (nothing on disk is read),
-:func:`status` says which of its files exist and which splits can load, and
+:func:`status` says which of its files exist, which have the published size
+(a cheap check that catches truncated downloads) and which splits can load, and
 :func:`verify` checks every present file against its published checksum.
 """
 
@@ -39,6 +40,8 @@ class FileStatus:
 
     ``verified`` is True/False after a checksum check (by :func:`verify`, or a
     load earlier in this process), None when not checked or no checksum is known.
+    ``problem`` says what is wrong with a present file: a size other than the
+    published one (checked by :func:`status` too) or a failed checksum.
     """
 
     name: str
@@ -58,9 +61,10 @@ class FileStatus:
 class DatasetStatus:
     """Which files of a dataset are present, and which splits can load from them.
 
-    ``splits[split]`` is True when a file for both its images and labels exists;
-    ``complete`` when every split can load; ``missing`` lists the absent
-    "split part" pairs (e.g. ``"train images"``).
+    ``splits[split]`` is True when a file for both its images and labels exists
+    and none of them is damaged; ``complete`` when every split can load;
+    ``missing`` lists the absent "split part" pairs (e.g. ``"train images"``),
+    ``damaged`` those whose file has the wrong size or fails its checksum.
     """
 
     name: str
@@ -69,6 +73,7 @@ class DatasetStatus:
     splits: dict[str, bool]
     complete: bool
     missing: tuple[str, ...]
+    damaged: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,7 +93,10 @@ def _file_status(spec, filename: str, folder, check: bool) -> FileStatus:
     file_spec = spec.files[filename]
     exists = path.is_file()
     verified, problem = None, ""
-    if exists and checksums.has_checksum(file_spec):
+    size_problem = checksums.size_mismatch(path.stat().st_size, file_spec) if exists else None
+    if size_problem:
+        verified, problem = False, size_problem
+    elif exists and checksums.has_checksum(file_spec):
         if check:
             problem = checksums.check(path, file_spec) or ""
             verified = not problem
@@ -102,10 +110,14 @@ def _dataset_status(name: str, data_dir, check: bool) -> DatasetStatus:
     spec = get_spec(name)
     folder = dataset_folder(spec, data_dir)
     files = tuple(_file_status(spec, filename, folder, check) for filename in spec.files)
-    missing = tuple(f"{split} {part}" for split in SPLITS for part in PARTS
-                    if local_file(spec, split, part, folder) is None)
-    splits = {split: not any(item.startswith(split + " ") for item in missing) for split in SPLITS}
-    return DatasetStatus(spec.name, str(folder), files, splits, all(splits.values()), missing)
+    by_name = {item.name: item for item in files}
+    located = {(split, part): local_file(spec, split, part, folder) for split in SPLITS for part in PARTS}
+    missing = tuple(f"{split} {part}" for (split, part), path in located.items() if path is None)
+    damaged = tuple(f"{split} {part}" for (split, part), path in located.items()
+                    if path is not None and path.name in by_name and by_name[path.name].problem)
+    unusable = missing + damaged
+    splits = {split: not any(item.startswith(split + " ") for item in unusable) for split in SPLITS}
+    return DatasetStatus(spec.name, str(folder), files, splits, all(splits.values()), missing, damaged)
 
 
 def status(name: str | None = None, *, data_dir: str | os.PathLike | None = None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..backend import get_backend
+from .. import functional
 from .base import Layer
 
 
@@ -13,7 +13,7 @@ class _Activation(Layer):
 
     def forward(self, x, training=False):
         out = self.workspace.get("out", x.shape)
-        getattr(get_backend(), f"{self.kernel}_forward")(x, out)
+        getattr(functional, f"{self.kernel}_forward")(x, out)
         self._out = out
         return out
 
@@ -21,7 +21,7 @@ class _Activation(Layer):
         if not need_input_grad:
             return None
         dx = self.workspace.get("dx", dout.shape)
-        getattr(get_backend(), f"{self.kernel}_backward")(dout, self._out, dx)
+        getattr(functional, f"{self.kernel}_backward")(dout, self._out, dx)
         return dx
 
 

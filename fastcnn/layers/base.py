@@ -2,16 +2,35 @@
 
 A layer works on per-sample shapes: ``input_shape`` is (C, H, W) for images
 or (F,) for feature vectors, never including the batch. Every kernel call
-goes through :func:`fastcnn.get_backend`, so no layer knows which backend runs.
+goes through :mod:`fastcnn.functional`, so no layer knows which backend runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_backend
+from .. import functional
 from ..errors import InputError
+from ..kernels.contract import ACTIVATIONS
 from ..parameter import Parameter, Workspace
+
+_ACTIVATION_ALIASES = {"linear": None, None: None, "relu": "relu", "sigmoid": "sigmoid"}
+
+
+def activation_argument(activation, layer) -> str | None:
+    """The ``activation=`` of Conv2D/Dense as a contract name (None, "relu", "sigmoid"),
+    or a ValueError saying what to use instead."""
+    key = activation.lower() if isinstance(activation, str) else activation
+    if key in _ACTIVATION_ALIASES:
+        return _ACTIVATION_ALIASES[key]
+    name = type(layer).__name__
+    if key == "softmax":
+        raise ValueError(f"{name}(activation='softmax') is not fused: add a fastcnn.Softmax() "
+                         "layer after it (or leave logits and let predict softmax them)")
+    if key == "tanh":
+        raise ValueError(f"{name}(activation='tanh'): fastcnn has no tanh kernel yet; use "
+                         "'relu' or 'sigmoid' (fused: one of " + ", ".join(map(repr, ACTIVATIONS)) + ")")
+    raise ValueError(f"{name} activation must be one of {ACTIVATIONS} (or 'linear'), got {activation!r}")
 
 
 class Layer:
@@ -65,12 +84,11 @@ class Layer:
 
     def __call__(self, x, training: bool = False):
         """Forward on a host or backend array, building the layer from x's shape if needed."""
+        x = functional.to_backend(x, "x")
         if not self.built:
-            self.build(np.shape(x)[1:])
+            self.build(tuple(x.shape)[1:])
         for param in self.params.values():
             param.ensure_backend()
-        if isinstance(x, np.ndarray):
-            x = get_backend().to_device(np.ascontiguousarray(x, dtype=np.float32))
         self.check_input(x)
         return self.forward(x, training=training)
 

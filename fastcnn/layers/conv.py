@@ -3,64 +3,106 @@
 from __future__ import annotations
 
 from .. import init as initializers
-from ..backend import get_backend
-from ..kernels.contract import ACTIVATIONS, conv_output_size
+from .. import functional
+from ..kernels.contract import conv_output_size
 from ..parameter import Parameter
-from .base import Layer
+from .base import Layer, activation_argument
 
 
-def _pair_check(value, what):
-    value = int(value)
-    if value < 0 or (what != "padding" and value < 1):
-        raise ValueError(f"Conv2D {what} must be {'>= 0' if what == 'padding' else '>= 1'}, got {value}")
-    return value
+def _count(value, what, minimum):
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"Conv2D {what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _pair(value, what, minimum):
+    """An int or a pair (h, w) of ints -> (h, w)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"Conv2D {what} must be an int or a pair (h, w), got {value!r}")
+        return _count(value[0], what, minimum), _count(value[1], what, minimum)
+    value = _count(value, what, minimum)
+    return value, value
+
+
+def _one_for_both_axes(value, what, minimum):
+    """The kernels take one stride and one padding for both axes: (h, w) must agree."""
+    h, w = _pair(value, what, minimum)
+    if h != w:
+        raise ValueError(f"Conv2D {what} {tuple(value)}: fastcnn's kernels take one {what} for both "
+                         f"axes; use equal values (e.g. {what}={h})")
+    return h
+
+
+def _padding(padding, kernel_h, kernel_w, stride):
+    """padding as an int: "valid" is 0; "same" keeps H and W (odd square kernels, stride 1)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return 0
+        if mode != "same":
+            raise ValueError(f"Conv2D padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        if stride != 1:
+            raise ValueError(f"Conv2D padding='same' needs stride 1 (got {stride}): with larger strides "
+                             "Keras pads unevenly, which the kernels do not; pass an int padding")
+        if kernel_h != kernel_w or kernel_h % 2 == 0:
+            raise ValueError(f"Conv2D padding='same' needs an odd square kernel, got {kernel_h}x{kernel_w} "
+                             "(it would need uneven padding); pass an int padding")
+        return (kernel_h - 1) // 2
+    return _one_for_both_axes(padding, "padding", 0)
 
 
 class Conv2D(Layer):
     """2-D convolution.
 
     Input (N, in_channels, H, W) -> output (N, out_channels, OH, OW) with
-    OH = (H + 2*padding - kernel_size) // stride + 1. Parameters ``weight``
-    (out_channels, in_channels, k, k) and ``bias`` (out_channels,).
+    OH = (H + 2*padding - KH) // stride + 1 (the same for W). ``kernel_size`` is an
+    int or a pair (KH, KW); ``stride`` and ``padding`` one int for both axes (a pair
+    of equal values is accepted); ``padding`` may also be "valid" (0) or "same"
+    (output size = input size; odd square kernels, stride 1). Parameters ``weight``
+    (out_channels, in_channels, KH, KW) and ``bias`` (out_channels,).
     ``activation`` (None, "relu", "sigmoid") is applied in the same kernel.
     ``init`` is an initializer, its name, or a fixed array for the weight.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True, activation: str | None = None,
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
+                 padding=0, bias: bool = True, activation: str | None = None,
                  init="pytorch_default", bias_init=None, name: str | None = None,
                  trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        self.in_channels = _pair_check(in_channels, "in_channels")
-        self.out_channels = _pair_check(out_channels, "out_channels")
-        self.kernel_size = _pair_check(kernel_size, "kernel_size")
-        self.stride = _pair_check(stride, "stride")
-        self.padding = _pair_check(padding, "padding")
+        self.activation = activation_argument(activation, self)
+        self.in_channels = _count(in_channels, "in_channels", 1)
+        self.out_channels = _count(out_channels, "out_channels", 1)
+        self.kernel_h, self.kernel_w = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _one_for_both_axes(stride, "stride", 1)
+        self.padding = _padding(padding, self.kernel_h, self.kernel_w, self.stride)
         self.use_bias = bool(bias)
-        self.activation = activation
         self.init = initializers.get(init)
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
         self.fused_activation = None  # set by Sequential when a ReLU/Sigmoid layer follows
+
+    @property
+    def kernel_size(self):
+        """An int for a square kernel, else (KH, KW)."""
+        return self.kernel_h if self.kernel_h == self.kernel_w else (self.kernel_h, self.kernel_w)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.in_channels:
             raise ValueError(f"{self.describe()} expects (N, {self.in_channels}, H, W) inputs; "
                              f"the previous layer gives (N, {', '.join(map(str, input_shape))})")
         c, h, w = input_shape
-        oh = conv_output_size(h, self.kernel_size, self.stride, self.padding)
-        ow = conv_output_size(w, self.kernel_size, self.stride, self.padding)
+        oh = conv_output_size(h, self.kernel_h, self.stride, self.padding)
+        ow = conv_output_size(w, self.kernel_w, self.stride, self.padding)
         if oh < 1 or ow < 1:
-            raise ValueError(f"{self.describe()} with kernel {self.kernel_size}, padding {self.padding} "
-                             f"does not fit a {h}x{w} input")
+            raise ValueError(f"{self.describe()} with kernel {self.kernel_h}x{self.kernel_w}, padding "
+                             f"{self.padding} does not fit a {h}x{w} input")
         return (self.out_channels, oh, ow)
 
     def create_parameters(self, rng):
-        k = self.kernel_size
-        shape = (self.out_channels, self.in_channels, k, k)
-        fan_in, fan_out = self.in_channels * k * k, self.out_channels * k * k
+        area = self.kernel_h * self.kernel_w
+        shape = (self.out_channels, self.in_channels, self.kernel_h, self.kernel_w)
+        fan_in, fan_out = self.in_channels * area, self.out_channels * area
         self.params["weight"] = Parameter(self.init(shape, fan_in, fan_out, rng))
         if self.use_bias:
             self.params["bias"] = Parameter(self.bias_init((self.out_channels,), fan_in, fan_out, rng))
@@ -69,23 +111,20 @@ class Conv2D(Layer):
         return self.activation or self.fused_activation
 
     def forward(self, x, training=False):
-        backend = get_backend()
         n = x.shape[0]
-        k = self.kernel_size
         _, oh, ow = self.output_shape
-        cols = self.workspace.get("cols", (n, self.in_channels * k * k, oh * ow))
+        cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w, oh * ow))
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
         activation = self._activation()
-        backend.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
-                               activation, cols, out)
+        functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
+                                  activation, cols, out)
         self._saved = (cols, out, activation)
         return out
 
     def backward(self, dout, need_input_grad=True):
         if not self.trainable and not need_input_grad:
             return None
-        backend = get_backend()
         cols, out, activation = self._saved
         n = dout.shape[0]
         weight = self.params["weight"]
@@ -96,13 +135,15 @@ class Conv2D(Layer):
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
-        backend.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding, activation,
-                                dx, dweight, dbias, dcols)
+        functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
+                                   activation, dx, dweight, dbias, dcols)
         return dx
 
     def get_config(self):
+        kernel = self.kernel_size
         return {**super().get_config(), "in_channels": self.in_channels,
-                "out_channels": self.out_channels, "kernel_size": self.kernel_size,
+                "out_channels": self.out_channels,
+                "kernel_size": list(kernel) if isinstance(kernel, tuple) else kernel,
                 "stride": self.stride, "padding": self.padding, "bias": self.use_bias,
                 "activation": self.activation, "init": self.init.get_config(),
                 "bias_init": self.bias_init.get_config()}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import init as initializers
-from ..backend import get_backend
-from ..kernels.contract import ACTIVATIONS
+from .. import functional
 from ..parameter import Parameter
-from .base import Layer
+from .base import Layer, activation_argument
 
 
 class Dense(Layer):
@@ -21,8 +20,7 @@ class Dense(Layer):
                  activation: str | None = None, init="pytorch_default", bias_init=None,
                  name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        activation = activation_argument(activation, self)
         if int(in_features) < 1 or int(out_features) < 1:
             raise ValueError(f"Dense needs in_features, out_features >= 1, got {in_features}, {out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
@@ -50,7 +48,7 @@ class Dense(Layer):
         out = self.workspace.get("out", (x.shape[0], self.out_features))
         bias = self.params["bias"].data if self.use_bias else None
         activation = self.activation or self.fused_activation
-        get_backend().dense_forward(x, self.params["weight"].data, bias, activation, out)
+        functional.dense_forward(x, self.params["weight"].data, bias, activation, out)
         self._saved = (x, out, activation)
         return out
 
@@ -65,7 +63,7 @@ class Dense(Layer):
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
-        get_backend().dense_backward(dout, out, x, weight.data, activation, dx, dweight, dbias)
+        functional.dense_backward(dout, out, x, weight.data, activation, dx, dweight, dbias)
         return dx
 
     def get_config(self):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..backend import get_backend
+from .. import functional
 from .base import Layer
 
 
@@ -31,7 +31,7 @@ class Dropout(Layer):
             return x
         out = self.workspace.get("out", x.shape)
         mask = self.workspace.get("mask", x.shape)
-        get_backend().dropout_forward(x, self.p, self.next_seed(), out, mask)
+        functional.dropout_forward(x, self.p, self.next_seed(), out, mask)
         self._mask = mask
         return out
 
@@ -41,7 +41,7 @@ class Dropout(Layer):
         if not self._active:
             return dout
         dx = self.workspace.get("dx", dout.shape)
-        get_backend().dropout_backward(dout, self._mask, dx)
+        functional.dropout_backward(dout, self._mask, dx)
         return dx
 
     def get_config(self):

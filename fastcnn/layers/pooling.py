@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_backend
+from .. import functional
 from ..kernels.contract import conv_output_size
 from .base import Layer
 
 
 class _Pool2D(Layer):
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, name: str | None = None,
+    def __init__(self, kernel_size=2, stride=None, name: str | None = None,
                  trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride) if stride is not None else self.kernel_size
-        if self.kernel_size < 1 or self.stride < 1:
-            raise ValueError(f"{type(self).__name__} needs kernel_size, stride >= 1, "
-                             f"got {kernel_size}, {stride}")
+        self.kernel_size = self._square(kernel_size, "kernel_size")
+        self.stride = self._square(stride, "stride") if stride is not None else self.kernel_size
+
+    def _square(self, value, what) -> int:
+        """An int >= 1, or a pair of equal ones: the pooling kernels take square windows."""
+        pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+        if len(pair) != 2 or any(isinstance(v, bool) or int(v) != v or v < 1 for v in pair):
+            raise ValueError(f"{type(self).__name__} {what} must be a whole number >= 1 or a pair "
+                             f"of them, got {value!r}")
+        if pair[0] != pair[1]:
+            raise ValueError(f"{type(self).__name__} {what} {tuple(pair)}: the pooling kernels take "
+                             f"square windows and one stride; use equal values")
+        return int(pair[0])
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -41,7 +49,7 @@ class MaxPool2D(_Pool2D):
         shape = (x.shape[0],) + self.output_shape
         out = self.workspace.get("out", shape)
         argmax = self.workspace.get("argmax", shape, dtype=np.int32)
-        get_backend().maxpool2d_forward(x, self.kernel_size, self.stride, out, argmax)
+        functional.maxpool2d_forward(x, self.kernel_size, self.stride, out, argmax)
         self._argmax = argmax
         return out
 
@@ -49,7 +57,7 @@ class MaxPool2D(_Pool2D):
         if not need_input_grad:
             return None
         dx = self.workspace.get("dx", (dout.shape[0],) + self.input_shape)
-        get_backend().maxpool2d_backward(dout, self._argmax, dx)
+        functional.maxpool2d_backward(dout, self._argmax, dx)
         return dx
 
 
@@ -58,12 +66,12 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         out = self.workspace.get("out", (x.shape[0],) + self.output_shape)
-        get_backend().avgpool2d_forward(x, self.kernel_size, self.stride, out)
+        functional.avgpool2d_forward(x, self.kernel_size, self.stride, out)
         return out
 
     def backward(self, dout, need_input_grad=True):
         if not need_input_grad:
             return None
         dx = self.workspace.get("dx", (dout.shape[0],) + self.input_shape)
-        get_backend().avgpool2d_backward(dout, self.kernel_size, self.stride, dx)
+        functional.avgpool2d_backward(dout, self.kernel_size, self.stride, dx)
         return dx

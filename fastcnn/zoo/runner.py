@@ -100,7 +100,7 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
     start = time.perf_counter()
     history = model.fit(splits.x_train, splits.y_train, epochs=recipe.epochs,
                         batch_size=recipe.batch_size, validation_data=validation,
-                        callbacks=all_callbacks, verbose=verbose)
+                        callbacks=all_callbacks, verbose=verbose, initial_epoch=model.epoch)
     seconds = time.perf_counter() - start
     test = model.evaluate(splits.x_test, splits.y_test)
     extra = {}

@@ -1,0 +1,352 @@
+"""The one layer between fastcnn and the kernel backends: every kernel call goes through here.
+
+Each function has the signature of the operation of the same name in
+:mod:`fastcnn.kernels.contract`. It checks that every buffer has the shape,
+dtype and C-contiguous layout the contract documents, then calls the active
+backend, so no kernel ever receives a buffer of the wrong size, whichever
+backend runs. :func:`to_backend` turns what a user hands in (NumPy arrays of
+any float dtype, non-contiguous views, torch tensors, lists) into a backend
+array the same way for every backend.
+
+Layers work out shapes and allocate their buffers (reused across batches) from
+a :class:`fastcnn.parameter.Workspace`; this module only checks and calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import get_backend
+from .errors import InputError
+from .inputs import _host
+from .kernels.contract import ACTIVATIONS, conv_output_size
+
+_FLOAT = np.dtype(np.float32)
+"""The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
+_INT = np.dtype(np.int32)
+
+
+class KernelArgumentError(InputError):
+    """A buffer that does not match the kernel contract (shape, dtype or layout)."""
+
+
+# ---- conversion of user arrays --------------------------------------------------------------
+def is_host_array(value) -> bool:
+    """True for NumPy arrays, torch tensors, lists: anything that is not a backend device array."""
+    return isinstance(value, (np.ndarray, list, tuple, float, int)) or hasattr(value, "detach")
+
+
+def host_array(value, dtype=np.float32) -> np.ndarray:
+    """A C-contiguous host ndarray of ``dtype`` from a NumPy array, torch tensor or list."""
+    return np.ascontiguousarray(_host(value), dtype=dtype)
+
+
+def to_backend(value, what: str = "array", shape: tuple | None = None, dtype=None):
+    """``value`` as a C-contiguous backend array of ``dtype`` (float32 by default).
+
+    Host values (NumPy of any dtype, torch tensors, lists) are converted and copied
+    to the backend; a backend array of another dtype or layout is converted through
+    the host. With ``shape``, a value of another shape is an InputError naming ``what``.
+    """
+    dtype = np.dtype(dtype if dtype is not None else _FLOAT)
+    backend = get_backend()
+    if is_host_array(value):
+        result = backend.to_device(host_array(value, dtype))
+    elif value.dtype != dtype or not _contiguous(value):
+        result = backend.to_device(host_array(backend.to_host(value), dtype))
+    else:
+        result = value
+    if shape is not None and tuple(result.shape) != tuple(shape):
+        raise InputError(f"{what} has shape {tuple(result.shape)}, expected {tuple(shape)}")
+    return result
+
+
+# ---- checks -------------------------------------------------------------------------------------
+def _contiguous(array) -> bool:
+    flags = getattr(array, "flags", None)
+    if flags is not None:
+        return bool(flags["C_CONTIGUOUS"])
+    return bool(array.is_c_contiguous())
+
+
+def _check(op: str, name: str, array, shape, dtype=None, optional: bool = False) -> None:
+    """KernelArgumentError unless ``array`` has ``shape``, ``dtype`` and C order (or is None when optional)."""
+    if array is None:
+        if optional:
+            return
+        raise KernelArgumentError(f"{op}: {name} is None; the kernel contract needs an array")
+    dtype = _FLOAT if dtype is None else dtype
+    if tuple(array.shape) != tuple(shape) or array.dtype != dtype or not _contiguous(array):
+        layout = "C-contiguous" if _contiguous(array) else "not C-contiguous"
+        raise KernelArgumentError(
+            f"{op}: {name} is {array.dtype} {tuple(array.shape)} ({layout}); the kernel contract "
+            f"needs C-contiguous {np.dtype(dtype)} {tuple(shape)}")
+
+
+def _rank(op: str, name: str, array, rank: int) -> tuple:
+    if array is None or len(array.shape) != rank:
+        got = "None" if array is None else f"shape {tuple(array.shape)}"
+        raise KernelArgumentError(f"{op}: {name} must be {rank}-D, got {got}")
+    return tuple(int(s) for s in array.shape)
+
+
+def _same(op: str, reference_name: str, reference, **arrays) -> None:
+    """Every named array has the reference's shape and dtype (the reference is checked too)."""
+    _check(op, reference_name, reference, reference.shape)
+    for name, array in arrays.items():
+        _check(op, name, array, reference.shape)
+
+
+def _activation(op: str, activation) -> None:
+    if activation not in ACTIVATIONS:
+        raise KernelArgumentError(f"{op}: activation {activation!r} is not one of {ACTIVATIONS}")
+
+
+def _positive(op: str, **values) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < (0 if name == "padding" else 1):
+            raise KernelArgumentError(f"{op}: {name} must be a whole number "
+                                      f"{'>= 0' if name == 'padding' else '>= 1'}, got {value}")
+
+
+def _conv_geometry(op, image_shape, kernel_h, kernel_w, stride, padding):
+    """(OH, OW) of a convolution/pool window over image_shape (N, C, H, W), checked >= 1."""
+    _positive(op, kernel_h=kernel_h, kernel_w=kernel_w, stride=stride, padding=padding)
+    oh = conv_output_size(image_shape[2], kernel_h, stride, padding)
+    ow = conv_output_size(image_shape[3], kernel_w, stride, padding)
+    if oh < 1 or ow < 1:
+        raise KernelArgumentError(f"{op}: a {kernel_h}x{kernel_w} window does not fit "
+                                  f"{image_shape[2]}x{image_shape[3]} with padding {padding}")
+    return oh, ow
+
+
+# ---- convolution ------------------------------------------------------------------------------
+def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
+    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
+    n, c, h, w = _rank("im2col", "x", x, 4)
+    oh, ow = _conv_geometry("im2col", x.shape, kernel_h, kernel_w, stride, padding)
+    _check("im2col", "x", x, x.shape)
+    _check("im2col", "cols", cols, (n, c * kernel_h * kernel_w, oh * ow))
+    get_backend().im2col(x, kernel_h, kernel_w, stride, padding, cols)
+
+
+def col2im(cols, kernel_h, kernel_w, stride, padding, dx) -> None:
+    """cols (N, C*KH*KW, OH*OW) -> dx (N, C, H, W)."""
+    n, c, h, w = _rank("col2im", "dx", dx, 4)
+    oh, ow = _conv_geometry("col2im", dx.shape, kernel_h, kernel_w, stride, padding)
+    _check("col2im", "dx", dx, dx.shape)
+    _check("col2im", "cols", cols, (n, c * kernel_h * kernel_w, oh * ow))
+    get_backend().col2im(cols, kernel_h, kernel_w, stride, padding, dx)
+
+
+def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> None:
+    """x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None -> cols, out (N, O, OH, OW)."""
+    op = "conv2d_forward"
+    n, c, h, w = _rank(op, "x", x, 4)
+    o, _, kh, kw = _rank(op, "weight", weight, 4)
+    oh, ow = _conv_geometry(op, x.shape, kh, kw, stride, padding)
+    _activation(op, activation)
+    _check(op, "x", x, x.shape)
+    _check(op, "weight", weight, (o, c, kh, kw))
+    _check(op, "bias", bias, (o,), optional=True)
+    _check(op, "cols", cols, (n, c * kh * kw, oh * ow))
+    _check(op, "out", out, (n, o, oh, ow))
+    get_backend().conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
+
+
+def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
+                    dx, dweight, dbias, dcols) -> None:
+    """dout, out (N, O, OH, OW); weight (O, C, KH, KW); cols (N, C*KH*KW, OH*OW) ->
+    dx (N, C, H, W) or None, dweight, dbias (O,) or None, dcols workspace."""
+    op = "conv2d_backward"
+    n, o, oh, ow = _rank(op, "dout", dout, 4)
+    _, c, kh, kw = _rank(op, "weight", weight, 4)
+    _activation(op, activation)
+    _positive(op, stride=stride, padding=padding)
+    _check(op, "dout", dout, (n, o, oh, ow))
+    _check(op, "out", out, dout.shape, optional=activation is None)
+    _check(op, "weight", weight, (o, c, kh, kw))
+    _check(op, "cols", cols, (n, c * kh * kw, oh * ow))
+    _check(op, "dweight", dweight, weight.shape)
+    _check(op, "dbias", dbias, (o,), optional=True)
+    if dx is not None:
+        _, _, h, w = _rank(op, "dx", dx, 4)
+        _check(op, "dx", dx, (n, c, h, w))
+        if _conv_geometry(op, dx.shape, kh, kw, stride, padding) != (oh, ow):
+            raise KernelArgumentError(f"{op}: dx {tuple(dx.shape)} does not give the "
+                                      f"{oh}x{ow} output of dout")
+        _check(op, "dcols", dcols, cols.shape)
+    get_backend().conv2d_backward(dout, out, weight, cols, stride, padding, activation,
+                                  dx, dweight, dbias, dcols)
+
+
+# ---- pooling ----------------------------------------------------------------------------------
+def maxpool2d_forward(x, kernel, stride, out, argmax) -> None:
+    """x (N, C, H, W) -> out, argmax (N, C, OH, OW) (argmax int32)."""
+    op = "maxpool2d_forward"
+    n, c, h, w = _rank(op, "x", x, 4)
+    oh, ow = _conv_geometry(op, x.shape, kernel, kernel, stride, 0)
+    _check(op, "x", x, x.shape)
+    _check(op, "out", out, (n, c, oh, ow))
+    _check(op, "argmax", argmax, (n, c, oh, ow), _INT)
+    get_backend().maxpool2d_forward(x, kernel, stride, out, argmax)
+
+
+def maxpool2d_backward(dout, argmax, dx) -> None:
+    """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); argmax must come from the forward pass of dx's shape."""
+    op = "maxpool2d_backward"
+    n, c, oh, ow = _rank(op, "dout", dout, 4)
+    _, _, h, w = _rank(op, "dx", dx, 4)
+    _check(op, "dout", dout, dout.shape)
+    _check(op, "argmax", argmax, dout.shape, _INT)
+    _check(op, "dx", dx, (n, c, h, w))
+    if oh > h or ow > w:
+        raise KernelArgumentError(f"{op}: dx {tuple(dx.shape)} is smaller than dout {tuple(dout.shape)}")
+    get_backend().maxpool2d_backward(dout, argmax, dx)
+
+
+def avgpool2d_forward(x, kernel, stride, out) -> None:
+    """x (N, C, H, W) -> out (N, C, OH, OW)."""
+    op = "avgpool2d_forward"
+    n, c, h, w = _rank(op, "x", x, 4)
+    oh, ow = _conv_geometry(op, x.shape, kernel, kernel, stride, 0)
+    _check(op, "x", x, x.shape)
+    _check(op, "out", out, (n, c, oh, ow))
+    get_backend().avgpool2d_forward(x, kernel, stride, out)
+
+
+def avgpool2d_backward(dout, kernel, stride, dx) -> None:
+    """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
+    op = "avgpool2d_backward"
+    n, c, h, w = _rank(op, "dx", dx, 4)
+    oh, ow = _conv_geometry(op, dx.shape, kernel, kernel, stride, 0)
+    _check(op, "dx", dx, dx.shape)
+    _check(op, "dout", dout, (n, c, oh, ow))
+    get_backend().avgpool2d_backward(dout, kernel, stride, dx)
+
+
+# ---- dense --------------------------------------------------------------------------------------
+def dense_forward(x, weight, bias, activation, out) -> None:
+    """x (N, F), weight (U, F), bias (U,) or None -> out (N, U)."""
+    op = "dense_forward"
+    n, f = _rank(op, "x", x, 2)
+    u, _ = _rank(op, "weight", weight, 2)
+    _activation(op, activation)
+    _check(op, "x", x, x.shape)
+    _check(op, "weight", weight, (u, f))
+    _check(op, "bias", bias, (u,), optional=True)
+    _check(op, "out", out, (n, u))
+    get_backend().dense_forward(x, weight, bias, activation, out)
+
+
+def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias) -> None:
+    """dout, out (N, U); x (N, F); weight (U, F) -> dx (N, F) or None, dweight, dbias (U,) or None."""
+    op = "dense_backward"
+    n, u = _rank(op, "dout", dout, 2)
+    _, f = _rank(op, "x", x, 2)
+    _activation(op, activation)
+    _check(op, "dout", dout, (n, u))
+    _check(op, "out", out, (n, u), optional=activation is None)
+    _check(op, "x", x, (n, f))
+    _check(op, "weight", weight, (u, f))
+    _check(op, "dx", dx, (n, f), optional=True)
+    _check(op, "dweight", dweight, (u, f))
+    _check(op, "dbias", dbias, (u,), optional=True)
+    get_backend().dense_backward(dout, out, x, weight, activation, dx, dweight, dbias)
+
+
+# ---- activations --------------------------------------------------------------------------------
+def _elementwise(kernel: str, *arrays) -> None:
+    names = ("x", "out") if kernel.endswith("forward") else ("dout", "out", "dx")
+    if kernel.startswith("softmax"):
+        _rank(kernel, names[0], arrays[0], 2)
+    _same(kernel, names[0], arrays[0], **dict(zip(names[1:], arrays[1:])))
+    getattr(get_backend(), kernel)(*arrays)
+
+
+def relu_forward(x, out) -> None:
+    """out = max(x, 0), any shape."""
+    _elementwise("relu_forward", x, out)
+
+
+def relu_backward(dout, out, dx) -> None:
+    _elementwise("relu_backward", dout, out, dx)
+
+
+def sigmoid_forward(x, out) -> None:
+    """out = 1 / (1 + exp(-x)), any shape."""
+    _elementwise("sigmoid_forward", x, out)
+
+
+def sigmoid_backward(dout, out, dx) -> None:
+    _elementwise("sigmoid_backward", dout, out, dx)
+
+
+def softmax_forward(x, out) -> None:
+    """x (N, L) -> out (N, L), softmax of each row."""
+    _elementwise("softmax_forward", x, out)
+
+
+def softmax_backward(dout, out, dx) -> None:
+    _elementwise("softmax_backward", dout, out, dx)
+
+
+# ---- losses -------------------------------------------------------------------------------------
+def softmax_cross_entropy(logits, labels, dlogits, stats) -> None:
+    """logits (N, L), labels (N,) int32 -> dlogits (N, L), stats (2,)."""
+    op = "softmax_cross_entropy"
+    n, _ = _rank(op, "logits", logits, 2)
+    _same(op, "logits", logits, dlogits=dlogits)
+    _check(op, "labels", labels, (n,), _INT)
+    _check(op, "stats", stats, (2,))
+    get_backend().softmax_cross_entropy(logits, labels, dlogits, stats)
+
+
+def mse_loss(pred, target, dpred, stats) -> None:
+    """pred, target (N, L) -> dpred (N, L), stats (2,)."""
+    op = "mse_loss"
+    _rank(op, "pred", pred, 2)
+    _same(op, "pred", pred, target=target, dpred=dpred)
+    _check(op, "stats", stats, (2,))
+    get_backend().mse_loss(pred, target, dpred, stats)
+
+
+# ---- dropout ------------------------------------------------------------------------------------
+def dropout_forward(x, p, seed, out, mask) -> None:
+    """x, out, mask of one shape; p in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise KernelArgumentError(f"dropout_forward: p must be in [0, 1), got {p}")
+    _same("dropout_forward", "x", x, out=out, mask=mask)
+    get_backend().dropout_forward(x, p, seed, out, mask)
+
+
+def dropout_backward(dout, mask, dx) -> None:
+    _same("dropout_backward", "dout", dout, mask=mask, dx=dx)
+    get_backend().dropout_backward(dout, mask, dx)
+
+
+# ---- optimizers ---------------------------------------------------------------------------------
+def sgd_update(param, grad, velocity, lr, momentum) -> None:
+    """param, grad, velocity of one shape, updated in place."""
+    _same("sgd_update", "param", param, grad=grad, velocity=velocity)
+    get_backend().sgd_update(param, grad, velocity, lr, momentum)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step) -> None:
+    """param, grad, m, v of one shape; step >= 1."""
+    if step < 1:
+        raise KernelArgumentError(f"adam_update: step must be >= 1, got {step}")
+    _same("adam_update", "param", param, grad=grad, exp_avg=m, exp_avg_sq=v)
+    get_backend().adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+
+
+def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
+    _same("adadelta_update", "param", param, grad=grad, square_avg=square_avg, acc_delta=acc_delta)
+    get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)
+
+
+def add_scaled(target, source, alpha: float, scratch) -> None:
+    """target += alpha * source (one shape), composed from the contract's sgd_update:
+    with momentum 0 it sets scratch = source, then target -= (-alpha) * scratch.
+    ``scratch`` must start finite (zeros) and is overwritten."""
+    sgd_update(target, source, scratch, -float(alpha), 0.0)

@@ -1,0 +1,113 @@
+"""fastcnn train: --resume continues the file's model, optimizer and recipe; bad flags are
+refused before any training; redirected output gets one line per epoch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastcnn
+from conftest import REPO
+from fastcnn.cli import EXIT_ERROR, main
+
+pytestmark = pytest.mark.usefixtures("data_dir")
+
+QUICK = ["--limit", "96", "--batch-size", "32"]
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend():
+    with fastcnn.use_backend("numpy"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def kfold_checkpoint(tmp_path_factory):
+    """keras_kfold_cnn (SGD, momentum 0.9) after one epoch on 96 MNIST images, saved by the CLI."""
+    path = tmp_path_factory.mktemp("resume") / "kfold.npz"
+    with fastcnn.use_backend("numpy"):
+        assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
+                     "--save", str(path)]) == 0
+    return path
+
+
+def error_line(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("fastcnn train: error: "), err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_resume_continues_the_files_model_optimizer_and_recipe(kfold_checkpoint, tmp_path, capsys):
+    capsys.readouterr()
+    out_path = tmp_path / "more.npz"
+    assert main(["train", "--resume", str(kfold_checkpoint), "--epochs", "3", "--limit", "96",
+                 "--save", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert header.startswith("training keras_kfold_cnn on mnist (96 images)")
+    assert "sgd lr 0.01, batch 32, 3 epochs, from epoch 2" in header
+    assert "epoch 2/3 - loss" in out and "epoch 3/3 - loss" in out and "epoch 1/3" not in out
+    assert "trained 2 epochs" in out
+    resumed = fastcnn.load_model(out_path)
+    assert resumed.name == "keras_kfold_cnn" and resumed.epoch == 3
+    assert resumed.optimizer.name == "sgd" and resumed.optimizer.momentum == 0.9
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--model", "pytorch_cnn"], ["--model pytorch_cnn (the file holds keras_kfold_cnn)"]),
+    (["--optimizer", "adam"], ["--optimizer adam (the file's optimizer is sgd)"]),
+    (["--compat"], ["--compat"]),
+    (["--epochs", "1"], ["has trained 1 epochs already", "--epochs 2 or more"]),
+])
+def test_resume_refuses_flags_that_contradict_the_file(kfold_checkpoint, flags, words, capsys):
+    capsys.readouterr()
+    assert main(["train", "--resume", str(kfold_checkpoint), *flags]) == EXIT_ERROR
+    error_line(capsys, *words)
+
+
+@pytest.mark.parametrize("flags", [["--checkpoint", "best.npz"], ["--patience", "2"]])
+def test_checkpoint_and_patience_without_a_validation_split_are_refused(tmp_path, flags, capsys,
+                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "keras_kfold_cnn", *QUICK, *flags]) == EXIT_ERROR
+    error_line(capsys, flags[0], "no validation split", "--validation-split 0.1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_with_a_validation_split_writes_the_best_model(tmp_path, capsys):
+    best = tmp_path / "best.npz"
+    assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
+                 "--validation-split", "0.25", "--checkpoint", str(best)]) == 0
+    assert fastcnn.load_model(best).epoch == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_limit_below_one_is_refused(value, capsys):
+    assert main(["train", "--model", "keras_kfold_cnn", "--limit", value]) == EXIT_ERROR
+    error_line(capsys, f"--limit must be at least 1, got {value}")
+
+
+def test_an_unwritable_save_path_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target, words in [(tmp_path, ["is a folder"]), (blocker / "model.npz", ["is a file"])]:
+        assert main(["train", "--model", "keras_kfold_cnn", *QUICK, "--save", str(target)]) == EXIT_ERROR
+        out = capsys.readouterr()
+        assert "training keras_kfold_cnn" not in out.out
+        assert f"cannot save to {target}" in out.err and all(word in out.err for word in words)
+
+
+def test_redirected_output_gets_one_line_per_epoch_and_no_progress_bar_frames(tmp_path):
+    env = dict(os.environ, FASTCNN_BACKEND="numpy", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "fastcnn", "train", "--model", "keras_kfold_cnn",
+                           "--epochs", "2", *QUICK], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stdout + done.stderr
+    epoch_lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" - ")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
