@@ -148,13 +148,13 @@ def test_summary_lists_output_shapes_and_parameter_counts_of_pytorch_cnn():
     model = fastcnn.zoo.pytorch_cnn(seed=0)
     text = model.summary(print_fn=None)
     rows = summary_rows(text)
-    assert rows["conv1"] == ("(None, 32, 28, 28)", "320")
-    assert rows["pool1"] == ("(None, 32, 14, 14)", "0")
-    assert rows["conv2"] == ("(None, 64, 14, 14)", "18,496")
-    assert rows["pool2"] == ("(None, 64, 7, 7)", "0")
+    assert rows["conv_1"] == ("(None, 32, 28, 28)", "320")
+    assert rows["max_pool2d_1"] == ("(None, 32, 14, 14)", "0")
+    assert rows["conv_2"] == ("(None, 64, 14, 14)", "18,496")
+    assert rows["max_pool2d_2"] == ("(None, 64, 7, 7)", "0")
     assert rows["flatten"] == ("(None, 3136)", "0")
-    assert rows["fc1"] == ("(None, 128)", "401,536")
-    assert rows["fc2"] == ("(None, 10)", "1,290")
+    assert rows["linear_1"] == ("(None, 128)", "401,536")
+    assert rows["linear_2"] == ("(None, 10)", "1,290")
     assert "Total params: 421,642" in text and "Non-trainable params: 0" in text
     assert model.count_params() == 421_642
 

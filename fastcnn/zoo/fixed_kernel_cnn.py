@@ -33,8 +33,9 @@ RECIPE = Recipe(
 )
 
 
-def fixed_kernel_cnn(seed: int | None = None, kernel=EDGE_KERNEL) -> Sequential:
-    """(N, 1, 28, 28) -> class probabilities (N, 10); ``kernel`` (3, 3) is never trained."""
+def fixed_kernel_cnn(seed: int | None = None, kernel=EDGE_KERNEL, init="glorot_uniform") -> Sequential:
+    """(N, 1, 28, 28) -> class probabilities (N, 10); ``kernel`` (3, 3) is never trained;
+    ``init`` initialises the three dense layers' weights (biases start at zero)."""
     kernel = np.asarray(kernel, dtype=np.float32)
     if kernel.shape != (3, 3):
         raise ValueError(f"the fixed kernel must be 3x3, got shape {kernel.shape}")
@@ -42,8 +43,8 @@ def fixed_kernel_cnn(seed: int | None = None, kernel=EDGE_KERNEL) -> Sequential:
         Conv2D(1, 1, 3, bias=False, init=kernel.reshape(1, 1, 3, 3), trainable=False, name="conv"),
         AvgPool2D(2, name="pool"),
         Flatten(name="flatten"),
-        Dense(169, 4, activation="sigmoid", init="glorot_uniform", name="hidden1"),
-        Dense(4, 4, activation="sigmoid", init="glorot_uniform", name="hidden2"),
-        Dense(4, 10, init="glorot_uniform", name="output"),
+        Dense(169, 4, activation="sigmoid", init=init, bias_init="zeros", name="hidden1"),
+        Dense(4, 4, activation="sigmoid", init=init, bias_init="zeros", name="hidden2"),
+        Dense(4, 10, init=init, bias_init="zeros", name="output"),
         Softmax(name="softmax"),
     ], seed=seed, input_shape=(1, 28, 28), name="fixed_kernel_cnn")
