@@ -665,6 +665,7 @@ def _run_line(result: ArticleResult, report: Report) -> str:
 
 
 def _figure_label(key: str) -> str:
+    key = "seconds" if key == "minutes" else key
     return next((label for row, label, _ in ROWS if row == key), key.replace("_", " "))
 
 

@@ -190,7 +190,7 @@ def test_backward_before_any_forward_is_refused():
 
 
 def test_frozen_fixed_kernel_is_unchanged_by_training_and_not_counted_as_trainable():
-    from fastcnn.zoo.fixed_kernel_cnn import EDGE_KERNEL
+    from fastcnn.zoo.fixed_kernel_cnn import SOBEL_X_KERNEL
 
     model = fastcnn.zoo.fixed_kernel_cnn(seed=0)
     before = model.state_dict()
@@ -198,7 +198,7 @@ def test_frozen_fixed_kernel_is_unchanged_by_training_and_not_counted_as_trainab
     model.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     after = model.state_dict()
-    assert np.array_equal(after["conv.weight"], EDGE_KERNEL.reshape(1, 1, 3, 3))
+    assert np.array_equal(after["conv.weight"], SOBEL_X_KERNEL.reshape(1, 1, 3, 3))
     assert not np.array_equal(after["hidden1.weight"], before["hidden1.weight"])
     assert model.count_params() == 759
     assert model.count_params(trainable_only=True) == 750

@@ -237,7 +237,7 @@ def reproduce_saved(folder, quick):
 def test_every_article_figure_names_its_source(quick_report):
     text = quick_report.path.read_text(encoding="utf-8")
     for result in quick_report.articles:
-        assert set(result.reported_sources) == set(result.reported) - {"iterations", "minutes"}, \
+        assert set(result.reported_sources) == set(result.reported) - {"iterations", "folds"}, \
             result.article
     assert "- test accuracy: the KMNIST benchmark" in text
     assert "- test accuracy: the tutorial's repository notebook" in text
@@ -254,5 +254,22 @@ def test_cheap_articles_report_mean_and_std_over_seeds(tmp_path):
     assert measured["test_accuracy"] == pytest.approx(np.mean(per_seed))
     assert measured["test_accuracy_std"] == pytest.approx(np.std(per_seed))
     report = Report([result], BACKEND, result.machine, True)
-    row = next(line for line in render_report(report).splitlines() if line.startswith("| test accuracy |"))
+    section = render_report(report).split("## fixed_kernel_cnn")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| test accuracy |"))
     assert f"{measured['test_accuracy']:.2%} ± {measured['test_accuracy_std']:.2%}" in row
+
+
+def test_full_batch_fit_stages_the_training_set_once_not_every_iteration(monkeypatch):
+    x, y = fastcnn.datasets.load("mnist")[0]
+    x, y = x[:64], y[:64]
+    with fastcnn.use_backend(BACKEND):
+        model = fastcnn.zoo.get("fixed_kernel_cnn", seed=0)
+        model.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
+        seen, train_step = [], model.train_step
+        monkeypatch.setattr(model, "train_step",
+                            lambda xb, yb, plan=None: seen.append(xb) or train_step(xb, yb, plan))
+        model.fit(x, y, epochs=4, batch_size=64, shuffle=False, verbose=0)
+        assert len(seen) == 4 and all(batch is seen[0] for batch in seen)
+        seen.clear()
+        model.fit(x, y, epochs=6, batch_size=32, shuffle=False, verbose=0)  # epochs 5-6, 2 slices each
+        assert len(seen) == 4 and all(batch.base is not None for batch in seen)  # views, no copies
