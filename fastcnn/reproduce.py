@@ -471,10 +471,11 @@ def run_article(name: str, scale: Scale = FULL, out="reports", seed: int = 0,
     session = _session or _Session(scale, Path(out), seed, verbose)
     session.out.mkdir(parents=True, exist_ok=True)
     recipe = zoo_recipe(name)
+    full_size = dataclasses.replace(session.scale, seeds=FULL.seeds) == FULL
     result = ArticleResult(name, recipe.source, recipe.dataset, _recipe_summary(recipe),
                            dict(recipe.reported), reported_sources=dict(recipe.reported_sources),
                            backend=backend_name(), machine=machine_info(),
-                           quick=session.scale != FULL, scale=asdict(session.scale))
+                           quick=not full_size, scale=asdict(session.scale))
     session.say(f"== {name}: {recipe.source} ({recipe.dataset})")
     start = time.perf_counter()
     reason = unavailable_reason(recipe.dataset)
@@ -525,11 +526,13 @@ def saved_articles(out, quick: bool) -> dict[str, ArticleResult]:
 
 
 def reproduce(articles="all", quick: bool = False, out="reports", backend: str | None = None,
-              seed: int = 0, verbose: int = 1, scale: Scale | None = None) -> Report:
+              seed: int = 0, verbose: int = 1, scale: Scale | None = None,
+              seeds: int | None = None) -> Report:
     """Run the articles (names, or "all") and write ``out/report.md`` (plus ``report.json``
     and the plots). ``quick`` uses :data:`QUICK` (or ``scale``) instead of the full recipes;
-    ``backend`` runs it on that backend (default: the active one). Articles run before
-    into ``out`` in the same mode stay in the report (see :func:`saved_articles`)."""
+    ``seeds`` overrides how many seeds the cheap articles run; ``backend`` runs it on that
+    backend (default: the active one). Articles run before into ``out`` in the same mode
+    stay in the report (see :func:`saved_articles`)."""
     from .backend import backend_name, use_backend
 
     names = list(ARTICLES) if articles in ("all", None) else \
@@ -541,7 +544,11 @@ def reproduce(articles="all", quick: bool = False, out="reports", backend: str |
         raise ValueError(f"unknown article {', '.join(map(repr, unknown)) or '(none)'}; "
                          f"choose from: {', '.join(ARTICLES)} or all")
     scale = scale or (QUICK if quick else FULL)
-    quick = scale != FULL
+    quick = dataclasses.replace(scale, seeds=FULL.seeds) != FULL  # fewer seeds is still full size
+    if seeds is not None:
+        if int(seeds) < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        scale = dataclasses.replace(scale, seeds=int(seeds))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -643,7 +650,8 @@ def _scale_line(scale: Scale) -> str:
              f"first {scale.test:,} test images" if scale.test else None,
              f"{_epochs(scale.epochs)} per run or fold" if scale.epochs else None,
              f"{scale.iterations:,} iterations" if scale.iterations else None,
-             f"{scale.seeds} seeds for numpy_mlp and fixed_kernel_cnn" if scale.seeds > 1 else None]
+             f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''} for numpy_mlp and "
+             "fixed_kernel_cnn" if scale.seeds != Scale().seeds else None]
     return ", ".join(p for p in parts if p) or "the full recipes"
 
 
