@@ -273,3 +273,13 @@ def test_full_batch_fit_stages_the_training_set_once_not_every_iteration(monkeyp
         seen.clear()
         model.fit(x, y, epochs=6, batch_size=32, shuffle=False, verbose=0)  # epochs 5-6, 2 slices each
         assert len(seen) == 4 and all(batch.base is not None for batch in seen)  # views, no copies
+
+
+def test_reproduce_seeds_sets_how_many_seeds_the_cheap_articles_run(tmp_path):
+    report = reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0,
+                       scale=Scale(train=60, test=20, iterations=4), seeds=2)
+    run = report.articles[0].runs[0]
+    assert run.label == "fastcnn, 2 seeds" and run.measured["seeds"] == [0, 1]
+    assert report.quick and report.articles[0].scale["seeds"] == 2
+    with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
+        reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0, scale=TINY, seeds=0)
