@@ -568,6 +568,19 @@ def reproduce(articles="all", quick: bool = False, out="reports", backend: str |
     return report
 
 
+def rebuild_report(out, quick: bool = False) -> Report:
+    """Write ``out/report.md`` and ``report.json`` again from the article results kept
+    there, running nothing (e.g. after the report's layout changed)."""
+    found = saved_articles(out, quick)
+    if not found:
+        raise ValueError(f"no {'quick' if quick else 'full'} article results (<article>.json) in {out}")
+    articles = [found[name] for name in ARTICLES if name in found]
+    report = Report(articles, articles[-1].backend, machine_info(), quick, None,
+                    sum(result.seconds for result in articles))
+    report.path = write_report(report, out, QUICK if quick else FULL)
+    return report
+
+
 # ---- the Markdown report --------------------------------------------------------------------------
 def _percent(value) -> str:
     return f"{value:.2%}"
@@ -650,8 +663,8 @@ def _scale_line(scale: Scale) -> str:
              f"first {scale.test:,} test images" if scale.test else None,
              f"{_epochs(scale.epochs)} per run or fold" if scale.epochs else None,
              f"{scale.iterations:,} iterations" if scale.iterations else None,
-             f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''} for numpy_mlp and "
-             "fixed_kernel_cnn" if scale.seeds != Scale().seeds else None]
+             f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''} for "
+             f"{' and '.join(SEEDED)}" if scale.seeds != Scale().seeds else None]
     return ", ".join(p for p in parts if p) or "the full recipes"
 
 
@@ -660,9 +673,16 @@ def _machine_line(machine: dict) -> str:
             f"{machine['python']}, NumPy {machine['numpy']}, fastcnn {machine['fastcnn']}")
 
 
+SEEDED = ("numpy_mlp", "fixed_kernel_cnn")
+"""The cheap articles, run over ``Scale.seeds`` seeds."""
+
+
 def _run_line(result: ArticleResult, report: Report) -> str:
     """Where and how this article ran, when it differs from the report's header."""
-    parts = [f"run with the **{result.backend or report.backend}** backend"]
+    parts = [f"with the **{result.backend or report.backend}** backend"]
+    seeds = result.scale.get("seeds")
+    if result.article in SEEDED and seeds:
+        parts.append(f"{seeds} seed{'s' if seeds > 1 else ''}")
     if result.machine and result.machine != report.machine:
         parts.append(f"on {_machine_line(result.machine)}")
     if result.finished:
@@ -690,7 +710,7 @@ def render_report(report: Report, scale: Scale = FULL) -> str:
     """The Markdown text of ``report`` (plots referenced by file name); an article the
     report does not hold gets a section saying how to add it."""
     mode = (f"**quick** ({_scale_line(scale)}): a smoke test, not comparable to the articles"
-            if report.quick else f"full recipes ({_scale_line(scale)})")
+            if report.quick else "the full recipes (each article's seeds below)")
     backends = sorted({result.backend or report.backend for result in report.articles})
     lines = ["# fastcnn: the tutorials reproduced", "",
              f"- Backend: **{', '.join(backends) or report.backend}**",
@@ -714,7 +734,7 @@ def render_report(report: Report, scale: Scale = FULL) -> str:
             lines += [f"**Dataset not available**: {result.reason}.", "",
                       "Not run; the article's figures for reference:", ""]
         else:
-            lines += [f"Run: {_run_line(result, report)}.", ""]
+            lines += [f"Run {_run_line(result, report)}.", ""]
         lines += _table(result) + [""]
         if result.reported_sources:
             lines += ["Sources of the article's figures:", ""]
@@ -752,5 +772,6 @@ def _jsonable(value):
 
 
 __all__ = ["ARTICLES", "FULL", "QUICK", "ArticleResult", "Report", "Run", "Scale",
-           "machine_info", "render_report", "reproduce", "run_article", "save_article",
+           "machine_info", "rebuild_report", "render_report", "reproduce", "run_article",
+           "save_article",
            "saved_articles", "unavailable_reason", "write_report"]

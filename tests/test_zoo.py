@@ -13,7 +13,7 @@ from helpers import assert_same_weights, mnist_like, numpy_backend  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
-FIXED_KERNEL_LR = 1.0
+FIXED_KERNEL_LR = 0.08
 
 ARCHITECTURES = {
     # name: ({layer name: per-sample output shape}, total params, trainable params)
@@ -206,7 +206,7 @@ PINNED_LOSSES = {
     ("kmnist_cnn", "benchmark"): [2.33534, 2.16879, 2.16171, 2.31289],
     ("numpy_mlp", None): [0.0987782, 0.0988032, 0.0961709, 0.0933788],
     ("numpy_mlp", "compat"): [0.0910318, 0.0907859, 0.0901375, 0.090656],
-    ("fixed_kernel_cnn", None): [2.50049, 2.36413, 2.28934, 2.24674],
+    ("fixed_kernel_cnn", None): [2.50049, 2.48799, 2.47603, 2.46459],
 }
 
 
