@@ -293,21 +293,25 @@ class Sequential:
             # features every epoch: compute them once and train the rest on them
             x = self._precomputed(x, plan[:frozen], max(batch_size, 256))
             plan = plan[frozen:]
+        # unshuffled batches are slices (views, no copy); a single unshuffled batch (full-batch
+        # gradient descent) is staged once, under roles of its own that evaluation never reuses
+        resident = (self._stage(x, "resident input"), self._stage(y, "resident target")) \
+            if steps == 1 and not shuffle else None
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            order = self.rng.permutation(n) if shuffle else None
             loss_sum, correct = 0.0, 0.0
             for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
+                index = order[step * batch_size:(step + 1) * batch_size] if shuffle else \
+                    slice(step * batch_size, min((step + 1) * batch_size, n))
                 hooks.on_batch_begin(step)
-                xb = self._stage(x[index], "input")
-                yb = self._stage(y[index], "target")
+                xb, yb = resident or (self._stage(x[index], "input"), self._stage(y[index], "target"))
                 stats = backend.to_host(self.train_step(xb, yb, plan))
                 if not np.isfinite(stats[0]):
                     raise FloatingPointError(
                         f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
                         "the learning rate or check the inputs' scale")
-                loss_sum += float(stats[0]) * len(index)
+                loss_sum += float(stats[0]) * len(y[index])
                 correct += float(stats[1])
                 seen = min((step + 1) * batch_size, n)
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,

@@ -196,21 +196,21 @@ def test_fit_before_compile_is_refused():
 
 def test_load_state_dict_refuses_missing_and_unexpected_names(model):
     state = model.state_dict()
-    state["fc3.weight"] = state.pop("fc2.weight")
-    with pytest.raises(InputError, match=r"missing \['fc2.weight'\], unexpected \['fc3.weight'\]"):
+    state["linear_3.weight"] = state.pop("linear_2.weight")
+    with pytest.raises(InputError, match=r"missing \['linear_2.weight'\], unexpected \['linear_3.weight'\]"):
         model.load_state_dict(state)
 
 
 def test_load_state_dict_non_strict_loads_the_names_that_match(model):
-    state = {"fc2.bias": np.arange(10, dtype=np.float32), "extra.weight": np.zeros(3)}
+    state = {"linear_2.bias": np.arange(10, dtype=np.float32), "extra.weight": np.zeros(3)}
     model.load_state_dict(state, strict=False)
-    assert np.array_equal(model.state_dict()["fc2.bias"], np.arange(10))
+    assert np.array_equal(model.state_dict()["linear_2.bias"], np.arange(10))
 
 
 def test_load_state_dict_refuses_a_wrong_shape(model):
     state = model.state_dict()
-    state["conv1.weight"] = np.zeros((32, 1, 5, 5), np.float32)
-    with pytest.raises(InputError, match=r"conv1.weight: the state dict holds shape \(32, 1, 5, 5\), "
+    state["conv_1.weight"] = np.zeros((32, 1, 5, 5), np.float32)
+    with pytest.raises(InputError, match=r"conv_1.weight: the state dict holds shape \(32, 1, 5, 5\), "
                                          r"the model needs \(32, 1, 3, 3\)"):
         model.load_state_dict(state)
 

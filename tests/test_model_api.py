@@ -148,13 +148,13 @@ def test_summary_lists_output_shapes_and_parameter_counts_of_pytorch_cnn():
     model = fastcnn.zoo.pytorch_cnn(seed=0)
     text = model.summary(print_fn=None)
     rows = summary_rows(text)
-    assert rows["conv1"] == ("(None, 32, 28, 28)", "320")
-    assert rows["pool1"] == ("(None, 32, 14, 14)", "0")
-    assert rows["conv2"] == ("(None, 64, 14, 14)", "18,496")
-    assert rows["pool2"] == ("(None, 64, 7, 7)", "0")
+    assert rows["conv_1"] == ("(None, 32, 28, 28)", "320")
+    assert rows["max_pool2d_1"] == ("(None, 32, 14, 14)", "0")
+    assert rows["conv_2"] == ("(None, 64, 14, 14)", "18,496")
+    assert rows["max_pool2d_2"] == ("(None, 64, 7, 7)", "0")
     assert rows["flatten"] == ("(None, 3136)", "0")
-    assert rows["fc1"] == ("(None, 128)", "401,536")
-    assert rows["fc2"] == ("(None, 10)", "1,290")
+    assert rows["linear_1"] == ("(None, 128)", "401,536")
+    assert rows["linear_2"] == ("(None, 10)", "1,290")
     assert "Total params: 421,642" in text and "Non-trainable params: 0" in text
     assert model.count_params() == 421_642
 
@@ -190,7 +190,7 @@ def test_backward_before_any_forward_is_refused():
 
 
 def test_frozen_fixed_kernel_is_unchanged_by_training_and_not_counted_as_trainable():
-    from fastcnn.zoo.fixed_kernel_cnn import EDGE_KERNEL
+    from fastcnn.zoo.fixed_kernel_cnn import SOBEL_X_KERNEL
 
     model = fastcnn.zoo.fixed_kernel_cnn(seed=0)
     before = model.state_dict()
@@ -198,7 +198,7 @@ def test_frozen_fixed_kernel_is_unchanged_by_training_and_not_counted_as_trainab
     model.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     after = model.state_dict()
-    assert np.array_equal(after["conv.weight"], EDGE_KERNEL.reshape(1, 1, 3, 3))
+    assert np.array_equal(after["conv.weight"], SOBEL_X_KERNEL.reshape(1, 1, 3, 3))
     assert not np.array_equal(after["hidden1.weight"], before["hidden1.weight"])
     assert model.count_params() == 759
     assert model.count_params(trainable_only=True) == 750

@@ -113,13 +113,13 @@ def test_feature_maps_of_the_fixed_kernel_show_input_conv_and_pool(tmp_path):
 def test_feature_maps_of_a_multichannel_conv_by_layer_name(tmp_path):
     model = fastcnn.zoo.get("pytorch_cnn", seed=0)
     image = np.random.default_rng(2).random((1, 28, 28)).astype(np.float32)
-    path = plots.plot_feature_maps(model, image, tmp_path / "maps.png", layers=["conv1", "pool1"],
+    path = plots.plot_feature_maps(model, image, tmp_path / "maps.png", layers=["conv_1", "max_pool2d_1"],
                                    max_channels=4, size=(600, 450))
     assert_png(path, (600, 450))
     with pytest.raises(ValueError, match="no layer 'nope'"):
         plots.plot_feature_maps(model, image, tmp_path / "x.png", layers=["nope"])
     with pytest.raises(ValueError, match="not feature maps"):
-        plots.plot_feature_maps(model, image, tmp_path / "x.png", layers=["fc1"])
+        plots.plot_feature_maps(model, image, tmp_path / "x.png", layers=["linear_1"])
     with pytest.raises(ValueError, match="no Conv2D"):
         plots.plot_feature_maps(fastcnn.zoo.get("numpy_mlp", seed=0), image, tmp_path / "x.png")
 

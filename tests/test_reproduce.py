@@ -41,11 +41,12 @@ def test_quick_report_has_a_table_per_article_with_the_article_figures(quick_rep
     for article in ("numpy_mlp", "fixed_kernel_cnn", "kmnist_cnn"):
         assert f"## {article}: " in text
     assert "| | article | fastcnn | fastcnn compat=True |" in text   # numpy_mlp, both variants
-    assert "| test accuracy | 83.00% |" in text                         # numpy_mlp's article figure
+    assert "| test accuracy | 83.67% |" in text                         # numpy_mlp's article figure
     assert "| test accuracy | 83.38% |" in text                         # fixed kernel's
-    assert "| full-batch iterations | 40,000 | 30 |" in text
-    assert "| training time | 1 h 10 min |" in text
+    assert "| iterations | 40,000 | 30 |" in text
+    assert "| training time (per seed) | 1 h 10 min |" in text
     assert "**quick**" in text and f"Backend: **{BACKEND}**" in text
+    assert "| | article | benchmark protocol | article protocol |" in text  # kmnist's two rows
 
 
 def test_report_names_the_backend_and_the_machine(quick_report):
@@ -101,10 +102,18 @@ def test_report_json_holds_the_measurements(quick_report):
     mlp = by_name["numpy_mlp"]["runs"]
     assert [run["label"] for run in mlp] == ["fastcnn", "fastcnn compat=True"]
     assert mlp[0]["measured"]["train_images"] == 200 - 200 // 6   # the tutorial's 5:1 split
+    assert mlp[1]["measured"]["iterations"] == 30   # compat: sampled batches, not epochs
     fixed = by_name["fixed_kernel_cnn"]["runs"][0]["measured"]
     assert fixed["iterations"] == 30 and 0 <= fixed["test_accuracy"] <= 1
+    for key in ("mid_test_accuracy", "mid_train_accuracy", "mid_loss", "train_accuracy", "loss"):
+        assert fixed[key] is not None, key
     assert len(by_name["fixed_kernel_cnn"]["runs"][0]["history"]["loss"]) == 30
-    assert data["scale"] == {"train": 200, "test": 100, "epochs": 1, "iterations": 30}
+    assert data["scale"] == {"train": 200, "test": 100, "epochs": 1, "iterations": 30, "seeds": 1}
+    kmnist = by_name["kmnist_cnn"]
+    assert [run["label"] for run in kmnist["runs"]] == ["benchmark protocol", "article protocol"]
+    assert kmnist["runs"][0]["measured"]["train_images"] == 200     # every training image
+    assert kmnist["runs"][1]["measured"]["train_images"] == 160     # the article's 80/20 split
+    assert by_name["numpy_mlp"]["backend"] == BACKEND and by_name["numpy_mlp"]["seconds"] > 0
 
 
 def test_kfold_reports_mean_and_std_over_five_folds(tmp_path):
@@ -131,6 +140,9 @@ def test_pytorch_cnn_splits_the_test_images_nine_to_one(tmp_path):
     assert (measured["validation_images"], measured["test_images"]) == (45, 5)
     assert measured["best_epoch"] == 1 and measured["epochs"] == 1
     assert "best_val_loss" in measured
+    best = fastcnn.load_model(tmp_path / measured["best_model_file"])   # the tutorial's best model file
+    assert {"conv_1.weight", "conv_2.weight", "linear_1.weight", "linear_2.weight"} <= \
+        set(best.state_dict())
 
 
 def test_fit_with_the_frozen_head_cached_equals_running_the_whole_network_each_step():
@@ -173,7 +185,7 @@ def test_render_report_marks_missing_values_with_a_dash():
     text = render_report(report)
     assert "| test accuracy | 99.30% | 99.12% |" in text
     assert "| best epoch | 12 | — |" in text
-    assert "| training time | — | 1 h 6 min |" in text
+    assert "| training time (per seed) | — | 1 h 6 min |" in text
     assert "full recipes" in text and "adam (lr 0.001), batch 64, 100 epochs" in text
 
 
@@ -196,3 +208,90 @@ def test_cli_reproduce_unknown_article_is_one_line(tmp_path, capsys):
     assert main(["reproduce", "resnet", "--quick", "--out", str(tmp_path)]) == EXIT_ERROR
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown article 'resnet'" in err
+
+
+def test_articles_run_by_separate_commands_make_one_report(tmp_path):
+    first = reproduce(["numpy_mlp"], out=tmp_path, backend=BACKEND, verbose=0, scale=TINY)
+    assert [result.article for result in first.articles] == ["numpy_mlp"]
+    second = reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0, scale=TINY)
+    assert [result.article for result in second.articles] == ["numpy_mlp", "fixed_kernel_cnn"]
+    text = second.path.read_text(encoding="utf-8")
+    assert "## numpy_mlp: " in text and "## fixed_kernel_cnn: " in text
+    assert "Articles: 2 of 5 run" in text
+    # the articles not run get their place, with the article's figures and how to add them
+    kfold = text.split("## keras_kfold_cnn")[1].split("## ")[0]
+    assert "**Not run for this report yet**: `fastcnn reproduce keras_kfold_cnn --quick" in kfold
+    assert "| accuracy, mean ± std over the folds | 98.68% ± 0.11% |" in kfold
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [article["article"] for article in data["articles"]] == ["numpy_mlp", "fixed_kernel_cnn"]
+    # a full run into the same folder does not mix with the quick ones
+    assert reproduce_saved(tmp_path, quick=False) == {}
+
+
+def reproduce_saved(folder, quick):
+    from fastcnn.reproduce import saved_articles
+
+    return saved_articles(folder, quick)
+
+
+def test_every_article_figure_names_its_source(quick_report):
+    text = quick_report.path.read_text(encoding="utf-8")
+    for result in quick_report.articles:
+        assert set(result.reported_sources) == set(result.reported) - {"iterations", "folds"}, \
+            result.article
+    assert "- test accuracy: the KMNIST benchmark" in text
+    assert "- test accuracy: the tutorial's repository notebook" in text
+
+
+def test_cheap_articles_report_mean_and_std_over_seeds(tmp_path):
+    with fastcnn.use_backend(BACKEND):
+        result = run_article("fixed_kernel_cnn", Scale(train=100, test=50, iterations=6, seeds=3),
+                             out=tmp_path, verbose=0)
+    measured = result.runs[0].measured
+    assert result.runs[0].label == "fastcnn, 3 seeds" and measured["seeds"] == [0, 1, 2]
+    assert len(set(measured["per_seed"]["test_loss"])) == 3  # the seeds start from different weights
+    per_seed = measured["per_seed"]["test_accuracy"]
+    assert measured["test_accuracy"] == pytest.approx(np.mean(per_seed))
+    assert measured["test_accuracy_std"] == pytest.approx(np.std(per_seed))
+    report = Report([result], BACKEND, result.machine, True)
+    section = render_report(report).split("## fixed_kernel_cnn")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| test accuracy |"))
+    assert f"{measured['test_accuracy']:.2%} ± {measured['test_accuracy_std']:.2%}" in row
+
+
+def test_full_batch_fit_stages_the_training_set_once_not_every_iteration(monkeypatch):
+    x, y = fastcnn.datasets.load("mnist")[0]
+    x, y = x[:64], y[:64]
+    with fastcnn.use_backend(BACKEND):
+        model = fastcnn.zoo.get("fixed_kernel_cnn", seed=0)
+        model.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
+        seen, train_step = [], model.train_step
+        monkeypatch.setattr(model, "train_step",
+                            lambda xb, yb, plan=None: seen.append(xb) or train_step(xb, yb, plan))
+        model.fit(x, y, epochs=4, batch_size=64, shuffle=False, verbose=0)
+        assert len(seen) == 4 and all(batch is seen[0] for batch in seen)
+        seen.clear()
+        model.fit(x, y, epochs=6, batch_size=32, shuffle=False, verbose=0)  # epochs 5-6, 2 slices each
+        assert len(seen) == 4 and all(batch.base is not None for batch in seen)  # views, no copies
+
+
+def test_reproduce_seeds_sets_how_many_seeds_the_cheap_articles_run(tmp_path):
+    report = reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0,
+                       scale=Scale(train=60, test=20, iterations=4), seeds=2)
+    run = report.articles[0].runs[0]
+    assert run.label == "fastcnn, 2 seeds" and run.measured["seeds"] == [0, 1]
+    assert report.quick and report.articles[0].scale["seeds"] == 2
+    with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
+        reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0, scale=TINY, seeds=0)
+
+
+def test_a_report_can_be_rebuilt_from_the_kept_article_results(tmp_path):
+    from fastcnn.reproduce import rebuild_report
+
+    with pytest.raises(ValueError, match="no quick article results"):
+        rebuild_report(tmp_path, quick=True)
+    reproduce(["fixed_kernel_cnn"], out=tmp_path, backend=BACKEND, verbose=0, scale=TINY)
+    (tmp_path / "report.md").unlink()
+    report = rebuild_report(tmp_path, quick=True)
+    assert [result.article for result in report.articles] == ["fixed_kernel_cnn"]
+    assert "## fixed_kernel_cnn: " in report.path.read_text(encoding="utf-8")

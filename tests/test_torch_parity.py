@@ -31,25 +31,25 @@ class TutorialCNN(nn.Module):
 
     def __init__(self, c1=32, c2=64, hidden=128, size=28, classes=10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
-        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
-        self.fc1 = nn.Linear(c2 * (size // 4) ** 2, hidden)
-        self.fc2 = nn.Linear(hidden, classes)
+        self.conv_1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv_2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.linear_1 = nn.Linear(c2 * (size // 4) ** 2, hidden)
+        self.linear_2 = nn.Linear(hidden, classes)
         self.dropout = nn.Dropout(0.5)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = self.dropout(F.relu(self.fc1(torch.flatten(x, 1))))
-        return self.fc2(x)
+        x = F.max_pool2d(F.relu(self.conv_1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv_2(x)), 2)
+        x = self.dropout(F.relu(self.linear_1(torch.flatten(x, 1))))
+        return self.linear_2(x)
 
 
 def small_tutorial_cnn():
     """zoo.pytorch_cnn's layers at a size the CUDA simulator can run."""
     return Sequential([
-        Conv2D(1, 3, 3, padding=1, name="conv1"), ReLU(), MaxPool2D(2),
-        Conv2D(3, 4, 3, padding=1, name="conv2"), ReLU(), MaxPool2D(2), Flatten(),
-        Dense(4 * 2 * 2, 6, name="fc1"), ReLU(), Dropout(0.5), Dense(6, 5, name="fc2"),
+        Conv2D(1, 3, 3, padding=1, name="conv_1"), ReLU(), MaxPool2D(2),
+        Conv2D(3, 4, 3, padding=1, name="conv_2"), ReLU(), MaxPool2D(2), Flatten(),
+        Dense(4 * 2 * 2, 6, name="linear_1"), ReLU(), Dropout(0.5), Dense(6, 5, name="linear_2"),
     ], seed=0, input_shape=(1, 8, 8))
 
 

@@ -26,6 +26,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="reports", help="folder for report.md and the plots "
                                                          "(default: reports)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds of numpy_mlp and fixed_kernel_cnn, reported as mean ± std "
+                             "(default: 3 for the full recipes, 1 with --quick)")
     parser.add_argument("--quiet", action="store_true", help="print only the report's path")
     parser.add_argument("--executor", default="none",
                         help="where keras_kfold_cnn's folds run: none (this process), local, dask "
@@ -39,7 +42,7 @@ def run(args) -> int:
 
     with use_executor(executor_of(args)):
         report = reproduce(args.articles, quick=args.quick, out=args.out, seed=args.seed,
-                           verbose=0 if args.quiet else 1)
+                           verbose=0 if args.quiet else 1, seeds=args.seeds)
     if args.quiet:
         print(report.path)
     ran = [result for result in report.articles if result.available]

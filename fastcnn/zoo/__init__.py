@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .fixed_kernel_cnn import RECIPE as _FIXED_RECIPE, fixed_kernel_cnn
 from .keras_kfold_cnn import RECIPE as _KFOLD_RECIPE, keras_kfold_cnn
-from .kmnist_cnn import RECIPE as _KMNIST_RECIPE, kmnist_cnn
+from .kmnist_cnn import PROTOCOLS as _KMNIST_PROTOCOLS, RECIPE as _KMNIST_RECIPE, kmnist_cnn
 from .numpy_mlp import COMPAT_RECIPE as _MLP_COMPAT_RECIPE, RECIPE as _MLP_RECIPE, numpy_mlp
 from .pytorch_cnn import RECIPE as _TORCH_RECIPE, pytorch_cnn
 from .recipe import Recipe
@@ -22,6 +22,10 @@ MODELS = {
 }
 """Model name -> (constructor, default recipe)."""
 
+PROTOCOLS = {"kmnist_cnn": _KMNIST_PROTOCOLS,
+             "numpy_mlp": {"article": _MLP_RECIPE, "compat": _MLP_COMPAT_RECIPE}}
+"""Model name -> {protocol: recipe}, for the articles run under more than one protocol."""
+
 
 def _check(name: str) -> None:
     if name not in MODELS:
@@ -34,16 +38,22 @@ def get(name: str, seed: int | None = None, **kwargs):
     return MODELS[name][0](seed=seed, **kwargs)
 
 
-def recipe(name: str, compat: bool = False, **overrides) -> Recipe:
-    """The model's training recipe, with any field overridden (None leaves it)."""
+def recipe(name: str, compat: bool = False, protocol: str | None = None, **overrides) -> Recipe:
+    """The model's training recipe, with any field overridden (None leaves it).
+    ``protocol`` picks one of :data:`PROTOCOLS` (e.g. kmnist_cnn's "benchmark");
+    ``compat`` is numpy_mlp's "compat" protocol."""
     _check(name)
-    base = _MLP_COMPAT_RECIPE if (compat and name == "numpy_mlp") else MODELS[name][1]
-    return base.replace(**overrides)
+    if compat and name == "numpy_mlp":
+        protocol = protocol or "compat"
+    choices = PROTOCOLS.get(name, {"article": MODELS[name][1]})
+    if protocol is not None and protocol not in choices:
+        raise ValueError(f"{name} has no protocol {protocol!r}; it has: {', '.join(choices)}")
+    return choices[protocol or "article"].replace(**overrides)
 
 
 def names() -> list[str]:
     return list(MODELS)
 
 
-__all__ = ["MODELS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
+__all__ = ["MODELS", "PROTOCOLS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
            "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn"]

@@ -1,5 +1,6 @@
 """A tutorial's training recipe: optimizer, learning rate, batch size, epochs, data split,
-and the figures the article reported, as defaults a user can override."""
+and the figures the article reported (each with where it comes from), as defaults a user
+can override."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from .. import optim
 
 @dataclass(frozen=True)
 class Recipe:
+    """``iterations``: train on that many batches of ``batch_size`` drawn with replacement
+    (a tutorial's ``np.random.randint`` loop) instead of ``epochs`` passes over the data.
+    ``eval_batch_size``: the batch the tutorial evaluated in (0: the whole set at once,
+    which matters when a layer normalises over the batch). ``protocol`` names which of
+    an article's protocols this is; ``reported_sources`` says, per key of ``reported``,
+    where that figure was published."""
+
     model: str
     dataset: str
     optimizer: str
@@ -23,6 +31,10 @@ class Recipe:
     reported: dict = field(default_factory=dict)
     source: str = ""
     notes: str = ""
+    protocol: str = "article"
+    iterations: int | None = None
+    eval_batch_size: int | None = None
+    reported_sources: dict = field(default_factory=dict)
 
     def make_optimizer(self, lr: float | None = None):
         """A fresh optimizer of this recipe (``lr`` overrides the recipe's rate)."""

@@ -32,7 +32,7 @@ class RunResult:
     history: dict
     test: dict
     seconds: float
-    epochs_run: int
+    epochs_run: int  # epochs, or iterations for a recipe that counts them
     backend: str
     extra: dict = field(default_factory=dict)
 
@@ -46,6 +46,9 @@ def split_for(recipe: Recipe, train, test, seed: int = 0) -> Splits:
         order = np.random.default_rng(seed).permutation(len(x_test))
         val, held = order[:9 * len(order) // 10], order[9 * len(order) // 10:]
         return Splits(x_train, y_train, x_test[val], y_test[val], x_test[held], y_test[held])
+    if recipe.model == "kmnist_cnn" and recipe.protocol == "benchmark":
+        # the benchmark's script passes the test images as validation_data: shown, never used
+        return Splits(x_train, y_train, x_test, y_test, x_test, y_test)
     if recipe.model == "kmnist_cnn":
         (x_tr, y_tr), (x_val, y_val) = train_val_split(x_train, y_train, val_size=0.2, seed=seed)
         return Splits(x_tr, y_tr, x_val, y_val, x_test, y_test)
@@ -71,7 +74,7 @@ def recipe_callbacks(recipe: Recipe, splits: Splits, checkpoint: str | None = No
                      patience: int | None = None, verbose: int = 1) -> list:
     """The callbacks a tutorial used: best-validation-loss tracking, ROC AUC, early stopping."""
     callbacks = []
-    if splits.x_val is None:
+    if splits.x_val is None or recipe.protocol == "benchmark":
         return callbacks
     if recipe.model == "kmnist_cnn":
         callbacks.append(RocAuc(splits.x_val, splits.y_val, verbose=verbose))
@@ -83,6 +86,56 @@ def recipe_callbacks(recipe: Recipe, splits: Splits, checkpoint: str | None = No
         callbacks.append(EarlyStopping("val_loss", patience=patience if patience is not None else 10**9,
                                        restore_best_weights=True, verbose=verbose))
     return callbacks
+
+
+def eval_batch_size(recipe: Recipe, n: int) -> int:
+    """The batch the tutorial scored ``n`` images in (its softmax may normalise over it)."""
+    if recipe.eval_batch_size == 0:
+        return max(1, n)
+    return recipe.eval_batch_size or 256
+
+
+def fit_with_replacement(model, x, y, iterations: int, batch_size: int, validation=None,
+                         log_every: int = 100, eval_batch: int = 256, verbose: int = 0) -> dict:
+    """``iterations`` SGD steps, each on ``batch_size`` images drawn with replacement
+    (a tutorial's ``np.random.randint(0, N, size=batch)`` loop), drawn from the model's
+    seeded generator. x: images (N, ...), y: labels (N,).
+
+    Returns a history dict: "loss" and "accuracy" averaged over each block of
+    ``log_every`` steps, "val_loss"/"val_accuracy" at each block's end when
+    ``validation`` (x, y) is given.
+    """
+    from ..backend import get_backend
+
+    x = model._prepare(x)
+    model.optimizer.bind(model.parameters())
+    targets = model._targets(y, len(x))
+    backend = get_backend()
+    history: dict = {"loss": [], "accuracy": []}
+    loss_sum = correct = 0.0
+    for step in range(iterations):
+        index = model.rng.integers(0, len(x), size=batch_size)
+        stats = backend.to_host(model.train_step(backend.to_device(x[index]),
+                                                 backend.to_device(targets[index])))
+        if not np.isfinite(stats[0]):
+            raise FloatingPointError(f"the loss became {stats[0]} at iteration {step + 1}: lower "
+                                     "the learning rate or check the inputs' scale")
+        loss_sum += float(stats[0])
+        correct += float(stats[1]) / batch_size
+        if (step + 1) % log_every == 0 or step + 1 == iterations:
+            steps = (step % log_every) + 1
+            logs = {"loss": loss_sum / steps, "accuracy": correct / steps}
+            if validation is not None:
+                val = model.evaluate(validation[0], validation[1], batch_size=eval_batch)
+                logs.update({f"val_{key}": value for key, value in val.items()})
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            if verbose:
+                print(f"   iteration {step + 1}/{iterations}: " +
+                      ", ".join(f"{key} {value:.4f}" for key, value in logs.items()), flush=True)
+            loss_sum = correct = 0.0
+    model.epoch += 1
+    return history
 
 
 def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int = 1,
@@ -98,14 +151,27 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     all_callbacks = recipe_callbacks(recipe, splits, checkpoint, patience, verbose) + list(callbacks)
     start = time.perf_counter()
-    history = model.fit(splits.x_train, splits.y_train, epochs=recipe.epochs,
-                        batch_size=recipe.batch_size, validation_data=validation,
-                        callbacks=all_callbacks, verbose=verbose, initial_epoch=model.epoch)
+    if recipe.iterations:
+        if all_callbacks:
+            raise ValueError(f"{recipe.model}'s {recipe.protocol} recipe counts iterations, not "
+                             "epochs: it takes no callbacks")
+        history = fit_with_replacement(
+            model, splits.x_train, splits.y_train, recipe.iterations, recipe.batch_size,
+            validation, log_every=max(1, recipe.iterations // 100),
+            eval_batch=eval_batch_size(recipe, 0 if validation is None else len(validation[0])),
+            verbose=verbose)
+        epochs_run = recipe.iterations
+    else:
+        history = model.fit(splits.x_train, splits.y_train, epochs=recipe.epochs,
+                            batch_size=recipe.batch_size, validation_data=validation,
+                            callbacks=all_callbacks, verbose=verbose,
+                            initial_epoch=model.epoch).history
+        epochs_run = len(history["loss"])
     seconds = time.perf_counter() - start
-    test = model.evaluate(splits.x_test, splits.y_test)
+    test = model.evaluate(splits.x_test, splits.y_test,
+                          batch_size=eval_batch_size(recipe, len(splits.x_test)))
     extra = {}
     for callback in all_callbacks:
         if isinstance(callback, EarlyStopping) and callback.best_epoch is not None:
             extra.update(best_epoch=callback.best_epoch, best_val_loss=callback.best)
-    return RunResult(model, recipe, history.history, test, seconds, len(history.epoch),
-                     backend_name(), extra)
+    return RunResult(model, recipe, history, test, seconds, epochs_run, backend_name(), extra)
