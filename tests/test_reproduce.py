@@ -271,7 +271,8 @@ def test_full_batch_fit_stages_the_training_set_once_not_every_iteration(monkeyp
         model.fit(x, y, epochs=4, batch_size=64, shuffle=False, verbose=0)
         assert len(seen) == 4 and all(batch is seen[0] for batch in seen)
         seen.clear()
-        model.fit(x, y, epochs=6, batch_size=32, shuffle=False, verbose=0)  # epochs 5-6, 2 slices each
+        model.fit(x, y, epochs=6, batch_size=32, shuffle=False, verbose=0,
+                  initial_epoch=model.epoch)  # epochs 5-6, 2 slices each
         assert len(seen) == 4 and all(batch.base is not None for batch in seen)  # views, no copies
 
 

@@ -6,7 +6,7 @@ Examples:
   fastcnn reproduce keras_kfold_cnn --out reports/kfold
   fastcnn reproduce all --backend numba         # the full recipes: hours on a CPU
 
-A dataset that is not on this machine (KMNIST's training images) is reported as
+A dataset that is not on this machine (say, KMNIST's training images) is reported as
 not available, with the reason. Exit status 1 when no requested article could run.
 """
 
