@@ -97,6 +97,15 @@ def test_each_fold_is_trained_from_seed_plus_fold_and_scored_on_its_held_out_ima
     assert result.mean() > 0.5  # the toy bands are learnable in two epochs
 
 
+def test_progress_into_a_redirected_stream_is_one_line_per_fold(data, capsys):
+    x, y = data
+    cross_validate(small_model, x, y, cv=2, fit={"epochs": 1}, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if "done, fold" in line]
+    assert len(lines) == 2 and lines[-1].split(": ")[1].startswith("2/2 done")
+
+
 def test_stratified_folds_keep_each_class_share(data):
     x, y = data
     result = cross_validate(small_model, x, y, cv=4, fit={"epochs": 1}, stratify=True, progress=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,6 +284,7 @@ def _run(model, trials, x, y, cv, fit, seed, executor, retries, progress, strati
     from tqdm import tqdm
 
     from ..backend import backend_name
+    from ..callbacks import resolve_verbose
 
     start = time.perf_counter()
     x, y = _data(x, y)
@@ -299,7 +301,9 @@ def _run(model, trials, x, y, cv, fit, seed, executor, retries, progress, strati
         build_model(job.model, job.params, job.seed)  # every trial's parameters, checked here
     results = {}
     scoring = "val_accuracy"
-    with tqdm(total=len(jobs), desc=description, unit="fold", disable=not progress) as bar, \
+    # redirected output gets one line per finished job, not a bar's carriage-return frames
+    lines = bool(progress) and resolve_verbose("auto") == 2
+    with tqdm(total=len(jobs), desc=description, unit="fold", disable=not progress or lines) as bar, \
             contextlib.closing(runner.map(jobs, x, y, int(retries))) as finished:
         for job, result in finished:
             if "failed" in result:
@@ -307,6 +311,9 @@ def _run(model, trials, x, y, cv, fit, seed, executor, retries, progress, strati
             results[job.key] = result
             bar.set_postfix_str(f"{job.name}: {scoring} {result['scores'][scoring]:.4f}")
             bar.update()
+            if lines:
+                print(f"{description}: {len(results)}/{len(jobs)} done, {job.name}: {scoring} "
+                      f"{result['scores'][scoring]:.4f}", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     return [_collect(jobs[t * len(folds):(t + 1) * len(folds)], results, folds, params, seconds,
                      runner.name) for t, params in enumerate(trials)]
