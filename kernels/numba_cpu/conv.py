@@ -21,6 +21,7 @@ import numpy as np
 
 from ..contract import conv_output_size
 from .epilogue import activate_row, fold_activation_row
+from . import winograd
 from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import activation_code
 
@@ -114,30 +115,41 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 
 @parallel_kernel
-def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3):
-    """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ cols[n] (K, P) into
-    out3[n] (O, P), bias and activation, while cols[n] and out3[n] are still in cache."""
-    flat_cols = cols.reshape(-1)
-    for n in prange(cols.shape[0]):
+def _forward(x, geometry, weight2d, bias, code, cols, out, transformed):
+    """Per sample, on one thread: im2col, the convolution into out[n] (O, OH, OW), bias
+    and activation, while cols[n] and out[n] are still in cache. The convolution is the
+    GEMM weight2d (O, K) @ cols[n] (K, P), or Winograd's from x[n] with the kernels in
+    ``transformed`` (16, O, C) when that is not None."""
+    batch, channels = x.shape[0], x.shape[1]
+    flat_x, flat_cols = x.reshape(-1), cols.reshape(-1)
+    filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    for n in prange(batch):
         for c in range(channels):
             _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
-        result = out3[n]
-        np.dot(weight2d, cols[n], result)
-        for o in range(result.shape[0]):
+        result = out[n].reshape((filters, out_h * out_w))
+        if transformed is None:
+            np.dot(weight2d, cols[n], result)
+        else:
+            xpad, rows, V, M, Y = winograd.scratch(channels, filters, out_h, out_w, x)
+            winograd.convolve_sample(x[n], transformed, geometry[5], out[n], xpad, rows, V, M, Y)
+        for o in range(filters):
             activate_row(result[o], bias, o, code)
 
 
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
-              dweight2d, dbias, dcols, flat_dx):
+              dweight2d, dbias, dcols, flat_dx, transformed):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (dout3[n] @ cols[n].T, (O, K)) to its group's partial sums, and when
-    dcols is not None, weight2d.T @ dout3[n] (K, P) into the group's scratch slice of
-    dcols and col2im from there into flat_dx.
+    dcols is not None, the input gradient into flat_dx: weight2d.T @ dout3[n] (K, P)
+    into the group's scratch slice of dcols and col2im from there, or, when
+    ``transformed`` (16, C, O) is not None, Winograd's convolution of dout3[n] with
+    the rotated kernels (stride 1, padding KH - 1 - padding).
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order, then the groups in order: the result never depends on the thread count."""
     batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
+    height, width, out_h, out_w = geometry[0], geometry[1], geometry[6], geometry[7]
     partial_dweight = np.empty((groups, filters, kernel_size), dout3.dtype)
     partial_dbias = np.zeros((groups, filters))
     for g in prange(groups):
@@ -152,7 +164,14 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
             else:
                 np.dot(d, cols[n].T, term)
                 total += term
-            if dcols is not None:
+            if transformed is not None:
+                image = channels * height * width
+                buffers = winograd.scratch(filters, channels, height, width, dout3)
+                winograd.convolve_sample(
+                    d.reshape((filters, out_h, out_w)), transformed, geometry[2] - 1 - geometry[5],
+                    flat_dx[n * image:(n + 1) * image].reshape((channels, height, width)),
+                    *buffers)
+            elif dcols is not None:
                 # the group's first slice of dcols is its scratch: in cache for col2im
                 scratch = g * batch // groups
                 np.dot(weight2d.T, d, dcols[scratch])
@@ -213,10 +232,37 @@ def _groups(batch):
     return max(1, min(batch, -(-batch // GROUP_SAMPLES)))
 
 
+WINOGRAD_MIN_CHANNELS = 8
+"""Input channels from which a stride-1 3x3 convolution runs Winograd's F(2x2, 3x3):
+below, its 16 GEMMs are too thin to pay for the transforms (conv1 of pytorch_cnn, one
+channel: 0.6 ms direct, 1.9 ms Winograd; conv2, 32 channels: 6.3 -> 4.0 ms)."""
+
+
+def algorithm(weight_shape, stride, padding, in_channels):
+    """'winograd' or 'im2col': how a convolution with weights of ``weight_shape`` (O, C, KH,
+    KW) runs, reading ``in_channels`` channels (C forward, O for the input gradient)."""
+    if (weight_shape[2], weight_shape[3]) == (3, 3) and stride == 1 and padding <= 2 \
+            and in_channels >= WINOGRAD_MIN_CHANNELS:
+        return "winograd"
+    return "im2col"
+
+
+def _transformed(weight, stride, padding, flip):
+    """Winograd's kernels (16, O, C) (``flip``: the input gradient's, (16, C, O)), or None
+    when the convolution runs as im2col + GEMM."""
+    reads = weight.shape[0] if flip else weight.shape[1]
+    if algorithm(weight.shape, stride, padding, reads) != "winograd":
+        return None
+    shape = (16, weight.shape[1], weight.shape[0]) if flip else (16,) + weight.shape[:2]
+    transformed = np.empty(shape, weight.dtype)
+    launch(winograd.transform_kernels, weight.size, weight, flip, transformed)
+    return transformed
+
+
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
-    launch(_forward, cols.size, x.reshape(-1), x.shape[1], geometry, _as_matrix(weight), bias,
-           activation_code(activation), cols, _as_rows(out))
+    launch(_forward, cols.size, x, geometry, _as_matrix(weight), bias,
+           activation_code(activation), cols, out, _transformed(weight, stride, padding, False))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -225,6 +271,7 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
     if dx is not None:
         geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
             dx.reshape(-1)
+    transformed = None if dx is None else _transformed(weight, stride, padding, True)
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
            _as_matrix(weight), cols, _groups(dout.shape[0]), weight.shape[1], geometry,
-           _as_matrix(dweight), dbias, dcols, flat_dx)
+           _as_matrix(dweight), dbias, dcols, flat_dx, transformed)
