@@ -308,20 +308,12 @@ def test_conformance_cases_reach_every_numba_kernel_variant():
     flops = [case.arrays["x"].shape[0] * case.arrays["x"].shape[1] * case.arrays["weight"].shape[0]
              for op in ("dense_forward", "dense_backward") for case in kernel_cases.cases(op)]
     assert min(flops) < dense.PARALLEL_FLOPS <= max(flops)  # one GEMM and split GEMMs
-    # Winograd and im2col, forward (reading C channels) and for the input gradient (reading O)
-    convolutions = [case for op in ("conv2d_forward", "conv2d_backward") for case in kernel_cases.cases(op)]
-    forward = {conv.algorithm(case.arrays["weight"].shape, case.scalars["stride"],
-                              case.scalars["padding"], case.arrays["weight"].shape[1])
-               for case in convolutions if case.op == "conv2d_forward"}
-    backward = {conv.algorithm(case.arrays["weight"].shape, case.scalars["stride"],
-                               case.scalars["padding"], case.arrays["weight"].shape[0])
-                for case in convolutions if case.op == "conv2d_backward" and case.outputs["dx"]}
-    assert forward == backward == {"winograd", "im2col"}
-    winograd_paddings = {case.scalars["padding"] for case in convolutions
-                         if case.op == "conv2d_forward" and conv.algorithm(
-                             case.arrays["weight"].shape, case.scalars["stride"],
-                             case.scalars["padding"], case.arrays["weight"].shape[1]) == "winograd"}
-    assert winograd_paddings == {0, 1, 2}
+    # Winograd and im2col forward, Winograd at every padding it takes
+    forward = [(conv.algorithm(case.arrays["weight"].shape, case.scalars["stride"],
+                               case.scalars["padding"]), case.scalars["padding"])
+               for case in kernel_cases.cases("conv2d_forward")]
+    assert {algorithm for algorithm, _ in forward} == {"winograd", "im2col"}
+    assert {padding for algorithm, padding in forward if algorithm == "winograd"} == {0, 1, 2}
     windows = {(case.scalars["kernel"], case.scalars["stride"])
                for case in kernel_cases.cases("maxpool2d_forward")}
     assert {pool.maxpool_forward_kernel(*window) for window in windows} == {

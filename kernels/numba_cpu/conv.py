@@ -124,32 +124,33 @@ def _forward(x, geometry, weight2d, bias, code, cols, out, transformed):
     flat_x, flat_cols = x.reshape(-1), cols.reshape(-1)
     filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
     for n in prange(batch):
-        for c in range(channels):
-            _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
         result = out[n].reshape((filters, out_h * out_w))
         if transformed is None:
+            for c in range(channels):
+                _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
             np.dot(weight2d, cols[n], result)
         else:
             xpad, rows, V, M, Y = winograd.scratch(channels, filters, out_h, out_w, x)
             winograd.convolve_sample(x[n], transformed, geometry[5], out[n], xpad, rows, V, M, Y)
         for o in range(filters):
             activate_row(result[o], bias, o, code)
+        if transformed is not None:
+            # after the convolution: written before, cols[n] pushed its buffers out of cache
+            for c in range(channels):
+                _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
 
 
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
-              dweight2d, dbias, dcols, flat_dx, transformed):
+              dweight2d, dbias, dcols, flat_dx):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (dout3[n] @ cols[n].T, (O, K)) to its group's partial sums, and when
-    dcols is not None, the input gradient into flat_dx: weight2d.T @ dout3[n] (K, P)
-    into the group's scratch slice of dcols and col2im from there, or, when
-    ``transformed`` (16, C, O) is not None, Winograd's convolution of dout3[n] with
-    the rotated kernels (stride 1, padding KH - 1 - padding).
+    dcols is not None, weight2d.T @ dout3[n] (K, P) into the group's scratch slice of
+    dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order, then the groups in order: the result never depends on the thread count."""
     batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
-    height, width, out_h, out_w = geometry[0], geometry[1], geometry[6], geometry[7]
     partial_dweight = np.empty((groups, filters, kernel_size), dout3.dtype)
     partial_dbias = np.zeros((groups, filters))
     for g in prange(groups):
@@ -164,14 +165,7 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
             else:
                 np.dot(d, cols[n].T, term)
                 total += term
-            if transformed is not None:
-                image = channels * height * width
-                buffers = winograd.scratch(filters, channels, height, width, dout3)
-                winograd.convolve_sample(
-                    d.reshape((filters, out_h, out_w)), transformed, geometry[2] - 1 - geometry[5],
-                    flat_dx[n * image:(n + 1) * image].reshape((channels, height, width)),
-                    *buffers)
-            elif dcols is not None:
+            if dcols is not None:
                 # the group's first slice of dcols is its scratch: in cache for col2im
                 scratch = g * batch // groups
                 np.dot(weight2d.T, d, dcols[scratch])
@@ -233,36 +227,36 @@ def _groups(batch):
 
 
 WINOGRAD_MIN_CHANNELS = 8
-"""Input channels from which a stride-1 3x3 convolution runs Winograd's F(2x2, 3x3):
-below, its 16 GEMMs are too thin to pay for the transforms (conv1 of pytorch_cnn, one
-channel: 0.6 ms direct, 1.9 ms Winograd; conv2, 32 channels: 6.3 -> 4.0 ms)."""
+"""Input channels from which a stride-1 3x3 convolution's forward pass runs Winograd's
+F(2x2, 3x3). Below, its 16 GEMMs are too thin to pay for the transforms (conv1 of
+pytorch_cnn, one channel: 0.6 ms direct, 1.9 ms Winograd). The backward pass stays
+im2col + GEMM: at conv2 (32 -> 64 channels, batch 64, one thread, CPU time) Winograd's
+input gradient took 11.2 ms against 11.1, and its weight gradient as well 12.5 ms: the
+transforms' buffers compete for cache with cols, which the weight gradient reads anyway."""
 
 
-def algorithm(weight_shape, stride, padding, in_channels):
-    """'winograd' or 'im2col': how a convolution with weights of ``weight_shape`` (O, C, KH,
-    KW) runs, reading ``in_channels`` channels (C forward, O for the input gradient)."""
+def algorithm(weight_shape, stride, padding):
+    """'winograd' or 'im2col': how conv2d_forward runs with weights of ``weight_shape``
+    (O, C, KH, KW)."""
     if (weight_shape[2], weight_shape[3]) == (3, 3) and stride == 1 and padding <= 2 \
-            and in_channels >= WINOGRAD_MIN_CHANNELS:
+            and weight_shape[1] >= WINOGRAD_MIN_CHANNELS:
         return "winograd"
     return "im2col"
 
 
-def _transformed(weight, stride, padding, flip):
-    """Winograd's kernels (16, O, C) (``flip``: the input gradient's, (16, C, O)), or None
-    when the convolution runs as im2col + GEMM."""
-    reads = weight.shape[0] if flip else weight.shape[1]
-    if algorithm(weight.shape, stride, padding, reads) != "winograd":
+def _transformed(weight, stride, padding):
+    """Winograd's kernels (16, O, C), or None when the convolution runs as im2col + GEMM."""
+    if algorithm(weight.shape, stride, padding) != "winograd":
         return None
-    shape = (16, weight.shape[1], weight.shape[0]) if flip else (16,) + weight.shape[:2]
-    transformed = np.empty(shape, weight.dtype)
-    launch(winograd.transform_kernels, weight.size, weight, flip, transformed)
+    transformed = np.empty((16,) + weight.shape[:2], weight.dtype)
+    launch(winograd.transform_kernels, weight.size, weight, transformed)
     return transformed
 
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     launch(_forward, cols.size, x, geometry, _as_matrix(weight), bias,
-           activation_code(activation), cols, out, _transformed(weight, stride, padding, False))
+           activation_code(activation), cols, out, _transformed(weight, stride, padding))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -271,7 +265,6 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
     if dx is not None:
         geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
             dx.reshape(-1)
-    transformed = None if dx is None else _transformed(weight, stride, padding, True)
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
            _as_matrix(weight), cols, _groups(dout.shape[0]), weight.shape[1], geometry,
-           _as_matrix(dweight), dbias, dcols, flat_dx, transformed)
+           _as_matrix(dweight), dbias, dcols, flat_dx)

@@ -32,38 +32,29 @@ from .jit import inline_helper, parallel_kernel, prange, serial_kernel
 
 
 @inline_helper
-def _kernel_transform(g, flip, t, U, a, b):
-    """U[:, a, b] (16,) = G g G^T for the 3x3 kernel g, or for g[::-1, ::-1] when ``flip``;
-    t (4, 3) scratch for G g."""
+def _kernel_transform(g, t, U, o, c):
+    """U[:, o, c] (16,) = G g G^T for the 3x3 kernel g; t (4, 3) scratch for G g."""
     for j in range(3):
-        jj = 2 - j if flip else j
-        g0 = g[2, jj] if flip else g[0, jj]
-        g1 = g[1, jj]
-        g2 = g[0, jj] if flip else g[2, jj]
+        g0, g1, g2 = g[0, j], g[1, j], g[2, j]
         t[0, j] = g0
         t[1, j] = (g0 + g1 + g2) * 0.5
         t[2, j] = (g0 - g1 + g2) * 0.5
         t[3, j] = g2
     for r in range(4):
         x0, x1, x2 = t[r, 0], t[r, 1], t[r, 2]
-        U[4 * r, a, b] = x0
-        U[4 * r + 1, a, b] = (x0 + x1 + x2) * 0.5
-        U[4 * r + 2, a, b] = (x0 - x1 + x2) * 0.5
-        U[4 * r + 3, a, b] = x2
+        U[4 * r, o, c] = x0
+        U[4 * r + 1, o, c] = (x0 + x1 + x2) * 0.5
+        U[4 * r + 2, o, c] = (x0 - x1 + x2) * 0.5
+        U[4 * r + 3, o, c] = x2
 
 
 @parallel_kernel
-def transform_kernels(weight4, flip, U):
-    """weight4 (O, C, 3, 3) -> U, the transformed kernels of a convolution:
-    flip False: U (16, O, C), the forward convolution's (in C, out O);
-    flip True: U (16, C, O), the input gradient's (in O, out C; kernels rotated 180 degrees)."""
+def transform_kernels(weight4, U):
+    """weight4 (O, C, 3, 3) -> U (16, O, C), the transformed kernels of a convolution."""
     for o in prange(weight4.shape[0]):
         t = np.empty((4, 3), weight4.dtype)
         for c in range(weight4.shape[1]):
-            if flip:
-                _kernel_transform(weight4[o, c], True, t, U, c, o)
-            else:
-                _kernel_transform(weight4[o, c], False, t, U, o, c)
+            _kernel_transform(weight4[o, c], t, U, o, c)
 
 
 @serial_kernel
@@ -138,21 +129,26 @@ def _output_transform(M, Y, out3):
     tiles = M.shape[2]
     full_rows, full_cols = out_h // 2, out_w // 2
     for o in range(filters):
-        m = M[:, o, :]
+        # one contiguous row per transform element: the loop over t vectorises
+        m0, m1, m2, m3, m4, m5, m6, m7 = M[0, o], M[1, o], M[2, o], M[3, o], M[4, o], M[5, o], \
+            M[6, o], M[7, o]
+        m8, m9, m10, m11, m12, m13, m14, m15 = M[8, o], M[9, o], M[10, o], M[11, o], M[12, o], \
+            M[13, o], M[14, o], M[15, o]
+        y0, y1, y2, y3 = Y[0], Y[1], Y[2], Y[3]
         for t in range(tiles):
             # A^T m: rows 0 + 1 + 2 and 1 - 2 - 3, each for the 4 columns s; then the columns
-            s00 = m[0, t] + m[4, t] + m[8, t]
-            s01 = m[1, t] + m[5, t] + m[9, t]
-            s02 = m[2, t] + m[6, t] + m[10, t]
-            s03 = m[3, t] + m[7, t] + m[11, t]
-            s10 = m[4, t] - m[8, t] - m[12, t]
-            s11 = m[5, t] - m[9, t] - m[13, t]
-            s12 = m[6, t] - m[10, t] - m[14, t]
-            s13 = m[7, t] - m[11, t] - m[15, t]
-            Y[0, t] = s00 + s01 + s02
-            Y[1, t] = s01 - s02 - s03
-            Y[2, t] = s10 + s11 + s12
-            Y[3, t] = s11 - s12 - s13
+            s00 = m0[t] + m4[t] + m8[t]
+            s01 = m1[t] + m5[t] + m9[t]
+            s02 = m2[t] + m6[t] + m10[t]
+            s03 = m3[t] + m7[t] + m11[t]
+            s10 = m4[t] - m8[t] - m12[t]
+            s11 = m5[t] - m9[t] - m13[t]
+            s12 = m6[t] - m10[t] - m14[t]
+            s13 = m7[t] - m11[t] - m15[t]
+            y0[t] = s00 + s01 + s02
+            y1[t] = s01 - s02 - s03
+            y2[t] = s10 + s11 + s12
+            y3[t] = s11 - s12 - s13
         plane = out3[o]
         for ty in range(full_rows):
             upper, lower = plane[2 * ty], plane[2 * ty + 1]
@@ -185,3 +181,4 @@ def convolve_sample(x3, U, padding, out3, xpad, rows, V, M, Y):
     for xi in range(16):
         np.dot(U[xi], V[xi], M[xi])
     _output_transform(M, Y, out3)
+
