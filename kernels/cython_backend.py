@@ -143,14 +143,18 @@ PARALLEL_FLOPS = 1 << 21
 """Multiply-adds (N*F*U) from which a dense layer's GEMMs are split across the threads."""
 
 PIECE_ROWS = 32
-"""Rows of x per piece of a split GEMM (dweight: as many pieces of units)."""
+"""Rows of x per piece of the forward GEMM and of dx."""
+
+PIECE_UNITS = 64
+"""Units per piece of dweight: thinner pieces run BLAS below its speed (as in numba's
+dense.PIECE_UNITS)."""
 
 
 def _pieces(x, weight):
-    """Pieces to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
+    """Pieces of rows to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
     if x.shape[0] * x.shape[1] * weight.shape[0] < PARALLEL_FLOPS:
         return 0
-    return min(-(-x.shape[0] // PIECE_ROWS), weight.shape[0])
+    return -(-x.shape[0] // PIECE_ROWS)
 
 
 def dense_forward(x, weight, bias, activation, out):
@@ -169,7 +173,8 @@ def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
                                       _ACTIVATION_CODES[activation], dbias)
     pieces = _pieces(x, weight)
     if pieces:
-        _kernels.dense_backward(dout, x, weight, dx, dweight, pieces)
+        _kernels.dense_backward(dout, x, weight, dx, dweight, -(-weight.shape[0] // PIECE_UNITS),
+                                pieces)
         return
     np.matmul(dout.T, x, out=dweight)
     if dx is not None:
