@@ -113,8 +113,7 @@ CONV_SETTINGS = (
          min_size=9, max_size=15),
     dict(batch=7, channels=6, out_channels=5, kernel=(3, 3), stride=2, padding=0, activation="sigmoid",
          bias=False, input_grad=False, min_size=22, max_size=25),
-    # Winograd F(2x2, 3x3) (numba's forward pass: stride-1 3x3 from 8 channels in): padding 2,
-    # a single sample, odd planes cropping the last tiles
+    # stride-1 3x3 at padding 2, a single sample, and odd planes without bias
     dict(batch=1, channels=9, out_channels=10, kernel=(3, 3), stride=1, padding=2, activation="sigmoid",
          max_size=9),
     dict(batch=3, channels=12, out_channels=8, kernel=(3, 3), stride=1, padding=1, activation=None,

@@ -309,10 +309,7 @@ def markdown_report(document: dict) -> str:
         "processes' load lowers it).",
         "- GFLOP/s counts the convolution and dense GEMMs only (2 per multiply-add; the "
         "backward pass counts the gradients the model really computes); pooling, activations, "
-        "losses and optimizer updates count none. These are the direct algorithm's FLOPs "
-        "(\"effective\" FLOPs) for every competitor: numba runs stride-1 3x3 convolutions "
-        "from 8 input channels by Winograd F(2x2, 3x3), 2.25x fewer multiplies, and is "
-        "credited with the direct count.",
+        "losses and optimizer updates count none.",
         "- CUDA: " + ("measured above." if "cuda" in document["competitors"] else
                       "this machine has no GPU, so there are no CUDA figures."),
         "",

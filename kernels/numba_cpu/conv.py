@@ -21,7 +21,6 @@ import numpy as np
 
 from ..contract import conv_output_size
 from .epilogue import activate_row, fold_activation_row
-from . import winograd
 from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import activation_code
 
@@ -115,29 +114,17 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 
 @parallel_kernel
-def _forward(x, geometry, weight2d, bias, code, cols, out, transformed):
-    """Per sample, on one thread: im2col, the convolution into out[n] (O, OH, OW), bias
-    and activation, while cols[n] and out[n] are still in cache. The convolution is the
-    GEMM weight2d (O, K) @ cols[n] (K, P), or Winograd's from x[n] with the kernels in
-    ``transformed`` (16, O, C) when that is not None."""
-    batch, channels = x.shape[0], x.shape[1]
-    flat_x, flat_cols = x.reshape(-1), cols.reshape(-1)
-    filters, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
-    for n in prange(batch):
-        result = out[n].reshape((filters, out_h * out_w))
-        if transformed is None:
-            for c in range(channels):
-                _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
-            np.dot(weight2d, cols[n], result)
-        else:
-            xpad, rows, V, M, Y = winograd.scratch(channels, filters, out_h, out_w, x)
-            winograd.convolve_sample(x[n], transformed, geometry[5], out[n], xpad, rows, V, M, Y)
-        for o in range(filters):
+def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3):
+    """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ cols[n] (K, P) into
+    out3[n] (O, P), bias and activation, while cols[n] and out3[n] are still in cache."""
+    flat_cols = cols.reshape(-1)
+    for n in prange(cols.shape[0]):
+        for c in range(channels):
+            _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
+        result = out3[n]
+        np.dot(weight2d, cols[n], result)
+        for o in range(result.shape[0]):
             activate_row(result[o], bias, o, code)
-        if transformed is not None:
-            # after the convolution: written before, cols[n] pushed its buffers out of cache
-            for c in range(channels):
-                _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
 
 
 @parallel_sum_kernel
@@ -226,37 +213,10 @@ def _groups(batch):
     return max(1, min(batch, -(-batch // GROUP_SAMPLES)))
 
 
-WINOGRAD_MIN_CHANNELS = 8
-"""Input channels from which a stride-1 3x3 convolution's forward pass runs Winograd's
-F(2x2, 3x3). Below, its 16 GEMMs are too thin to pay for the transforms (conv1 of
-pytorch_cnn, one channel: 0.6 ms direct, 1.9 ms Winograd). The backward pass stays
-im2col + GEMM: at conv2 (32 -> 64 channels, batch 64, one thread, CPU time) Winograd's
-input gradient took 11.2 ms against 11.1, and its weight gradient as well 12.5 ms: the
-transforms' buffers compete for cache with cols, which the weight gradient reads anyway."""
-
-
-def algorithm(weight_shape, stride, padding):
-    """'winograd' or 'im2col': how conv2d_forward runs with weights of ``weight_shape``
-    (O, C, KH, KW)."""
-    if (weight_shape[2], weight_shape[3]) == (3, 3) and stride == 1 and padding <= 2 \
-            and weight_shape[1] >= WINOGRAD_MIN_CHANNELS:
-        return "winograd"
-    return "im2col"
-
-
-def _transformed(weight, stride, padding):
-    """Winograd's kernels (16, O, C), or None when the convolution runs as im2col + GEMM."""
-    if algorithm(weight.shape, stride, padding) != "winograd":
-        return None
-    transformed = np.empty((16,) + weight.shape[:2], weight.dtype)
-    launch(winograd.transform_kernels, weight.size, weight, transformed)
-    return transformed
-
-
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
-    launch(_forward, cols.size, x, geometry, _as_matrix(weight), bias,
-           activation_code(activation), cols, out, _transformed(weight, stride, padding))
+    launch(_forward, cols.size, x.reshape(-1), x.shape[1], geometry, _as_matrix(weight), bias,
+           activation_code(activation), cols, _as_rows(out))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
