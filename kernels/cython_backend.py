@@ -142,15 +142,20 @@ def avgpool2d_backward(dout, kernel, stride, dx):
 PARALLEL_FLOPS = 1 << 21
 """Multiply-adds (N*F*U) from which a dense layer's GEMMs are split across the threads."""
 
-PIECE_ROWS = 32
-"""Rows of x per piece of a split GEMM (dweight: as many pieces of units)."""
+PIECE_ROWS = 128
+"""Rows of x per piece of the forward GEMM and of dx, at least two pieces (as in numba's
+dense.PIECE_ROWS: BLAS packs the whole weight for every piece)."""
+
+PIECE_UNITS = 64
+"""Units per piece of dweight: thinner pieces run BLAS below its speed (as in numba's
+dense.PIECE_UNITS)."""
 
 
 def _pieces(x, weight):
-    """Pieces to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
+    """Pieces of rows to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
     if x.shape[0] * x.shape[1] * weight.shape[0] < PARALLEL_FLOPS:
         return 0
-    return min(-(-x.shape[0] // PIECE_ROWS), weight.shape[0])
+    return max(min(x.shape[0], 2), -(-x.shape[0] // PIECE_ROWS))
 
 
 def dense_forward(x, weight, bias, activation, out):
@@ -169,7 +174,8 @@ def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
                                       _ACTIVATION_CODES[activation], dbias)
     pieces = _pieces(x, weight)
     if pieces:
-        _kernels.dense_backward(dout, x, weight, dx, dweight, pieces)
+        _kernels.dense_backward(dout, x, weight, dx, dweight, -(-weight.shape[0] // PIECE_UNITS),
+                                pieces)
         return
     np.matmul(dout.T, x, out=dweight)
     if dx is not None:

@@ -113,6 +113,11 @@ CONV_SETTINGS = (
          min_size=9, max_size=15),
     dict(batch=7, channels=6, out_channels=5, kernel=(3, 3), stride=2, padding=0, activation="sigmoid",
          bias=False, input_grad=False, min_size=22, max_size=25),
+    # stride-1 3x3 at padding 2, a single sample, and odd planes without bias
+    dict(batch=1, channels=9, out_channels=10, kernel=(3, 3), stride=1, padding=2, activation="sigmoid",
+         max_size=9),
+    dict(batch=3, channels=12, out_channels=8, kernel=(3, 3), stride=1, padding=1, activation=None,
+         bias=False, min_size=5, max_size=9),
 )
 """Convolution geometries; heights and widths are drawn at random (odd ones included)."""
 

@@ -430,20 +430,21 @@ def dense_forward(const real[:, ::1] x, const real[:, ::1] weight, const real[::
 
 
 def dense_backward(const real[:, ::1] dout, const real[:, ::1] x, const real[:, ::1] weight,
-                   real[:, ::1] dx, real[:, ::1] dweight, Py_ssize_t pieces):
-    """dweight = dout.T @ x in ``pieces`` pieces of units, then, when dx is not None,
-    dx = dout @ weight in as many pieces of rows, in one parallel loop (dout already folded)."""
+                   real[:, ::1] dx, real[:, ::1] dweight, Py_ssize_t unit_pieces,
+                   Py_ssize_t pieces):
+    """dweight = dout.T @ x in ``unit_pieces`` pieces of units, then, when dx is not None,
+    dx = dout @ weight in ``pieces`` pieces of rows, in one parallel loop (dout already folded)."""
     cdef int batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
-    cdef Py_ssize_t piece, first, last, count = pieces * (2 if dx is not None else 1)
+    cdef Py_ssize_t piece, first, last, count = unit_pieces + (pieces if dx is not None else 0)
     for piece in prange(count, nogil=True, num_threads=_num_threads):
-        if piece < pieces:
-            first = piece * units // pieces
-            last = (piece + 1) * units // pieces
+        if piece < unit_pieces:
+            first = piece * units // unit_pieces
+            last = (piece + 1) * units // unit_pieces
             _gemm(True, False, last - first, features, batch, &dout[0, 0] + first, units,
                   &x[0, 0], features, 0, &dweight[first, 0], features)
         else:
-            first = (piece - pieces) * batch // pieces
-            last = (piece - pieces + 1) * batch // pieces
+            first = (piece - unit_pieces) * batch // pieces
+            last = (piece - unit_pieces + 1) * batch // pieces
             _gemm(False, False, last - first, features, units, &dout[first, 0], units,
                   &weight[0, 0], features, 0, &dx[first, 0], features)
 
