@@ -311,6 +311,9 @@ DENSE_SETTINGS = (
     # N*F*U above numba's dense.PARALLEL_FLOPS: GEMMs split into pieces across threads
     dict(batch=40, features=300, units=200, activation="relu"),
     dict(batch=33, features=257, units=260, activation="sigmoid", bias=False, input_grad=False),
+    # tall and narrow (N >= 2 * dense.DWEIGHT_ROWS, few units): dweight from partial sums by rows
+    dict(batch=2100, features=100, units=10, activation="sigmoid"),
+    dict(batch=3001, features=233, units=3, activation="relu", bias=False, input_grad=False),
 )
 
 
@@ -436,8 +439,10 @@ ROW_SETTINGS = (
     dict(batch=5, classes=1),
     dict(batch=6, classes=4, ties=True),
     dict(batch=3, classes=100, scale=1000.0),
+    dict(batch=4500, classes=10),  # a full batch: numba's loss runs in chunks of LOSS_CHUNK rows
 )
-"""(N, L) problems: one row, one class, huge logits (exp overflows unless max-subtracted), ties."""
+"""(N, L) problems: one row, one class, huge logits (exp overflows unless max-subtracted), ties,
+more rows than one loss chunk."""
 
 
 def _row_problems(tiny, topic):

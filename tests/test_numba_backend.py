@@ -308,6 +308,13 @@ def test_conformance_cases_reach_every_numba_kernel_variant():
     flops = [case.arrays["x"].shape[0] * case.arrays["x"].shape[1] * case.arrays["weight"].shape[0]
              for op in ("dense_forward", "dense_backward") for case in kernel_cases.cases(op)]
     assert min(flops) < dense.PARALLEL_FLOPS <= max(flops)  # one GEMM and split GEMMs
+    tall = [case for case in kernel_cases.cases("dense_backward")
+            if case.arrays["x"].shape[0] >= 2 * dense.DWEIGHT_ROWS
+            and case.arrays["weight"].shape[0] < dense.PIECE_UNITS]
+    assert {case.outputs["dx"] is None for case in tall} == {True, False}  # by rows, with and without dx
+    from fastcnn.kernels.numba_cpu import losses
+    rows = [case.arrays["logits"].shape[0] for case in kernel_cases.cases("softmax_cross_entropy")]
+    assert min(rows) <= losses.LOSS_CHUNK < max(rows)  # one thread and chunks
     windows = {(case.scalars["kernel"], case.scalars["stride"])
                for case in kernel_cases.cases("maxpool2d_forward")}
     assert {pool.maxpool_forward_kernel(*window) for window in windows} == {

@@ -5,7 +5,8 @@ see out as (N, U, 1), so the bias runs along U as it does along O for conv.
 
 A big layer's GEMMs run inside one parallel kernel, each thread multiplying
 its pieces with ``np.dot`` (single-threaded BLAS, see jit.py): the forward pass
-and dx in pieces of rows of x, dweight in pieces of units. Pieces are fixed by
+and dx in pieces of rows of x, dweight in pieces of units (or, for a tall layer with
+few units, in partial sums over pieces of rows). Pieces are fixed by
 the shape alone, so results never depend on the thread count. A small layer
 (fewer than PARALLEL_FLOPS multiply-adds) is one NumPy GEMM on the calling thread.
 """
@@ -30,6 +31,12 @@ one GEMM 1.61 ms)."""
 PIECE_UNITS = 64
 """Units per piece of dweight (dout[:, units].T @ x): thinner pieces run BLAS below its
 speed (one thread, (units x 256) @ (256 x 784): 81 GFLOP/s for 16 units, 113 for 64)."""
+
+
+DWEIGHT_ROWS = 1024
+"""Rows per partial dweight for a tall layer with fewer than PIECE_UNITS units
+(fixed_kernel_cnn's 169 -> 4 on 60,000 rows): split by units, every piece would read
+all of x, so each piece takes its rows instead and the partial sums are added in order."""
 
 
 def _pieces(size, per_piece=PIECE_ROWS):
@@ -65,6 +72,22 @@ def _backward(dout, x, weight, dx, dweight, pieces, row_pieces):
             np.dot(dout[lo:hi], weight, dx[lo:hi])
 
 
+@parallel_kernel
+def _backward_by_rows(dout, x, weight, dx, dweight, chunks, with_dx):
+    """dweight = sum over chunks c of dout[rows c].T @ x[rows c], added in chunk order;
+    dx[rows] = dout[rows] @ weight in the same iteration when ``with_dx``."""
+    batch, units = dout.shape
+    partial = np.empty((chunks, units, x.shape[1]), dtype=dweight.dtype)
+    for c in prange(chunks):
+        lo, hi = c * batch // chunks, (c + 1) * batch // chunks
+        np.dot(np.ascontiguousarray(dout[lo:hi].T), x[lo:hi], partial[c])
+        if with_dx:
+            np.dot(dout[lo:hi], weight, dx[lo:hi])
+    dweight[:] = partial[0]
+    for c in range(1, chunks):
+        dweight += partial[c]
+
+
 def _as_rows(matrix):
     """(N, U) -> view (N, U, 1), the epilogues' layout with the bias along U."""
     return matrix.reshape(matrix.shape[0], matrix.shape[1], 1)
@@ -88,6 +111,10 @@ def dense_forward(x, weight, bias, activation, out):
 def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
     code = activation_code(activation)
     launch(activation_grad_bias_sum, dout.size, _as_rows(dout), _as_rows(out), code, dbias)
+    if _split(x, weight) and weight.shape[0] < PIECE_UNITS and x.shape[0] >= 2 * DWEIGHT_ROWS:
+        _backward_by_rows(dout, x, weight, x if dx is None else dx, dweight,
+                          -(-x.shape[0] // DWEIGHT_ROWS), dx is not None)
+        return
     if _split(x, weight):
         pieces = _pieces(x.shape[0])
         # without dx, x stands in for it (one compiled kernel): no row piece writes it

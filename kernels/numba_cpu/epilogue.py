@@ -10,6 +10,8 @@ convolution kernels inline after each sample's GEMM.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .jit import inline_helper, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import NO_ACTIVATION, RELU, SIGMOID, sigmoid
 
@@ -65,8 +67,17 @@ def bias_activation(z3, bias, code):
 
     One iteration per (a, b) row, so bias-add and activation touch it once from memory."""
     outer, inner, length = z3.shape
+    if length == 1:  # dense (N, U, 1): one sample's units per iteration, not one unit
+        for a in prange(outer):
+            activate_units(z3[a, :, 0], bias, code)
+        return
     for index in prange(outer * inner):
         activate_row(z3[index // inner, index % inner], bias, index % inner, code)
+
+
+DENSE_CHUNK = 1024
+"""Rows per partial bias sum in the dense epilogue: fixed, so the sums do not depend on
+the thread count."""
 
 
 @parallel_sum_kernel
@@ -76,6 +87,27 @@ def activation_grad_bias_sum(d3, y3, code, dbias):
     if code == NO_ACTIVATION and dbias is None:
         return
     outer, inner, length = d3.shape
+    if length == 1:  # dense (N, U, 1): few units to split over, so chunks of samples
+        chunks = (outer + DENSE_CHUNK - 1) // DENSE_CHUNK
+        partial = np.zeros((chunks, inner))
+        for c in prange(chunks):
+            for a in range(c * DENSE_CHUNK, min(outer, (c + 1) * DENSE_CHUNK)):
+                for b in range(inner):
+                    value = d3[a, b, 0]
+                    if code == RELU:
+                        if not y3[a, b, 0] > 0:
+                            value = value * 0  # 0, or NaN where d is NaN/inf
+                    elif code == SIGMOID:
+                        value = value * (y3[a, b, 0] * (1 - y3[a, b, 0]))
+                    d3[a, b, 0] = value
+                    partial[c, b] += value
+        if dbias is not None:
+            for b in range(inner):  # each chunk's sum added in order
+                total = 0.0
+                for c in range(chunks):
+                    total += partial[c, b]
+                dbias[b] = total
+        return
     for b in prange(inner):
         total = 0.0
         for a in range(outer):
