@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import dask
 import distributed
@@ -73,8 +74,10 @@ def test_a_worker_killed_mid_fold_is_replaced_and_the_fold_scores_as_undisturbed
 def scheduler_address():
     """A `dask scheduler` and two `dask worker` processes (no nanny) on 127.0.0.1, ended
     afterwards."""
-    dask_command = shutil.which("dask") or pytest.fail("the `dask` command is missing: "
-                                                       'pip install "fastcnn[dask]"')
+    # the `dask` beside this interpreter first: the one PATH finds may belong to another Python
+    beside = Path(sys.executable).with_name("dask")
+    dask_command = (str(beside) if beside.exists() else shutil.which("dask")) or pytest.fail(
+        'the `dask` command is missing: pip install "fastcnn[dask]"')
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     common = ["--no-dashboard"]
