@@ -151,6 +151,10 @@ PIECE_UNITS = 64
 dense.PIECE_UNITS)."""
 
 
+NARROW_UNITS = 16
+"""Layers with at most this many units run the narrow kernels (no BLAS, one pass over x)."""
+
+
 def _pieces(x, weight):
     """Pieces of rows to split a dense layer's GEMMs into, fixed by the shape; 0: one NumPy GEMM."""
     if x.shape[0] * x.shape[1] * weight.shape[0] < PARALLEL_FLOPS:
@@ -159,6 +163,9 @@ def _pieces(x, weight):
 
 
 def dense_forward(x, weight, bias, activation, out):
+    if weight.shape[0] <= NARROW_UNITS:
+        _kernels.dense_narrow_forward(x, weight, bias, _ACTIVATION_CODES[activation], out)
+        return
     pieces = _pieces(x, weight)
     if pieces:
         _kernels.dense_forward(x, weight, bias, _ACTIVATION_CODES[activation], out, pieces)
@@ -169,6 +176,10 @@ def dense_forward(x, weight, bias, activation, out):
 
 
 def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
+    if weight.shape[0] <= NARROW_UNITS:
+        _kernels.dense_narrow_backward(dout, dout if out is None else out,
+                                       _ACTIVATION_CODES[activation], x, weight, dx, dweight, dbias)
+        return
     d = dout.reshape(*dout.shape, 1)
     _kernels.bias_activation_backward(d, d if out is None else out.reshape(d.shape),
                                       _ACTIVATION_CODES[activation], dbias)

@@ -311,9 +311,15 @@ DENSE_SETTINGS = (
     # N*F*U above numba's dense.PARALLEL_FLOPS: GEMMs split into pieces across threads
     dict(batch=40, features=300, units=200, activation="relu"),
     dict(batch=33, features=257, units=260, activation="sigmoid", bias=False, input_grad=False),
-    # tall and narrow (N >= 2 * dense.DWEIGHT_ROWS, few units): dweight from partial sums by rows
+    # tall, fewer than dense.PIECE_UNITS units: dweight from partial sums by rows
+    dict(batch=2100, features=100, units=24, activation="sigmoid"),
+    # narrow (at most NARROW_UNITS units, no BLAS): dot products of 16-wide blocks plus a
+    # remainder, rows in chunks of NARROW_ROWS (1024) with partial sums across chunk edges
     dict(batch=2100, features=100, units=10, activation="sigmoid"),
     dict(batch=3001, features=233, units=3, activation="relu", bias=False, input_grad=False),
+    dict(batch=2049, features=4, units=4, activation="sigmoid"),
+    dict(batch=1025, features=17, units=16, activation="relu"),
+    dict(batch=7, features=169, units=4, activation="sigmoid", bias=False),
 )
 
 

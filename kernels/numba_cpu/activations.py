@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import launch, parallel_kernel, prange, serial_kernel
-from .scalars import first_argmax, sigmoid
+from .scalars import fast_exp, first_argmax, sigmoid
 
 
 @parallel_kernel
@@ -51,10 +51,11 @@ def softmax_row(x, out):
     top = x[best]
     total = 0.0
     for j in range(x.size):
-        out[j] = np.exp(x[j] - top)
+        out[j] = fast_exp(x[j] - top)
         total += out[j]
+    inverse = 1 / total
     for j in range(x.size):
-        out[j] = out[j] / total
+        out[j] = out[j] * inverse
     return best, top, total
 
 

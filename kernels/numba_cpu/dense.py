@@ -9,14 +9,21 @@ and dx in pieces of rows of x, dweight in pieces of units (or, for a tall layer 
 few units, in partial sums over pieces of rows). Pieces are fixed by
 the shape alone, so results never depend on the thread count. A small layer
 (fewer than PARALLEL_FLOPS multiply-adds) is one NumPy GEMM on the calling thread.
+
+A narrow layer (at most NARROW_UNITS units: fixed_kernel_cnn's 169 -> 4, 4 -> 4 and
+4 -> 10 on 60,000 rows) skips BLAS, whose packing and tiles are made for wide
+products: one pass over the rows computes each output row as U dot products with the
+epilogue fused, and the backward pass folds the activation, sums dbias, accumulates
+dweight and writes dx in a single pass over dout and x.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .epilogue import activate_units, activation_grad_bias_sum, bias_activation
-from .jit import launch, parallel_kernel, prange
+from .epilogue import (activate_all, activate_units, activation_grad_bias_sum, bias_activation,
+                       fold_unit)
+from .jit import launch, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import activation_code
 
 PARALLEL_FLOPS = 1 << 21
@@ -37,6 +44,14 @@ DWEIGHT_ROWS = 1024
 """Rows per partial dweight for a tall layer with fewer than PIECE_UNITS units
 (fixed_kernel_cnn's 169 -> 4 on 60,000 rows): split by units, every piece would read
 all of x, so each piece takes its rows instead and the partial sums are added in order."""
+
+
+NARROW_UNITS = 16
+"""Layers with at most this many units run the narrow kernels below, never BLAS."""
+
+NARROW_ROWS = 1024
+"""Rows per partial dweight / dbias sum of the narrow backward pass: fixed, so the sums
+do not depend on the thread count."""
 
 
 def _pieces(size, per_piece=PIECE_ROWS):
@@ -88,6 +103,94 @@ def _backward_by_rows(dout, x, weight, dx, dweight, chunks, with_dx):
         dweight += partial[c]
 
 
+@parallel_sum_kernel
+def _narrow_forward(x, weight, bias, code, out):
+    """out (N, U) = act(x (N, F) @ weight.T (F, U) + bias): U dot products per row, the
+    activation over each chunk's rows at once (a loop that vectorises)."""
+    batch, features = x.shape
+    units = weight.shape[0]
+    flat = out.reshape(out.size)
+    chunks = (batch + NARROW_ROWS - 1) // NARROW_ROWS
+    for c in prange(chunks):
+        lo, hi = c * NARROW_ROWS, min(batch, (c + 1) * NARROW_ROWS)
+        for r in range(lo, hi):
+            for u in range(units):
+                total = np.float32(0)
+                for f in range(features):
+                    total += x[r, f] * weight[u, f]
+                out[r, u] = total + bias[u] if bias is not None else total
+        activate_all(flat[lo * units:hi * units], code)
+
+
+@parallel_sum_kernel
+def _narrow_backward(dout, y, code, x, weight, dx, dweight, dbias, with_dx):
+    """dout (N, U) *= act'(y) in place; dbias (U,) or None = its sum over rows; dweight
+    (U, F) = dout.T @ x; dx (N, F) = dout @ weight when ``with_dx``. One pass: chunks of
+    NARROW_ROWS rows, each its own partial sums, added in chunk order. The inner loops run
+    along the longer of F and U (a loop of a few iterations costs its set-up each time):
+    the partial sums are (U, F) or (F, U), dx rows axpys of weight rows or dot products."""
+    batch, features = x.shape
+    units = weight.shape[0]
+    chunks = (batch + NARROW_ROWS - 1) // NARROW_ROWS
+    by_features = features > units or features >= 16
+    partial_w = np.zeros((chunks, units, features) if by_features else (chunks, features, units),
+                         dtype=np.float32)
+    partial_b = np.zeros((chunks, units))
+    weight_t = np.ascontiguousarray(weight.T)  # (F, U)
+    for c in prange(chunks):
+        pw = partial_w[c]
+        pb = partial_b[c]
+        for r in range(c * NARROW_ROWS, min(batch, (c + 1) * NARROW_ROWS)):
+            dr = dout[r]
+            xr = x[r]
+            for u in range(units):
+                dr[u] = fold_unit(dr[u], y[r, u], code)
+                pb[u] += dr[u]
+            if by_features:
+                for u in range(units):
+                    d = dr[u]
+                    pwu = pw[u]
+                    for f in range(features):
+                        pwu[f] += d * xr[f]
+            else:
+                for f in range(features):
+                    value = xr[f]
+                    pwf = pw[f]
+                    for u in range(units):
+                        pwf[u] += value * dr[u]
+            if with_dx:
+                dxr = dx[r]
+                if by_features:
+                    for f in range(features):
+                        dxr[f] = 0
+                    for u in range(units):
+                        d = dr[u]
+                        wu = weight[u]
+                        for f in range(features):
+                            dxr[f] += d * wu[f]
+                else:
+                    for f in range(features):
+                        wf = weight_t[f]
+                        total = np.float32(0)
+                        for u in range(units):
+                            total += dr[u] * wf[u]
+                        dxr[f] = total
+    # explicit loops: numba would run each array expression here as a parallel region of
+    # its own, one per chunk (60 thread wake-ups for 60,000 rows, slower than one thread)
+    for u in range(units):
+        for f in range(features):
+            total = np.float32(0)
+            for c in range(chunks):
+                total += partial_w[c, u, f] if by_features else partial_w[c, f, u]
+            dweight[u, f] = total
+    if dbias is not None:
+        for u in range(units):
+            bias_sum = 0.0
+            for c in range(chunks):
+                bias_sum += partial_b[c, u]
+            dbias[u] = bias_sum
+
+
 def _as_rows(matrix):
     """(N, U) -> view (N, U, 1), the epilogues' layout with the bias along U."""
     return matrix.reshape(matrix.shape[0], matrix.shape[1], 1)
@@ -101,6 +204,9 @@ def _split(x, weight):
 
 def dense_forward(x, weight, bias, activation, out):
     code = activation_code(activation)
+    if weight.shape[0] <= NARROW_UNITS:
+        launch(_narrow_forward, x.size * weight.shape[0], x, weight, bias, code, out)
+        return
     if _split(x, weight):
         _forward(x, weight, bias, code, out, _pieces(x.shape[0]))
         return
@@ -110,6 +216,11 @@ def dense_forward(x, weight, bias, activation, out):
 
 def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
     code = activation_code(activation)
+    if weight.shape[0] <= NARROW_UNITS:
+        # without dx, x stands in for it (one compiled kernel): nothing writes it
+        launch(_narrow_backward, x.size * weight.shape[0], dout, out if out is not None else dout,
+               code, x, weight, x if dx is None else dx, dweight, dbias, dx is not None)
+        return
     launch(activation_grad_bias_sum, dout.size, _as_rows(dout), _as_rows(out), code, dbias)
     if _split(x, weight) and weight.shape[0] < PIECE_UNITS and x.shape[0] >= 2 * DWEIGHT_ROWS:
         _backward_by_rows(dout, x, weight, x if dx is None else dx, dweight,

@@ -17,19 +17,27 @@ from .scalars import NO_ACTIVATION, RELU, SIGMOID, sigmoid
 
 
 @inline_helper
+def activate_all(values, code):
+    """values (K,) = activation ``code`` of themselves, in place (no bias). Callers pass a
+    slice, not start/stop bounds: numba vectorises a loop over a view from index 0, but
+    not one from a bound it cannot prove non-negative (15x slower for sigmoid)."""
+    if code == RELU:
+        for k in range(values.size):
+            if values[k] < 0:
+                values[k] = 0
+    elif code == SIGMOID:
+        for k in range(values.size):
+            values[k] = sigmoid(values[k])
+
+
+@inline_helper
 def activate_row(row, bias, b, code):
     """row (L,) += bias[b] (bias (B,) or None), then the activation ``code``, in place."""
     if bias is not None:
         shift = bias[b]
         for k in range(row.size):
             row[k] += shift
-    if code == RELU:
-        for k in range(row.size):
-            if row[k] < 0:
-                row[k] = 0
-    elif code == SIGMOID:
-        for k in range(row.size):
-            row[k] = sigmoid(row[k])
+    activate_all(row, code)
 
 
 @inline_helper
@@ -42,6 +50,16 @@ def activate_units(row, bias, code):
         elif code == SIGMOID:
             value = sigmoid(value)
         row[u] = value
+
+
+@inline_helper
+def fold_unit(d, y, code):
+    """d times the activation's derivative at the activated output y (one element)."""
+    if code == RELU:
+        return d if y > 0 else d * 0  # 0, or NaN where d is NaN/inf, like dout * (out > 0)
+    if code == SIGMOID:
+        return d * (y * (1 - y))
+    return d
 
 
 @inline_helper
@@ -93,12 +111,7 @@ def activation_grad_bias_sum(d3, y3, code, dbias):
         for c in prange(chunks):
             for a in range(c * DENSE_CHUNK, min(outer, (c + 1) * DENSE_CHUNK)):
                 for b in range(inner):
-                    value = d3[a, b, 0]
-                    if code == RELU:
-                        if not y3[a, b, 0] > 0:
-                            value = value * 0  # 0, or NaN where d is NaN/inf
-                    elif code == SIGMOID:
-                        value = value * (y3[a, b, 0] * (1 - y3[a, b, 0]))
+                    value = fold_unit(d3[a, b, 0], y3[a, b, 0], code)
                     d3[a, b, 0] = value
                     partial[c, b] += value
         if dbias is not None:

@@ -11,30 +11,56 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import softmax_row
 from .jit import parallel_kernel, prange, serial_kernel
-from .scalars import first_argmax
+from .scalars import fast_exp, first_argmax
 
 
 LOSS_CHUNK = 4096
 """Rows per chunk of a full-batch loss (fixed, so sums do not depend on the thread count)."""
 
 
+LOG_ROWS = 16
+"""Rows whose softmax sums are multiplied before one log (each sum lies in [1, classes],
+so the float64 product cannot overflow): a log per row costs more than the rest of it."""
+
+
 @serial_kernel
 def _softmax_cross_entropy_rows(logits, labels, dlogits, start, stop, batch):
-    """Rows start..stop-1; returns (loss sum, correct count) of those rows."""
+    """Rows start..stop-1; returns (loss sum, correct count) of those rows. Three sweeps
+    so that the exponentials run as one loop over the rows' contiguous values (a loop
+    that vectorises): z = logits - max, exp(z), then the sums, the loss and the scaling."""
+    classes = logits.shape[1]
     loss = 0.0
     correct = 0
+    scale = dlogits.dtype.type(1 / batch)
     for r in range(start, stop):
+        best = first_argmax(logits[r])
         label = labels[r]
-        # dlogits[r] = softmax(logits[r]); loss = log(sum exp(z)) - z[label] with z = logits - max
-        best, top, total = softmax_row(logits[r], dlogits[r])
-        loss += np.log(total) - (logits[r, label] - top)
         correct += best == label
-        dlogits[r, label] -= 1
-        for j in range(logits.shape[1]):
-            dlogits[r, j] = dlogits[r, j] / batch
-    return loss, correct
+        top = logits[r, best]
+        loss -= logits[r, label] - top  # loss = log(sum exp(z)) - z[label], z = logits - max
+        row = dlogits[r]
+        for j in range(classes):
+            row[j] = logits[r, j] - top
+    values = dlogits.reshape(dlogits.size)[start * classes:stop * classes]
+    for k in range(values.size):
+        values[k] = fast_exp(values[k])
+    product = 1.0
+    for r in range(start, stop):
+        # dlogits[r] = (softmax(logits[r]) - onehot) / batch
+        row = dlogits[r]
+        total = 0.0
+        for j in range(classes):
+            total += row[j]
+        product *= total
+        if (r - start) % LOG_ROWS == LOG_ROWS - 1:
+            loss += np.log(product)
+            product = 1.0
+        factor = dlogits.dtype.type(scale / total)
+        for j in range(classes):
+            row[j] = row[j] * factor
+        row[labels[r]] -= scale
+    return loss + np.log(product), correct
 
 
 @serial_kernel
