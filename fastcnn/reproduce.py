@@ -272,7 +272,9 @@ def _pytorch_cnn(session: _Session, result: ArticleResult, recipe) -> None:
 
 
 def _kmnist_cnn(session: _Session, result: ArticleResult, recipe) -> None:
-    """Two rows: the KMNIST benchmark's protocol (behind the 95.12%) and the article's."""
+    """Two rows: the KMNIST benchmark's protocol (behind the 95.12%, over the scale's
+    seeds: the benchmark's figure is one run, and a run's spread is a few tenths) and
+    the article's (one seed)."""
     from . import plots
     from .zoo import recipe as zoo_recipe
 
@@ -280,7 +282,11 @@ def _kmnist_cnn(session: _Session, result: ArticleResult, recipe) -> None:
     for protocol, label in (("benchmark", "benchmark protocol"), ("article", "article protocol")):
         variant = _scaled(session, zoo_recipe("kmnist_cnn", protocol=protocol))
         splits = _split(session, variant)
-        run, trained = _recipe_run(session, result, variant, splits, label)
+        if protocol == "benchmark":
+            run, trained = _over_seeds(session, label, lambda seed: _recipe_run(
+                session, result, variant, splits, label, seed=seed))
+        else:
+            run, trained = _recipe_run(session, result, variant, splits, label)
         result.runs.append(run)
         model = model or trained
         session.plot(result, f"learning curves, {label}", f"{protocol}_curves",
@@ -677,7 +683,7 @@ def _scale_line(scale: Scale) -> str:
              f"{_epochs(scale.epochs)} per run or fold" if scale.epochs else None,
              f"{scale.iterations:,} iterations" if scale.iterations else None,
              f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''} for "
-             f"{' and '.join(SEEDED)}" if scale.seeds != Scale().seeds else None]
+             f"{', '.join(SEEDED.values())}" if scale.seeds != Scale().seeds else None]
     return ", ".join(p for p in parts if p) or "the full recipes"
 
 
@@ -686,8 +692,9 @@ def _machine_line(machine: dict) -> str:
             f"{machine['python']}, NumPy {machine['numpy']}, fastcnn {machine['fastcnn']}")
 
 
-SEEDED = ("numpy_mlp", "fixed_kernel_cnn")
-"""The cheap articles, run over ``Scale.seeds`` seeds."""
+SEEDED = {"numpy_mlp": "numpy_mlp", "fixed_kernel_cnn": "fixed_kernel_cnn",
+          "kmnist_cnn": "kmnist_cnn's benchmark protocol"}
+"""What runs over ``Scale.seeds`` seeds: the cheap articles and the run behind a 95% target."""
 
 
 def _run_line(result: ArticleResult, report: Report) -> str:

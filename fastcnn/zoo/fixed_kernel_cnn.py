@@ -45,10 +45,13 @@ and 1.3742 after 200). Read off the lr-1 run, the article's points sit at about 
 (cost 0.68, 78.8% train) and 3,200 lr-1 iterations (0.57, 82.4%): a learning rate of
 3,200 / 40,000 = 0.08 puts them at its 20,000 and 40,000. Chosen: the Sobel x kernel,
 glorot_uniform weights with zero biases, lr 0.08. Measured on all 60,000 images (seed 0,
-cython backend, docs/reproductions/report.md): cost 0.6151 / 81.72% train / 82.24% test
-at 20,000 iterations (the article: 0.7105 / 78.31% / 78.38%), 0.5480 / 83.83% / 84.07%
-at 40,000 (0.5694 / 83.18% / 83.38%): still ahead of the article at 20,000 (lr 0.08
-goes a little faster than lr 1's path predicts), close at 40,000.
+numba and cython backends alike, docs/reproductions/report.md): cost 0.6151 / 81.72% train
+/ 82.24% test at 20,000 iterations (the article: 0.7105 / 78.31% / 78.38%), 0.5480 /
+83.83% / 84.07% at 40,000 (0.5694 / 83.18% / 83.38%): still ahead of the article at 20,000
+(lr 0.08 goes a little faster than lr 1's path predicts), close at 40,000. Over seeds 0-2:
+85.41% ± 0.95 test at 40,000. Time: 40,000 iterations in 4 min 8 s to 4 min 27 s per seed
+on the numba backend (6.2-6.7 ms per iteration, 2-core AMD EPYC), the article's 70 minutes
+in plain NumPy.
 """
 
 from __future__ import annotations

@@ -548,21 +548,29 @@ def dense_narrow_backward(real[:, ::1] dout, const real[:, ::1] out, int act,
                           const real[:, ::1] x, const real[:, ::1] weight, real[:, ::1] dx,
                           real[:, ::1] dweight, real[::1] dbias):
     """In one pass: dout (N, U) *= act'(out); dbias (U,) or None = its sum over rows;
-    dweight (U, F) = dout.T @ x; dx (N, F) or None = dout @ weight."""
+    dweight (U, F) = dout.T @ x; dx (N, F) or None = dout @ weight. The inner loops run
+    along the longer of F and U (a loop of a few iterations costs its set-up each time):
+    partial sums (U, F) or (F, U), dx rows as axpys of weight rows or as dot products."""
     cdef Py_ssize_t batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
     cdef Py_ssize_t chunks = (batch + NARROW_ROWS - 1) // NARROW_ROWS, chunk, first, last
     cdef Py_ssize_t r, u, c, f
     cdef bint has_dx = dx is not None, has_bias = dbias is not None
+    cdef bint by_features = features > units or features >= 16
     cdef real* partial = <real*>calloc(chunks * units * features, sizeof(real))
     cdef double* partial_bias = <double*>calloc(chunks * units, sizeof(double))
+    cdef real* weight_t = <real*>malloc(units * features * sizeof(real))  # (F, U)
     cdef real* pw
     cdef double* pb
     cdef real d
     cdef double total
-    if partial == NULL or partial_bias == NULL:
+    if partial == NULL or partial_bias == NULL or weight_t == NULL:
         free(partial)
         free(partial_bias)
+        free(weight_t)
         raise MemoryError()
+    for u in range(units):
+        for f in range(features):
+            weight_t[f * units + u] = weight[u, f]
     for chunk in prange(chunks, nogil=True, num_threads=_num_threads,
                         use_threads_if=batch * features * units > PARALLEL_MIN):
         first = chunk * NARROW_ROWS
@@ -574,16 +582,27 @@ def dense_narrow_backward(real[:, ::1] dout, const real[:, ::1] out, int act,
                 d = _activation_grad(dout[r, u], out[r, u], act)
                 dout[r, u] = d
                 pb[u] = pb[u] + d
-                _axpy(pw + u * features, &x[r, 0], d, features)
-            if has_dx:
-                memset(&dx[r, 0], 0, features * sizeof(real))
+            if by_features:
                 for u in range(units):
-                    _axpy(&dx[r, 0], &weight[u, 0], dout[r, u], features)
+                    _axpy(pw + u * features, &x[r, 0], dout[r, u], features)
+            else:
+                for f in range(features):
+                    _axpy(pw + f * units, &dout[r, 0], x[r, f], units)
+            if has_dx:
+                if by_features:
+                    memset(&dx[r, 0], 0, features * sizeof(real))
+                    for u in range(units):
+                        _axpy(&dx[r, 0], &weight[u, 0], dout[r, u], features)
+                else:
+                    for f in range(features):
+                        dx[r, f] = _dot(&dout[r, 0], weight_t + f * units, units)
     for u in range(units):
         for f in range(features):
-            dweight[u, f] = partial[u * features + f]
-        for c in range(1, chunks):
-            _axpy(&dweight[u, 0], partial + (c * units + u) * features, 1, features)
+            d = 0
+            for c in range(chunks):
+                d = d + (partial[(c * units + u) * features + f] if by_features
+                         else partial[(c * features + f) * units + u])
+            dweight[u, f] = d
         if has_bias:
             total = 0
             for c in range(chunks):
@@ -591,6 +610,7 @@ def dense_narrow_backward(real[:, ::1] dout, const real[:, ::1] out, int act,
             dbias[u] = <real>total
     free(partial)
     free(partial_bias)
+    free(weight_t)
 
 
 def maxpool2d_forward(const real[:, ::1] x, Py_ssize_t width, Py_ssize_t kernel,
