@@ -46,25 +46,28 @@ def _pick(value, at, best, best_at):
 
 @parallel_kernel
 def _maxpool_forward_2x2(flat_x, planes, height, width, out_h, out_w, flat_out, flat_argmax):
-    """The 2x2, stride-2 window of every zoo model: the window unrolled, flat unsigned
-    offsets (no wrap-around checks), so LLVM vectorises it (4.6x the general kernel on
-    pytorch_cnn's pool1). Flat views: x (N*C*H*W,), out and argmax (N*C*OH*OW,)."""
-    one = np.uint64(1)
+    """The 2x2, stride-2 window of every zoo model, unrolled. Each output row reads two
+    input rows as slices indexed from 0 and keeps argmax in int32 arithmetic: LLVM
+    vectorises that (no wrap-around checks, no 64-bit lanes), 1.5-1.7x the flat-offset
+    version at pytorch_cnn's pools. Flat views: x (N*C*H*W,), out and argmax (N*C*OH*OW,)."""
     for plane in prange(planes):
-        base = np.uint64(plane * height * width)
+        src = flat_x[plane * height * width:(plane + 1) * height * width]
         for oy in range(out_h):
-            dst = np.uint64((plane * out_h + oy) * out_w)
-            top = np.uint64(2 * oy * width)
-            bottom = top + np.uint64(width)
+            top = src[2 * oy * width:(2 * oy + 1) * width]
+            bottom = src[(2 * oy + 1) * width:(2 * oy + 2) * width]
+            row = (plane * out_h + oy) * out_w
+            dst = flat_out[row:row + out_w]
+            where = flat_argmax[row:row + out_w]
+            top_at = np.int32(2 * oy * width)
+            bottom_at = np.int32((2 * oy + 1) * width)
             for ox in range(out_w):
-                left = np.uint64(2 * ox)
-                best, best_at = flat_x[base + top + left], top + left
-                best, best_at = _pick(flat_x[base + top + left + one], top + left + one, best, best_at)
-                best, best_at = _pick(flat_x[base + bottom + left], bottom + left, best, best_at)
-                best, best_at = _pick(flat_x[base + bottom + left + one], bottom + left + one,
-                                      best, best_at)
-                flat_out[dst + np.uint64(ox)] = best
-                flat_argmax[dst + np.uint64(ox)] = best_at
+                left = np.int32(2 * ox)
+                best, best_at = top[2 * ox], top_at + left
+                best, best_at = _pick(top[2 * ox + 1], top_at + left + 1, best, best_at)
+                best, best_at = _pick(bottom[2 * ox], bottom_at + left, best, best_at)
+                best, best_at = _pick(bottom[2 * ox + 1], bottom_at + left + 1, best, best_at)
+                dst[ox] = best
+                where[ox] = best_at
 
 
 @parallel_kernel
