@@ -140,7 +140,8 @@ def col2im(cols, kernel_h, kernel_w, stride, padding, dx) -> None:
 
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> None:
-    """x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None -> cols, out (N, O, OH, OW)."""
+    """x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None -> cols (None in inference),
+    out (N, O, OH, OW)."""
     op = "conv2d_forward"
     n, c, h, w = _rank(op, "x", x, 4)
     o, _, kh, kw = _rank(op, "weight", weight, 4)
@@ -149,7 +150,7 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> N
     _check(op, "x", x, x.shape)
     _check(op, "weight", weight, (o, c, kh, kw))
     _check(op, "bias", bias, (o,), optional=True)
-    _check(op, "cols", cols, (n, c * kh * kw, oh * ow))
+    _check(op, "cols", cols, (n, c * kh * kw, oh * ow), optional=True)
     _check(op, "out", out, (n, o, oh, ow))
     get_backend().conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
 

@@ -159,11 +159,17 @@ class Sequential:
             self.layers[0].check_input(x)
         return self._run(x, self._plan(training_loss=False), training)
 
-    def _run(self, x, plan, training):
+    def _run(self, x, plan, training, keep_for_backward: bool = True):
+        """x through ``plan``; ``keep_for_backward`` False (predict, evaluate) lets the
+        convolutions skip keeping their im2col columns."""
         for layer, fused in plan:
             if isinstance(layer, (Conv2D, Dense)):
                 layer.fused_activation = fused
+            if isinstance(layer, Conv2D):
+                layer.keep_for_backward = keep_for_backward
             x = layer.forward(x, training=training)
+            if isinstance(layer, Conv2D):
+                layer.keep_for_backward = True
             if fused is not None:
                 # the fused activation lives in the layer's saved state only: a later
                 # stand-alone call of the layer must not apply its follower's activation
@@ -344,7 +350,8 @@ class Sequential:
         features = None
         for start in range(0, len(x), batch_size):
             part = slice(start, start + batch_size)
-            out = self._run(self._stage(x[part], "input"), head, training=False)
+            out = self._run(self._stage(x[part], "input"), head, training=False,
+                            keep_for_backward=False)
             host = get_backend().to_host(out)
             if features is None:
                 features = np.empty((len(x),) + tuple(host.shape[1:]), dtype=np.float32)
@@ -357,7 +364,8 @@ class Sequential:
         in inference mode; the plan's last layer decides which (a Softmax gives probabilities)."""
         for start in range(0, len(x), batch_size):
             part = slice(start, start + batch_size)
-            yield part, self._run(self._stage(x[part], "input"), plan, training=False)
+            yield part, self._run(self._stage(x[part], "input"), plan, training=False,
+                                  keep_for_backward=False)
 
     def _probabilities(self, out, plan):
         """What predict returns for a batch run through ``plan``: the network's output,

@@ -140,7 +140,9 @@ class KernelBackend(Protocol):
 
         x (N, C, H, W); weight (O, C, KH, KW); bias (O,) or None;
         activation in ACTIVATIONS; cols (N, C*KH*KW, OH*OW) receives
-        im2col(x) for the backward pass; out (N, O, OH, OW) = act(conv + bias).
+        im2col(x) for the backward pass, or is None when no backward pass follows
+        (inference: the backend may then keep each sample's im2col in a scratch buffer
+        of its own instead of writing all of them); out (N, O, OH, OW) = act(conv + bias).
         """
 
     def conv2d_backward(self, dout, out, weight, cols, stride: int, padding: int, activation,

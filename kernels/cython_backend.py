@@ -106,9 +106,13 @@ def _groups(batch):
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     n, o = out.shape[:2]
+    scratch = cols is None
+    if scratch:  # inference: one (K, P) im2col buffer per thread
+        cols = np.empty((_kernels.get_num_threads(), weight[0].size, out.shape[2] * out.shape[3]),
+                        dtype=x.dtype)
     _kernels.conv2d_forward(_planes(x), weight.reshape(o, -1), bias, _ACTIVATION_CODES[activation],
                             weight.shape[2], weight.shape[3], stride, padding, cols,
-                            out.reshape(n, o, -1))
+                            out.reshape(n, o, -1), scratch)
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols):

@@ -103,7 +103,8 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     """x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None -> out (N, O, OH, OW); cols = im2col(x)."""
     out_channels, _, kernel_h, kernel_w = weight.shape
     batch, _, out_h, out_w = out.shape
-    im2col(x, kernel_h, kernel_w, stride, padding, cols)  # kept for the backward pass
+    if cols is not None:
+        im2col(x, kernel_h, kernel_w, stride, padding, cols)  # kept for the backward pass
     padded = _zero_padded(x, padding)
     for n in range(batch):
         for o in range(out_channels):

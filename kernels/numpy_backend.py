@@ -85,6 +85,8 @@ def _activation_grad(activation, dout, out):
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     o, c, kh, kw = weight.shape
     n = x.shape[0]
+    if cols is None:  # inference: nothing keeps them
+        cols = np.empty((n, c * kh * kw, out.shape[2] * out.shape[3]), dtype=x.dtype)
     im2col(x, kh, kw, stride, padding, cols)
     result = out.reshape(n, o, -1)
     np.matmul(weight.reshape(o, -1), cols, out=result)

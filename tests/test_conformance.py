@@ -201,3 +201,14 @@ def test_forward_kernels_accept_no_bias(backend, op):
     case = kernel_cases.cases(op, tiny=TINY[backend])[0]
     check_against_reference(backend, dataclasses.replace(
         case, arrays={**case.arrays, "bias": None}, label=case.label + "-no_bias"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv_forward_without_cols_gives_the_same_output(backend):
+    """Inference passes cols=None (no backward pass follows): the backend works in its
+    own scratch (numba and cython: one (K, P) slice per thread) and out is unchanged,
+    on every shape of the conformance suite (batch 1, odd sizes, strides, paddings)."""
+    for case in kernel_cases.cases("conv2d_forward", tiny=TINY[backend]):
+        outputs = {name: None if name == "cols" else spec for name, spec in case.outputs.items()}
+        check_against_reference(backend, dataclasses.replace(case, outputs=outputs,
+                                                             label=case.label + "-no_cols"))

@@ -444,3 +444,26 @@ def test_verbose_auto_shows_a_progress_bar_on_a_terminal(monkeypatch):
     assert resolve_verbose("auto") == 1
     with pytest.raises(fastcnn.InputError, match="verbose must be 0"):
         resolve_verbose(3)
+
+
+def test_predict_and_evaluate_skip_the_im2col_columns_and_match_the_forward_pass():
+    """predict/evaluate run the convolutions without keeping cols (no backward follows);
+    their outputs equal forward()'s, which keeps them, and a backward pass after predict
+    says what is missing instead of reading stale columns."""
+    x, y = toy_images(10)
+    model = small_cnn(seed=0)
+    model.compile("sgd", "cross_entropy")
+    forward = np.array(model.forward(x))
+    conv = next(layer for layer in model.layers if isinstance(layer, Conv2D))
+    assert conv._saved[0] is not None
+    probabilities = model.predict(x)
+    assert conv._saved[0] is None
+    expected = np.exp(forward - forward.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probabilities, expected / expected.sum(axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
+    assert conv.keep_for_backward  # only while predict runs
+    with pytest.raises(RuntimeError, match="backward.*predict or evaluate"):
+        conv.backward(np.zeros((10,) + conv.output_shape, np.float32))
+    model.evaluate(x, y)
+    model.fit(x, y, epochs=1, batch_size=5, verbose=0)  # training after inference still works
+    assert conv._saved[0] is not None

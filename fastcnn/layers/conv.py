@@ -110,10 +110,15 @@ class Conv2D(Layer):
     def _activation(self):
         return self.activation or self.fused_activation
 
+    keep_for_backward = True
+    """False while Sequential runs predict/evaluate: no backward pass follows, so the
+    im2col columns (N, C*KH*KW, OH*OW) are not kept (the backend works in a scratch buffer)."""
+
     def forward(self, x, training=False):
         n = x.shape[0]
         _, oh, ow = self.output_shape
-        cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w, oh * ow))
+        cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
+                                           oh * ow)) if self.keep_for_backward else None
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
         activation = self._activation()
@@ -126,6 +131,9 @@ class Conv2D(Layer):
         if not self.trainable and not need_input_grad:
             return None
         cols, out, activation = self._saved
+        if cols is None:
+            raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
+                               "inputs (model.forward / train_step), not predict or evaluate")
         n = dout.shape[0]
         weight = self.params["weight"]
         dx = self.workspace.get("dx", (n,) + self.input_shape) if need_input_grad else None

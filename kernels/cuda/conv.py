@@ -12,7 +12,7 @@ from ..contract import conv_output_size
 from .device import sum_middle_axis
 from .elementwise import fold_activation_grad
 from .gemm import BIAS_PER_ROW, gemm
-from .runtime import flat, launch
+from .runtime import empty, flat, launch
 
 
 @cuda.jit(device=True)
@@ -81,7 +81,9 @@ def col2im(cols, kernel_h, kernel_w, stride, padding, dx):
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     o, _, kernel_h, kernel_w = weight.shape
-    n, k, p = cols.shape
+    n, k, p = x.shape[0], weight.shape[1] * kernel_h * kernel_w, out.shape[2] * out.shape[3]
+    if cols is None:  # inference: nothing keeps them (a temporary on the device)
+        cols = empty((n, k, p), x.dtype)
     im2col(x, kernel_h, kernel_w, stride, padding, cols)
     # out[n] (O, P) = weight (O, K) @ cols[n] (K, P), one grid-z slice per sample
     gemm(flat(weight), (0, k, 1), flat(cols), (k * p, p, 1), flat(out), o, p, k, batches=n,

@@ -13,7 +13,7 @@ over ``_num_threads`` threads once the work is big enough to pay for them.
 """
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport exp, log, sqrt, sqrtf
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -358,9 +358,12 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
 # out/dout (N, O, P). A thread takes a sample through im2col, its GEMMs and the epilogue.
 def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const real[::1] bias,
                    int act, Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
-                   Py_ssize_t padding, real[:, :, ::1] cols, real[:, :, ::1] out):
-    """cols[n] = im2col(x[n]); out[n] (O, P) = act(weight @ cols[n] + bias), per sample."""
-    cdef Py_ssize_t batch = cols.shape[0], channels = x.shape[0] // cols.shape[0]
+                   Py_ssize_t padding, real[:, :, ::1] cols, real[:, :, ::1] out,
+                   bint scratch=False):
+    """cols[n] = im2col(x[n]); out[n] (O, P) = act(weight @ cols[n] + bias), per sample.
+    With ``scratch`` (inference), cols is (threads, K, P): each thread's im2col buffer,
+    which stays in cache, instead of one slice per sample."""
+    cdef Py_ssize_t batch = out.shape[0], channels = x.shape[0] // out.shape[0]
     cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t out_w = _out_size(width, kernel_w, stride, padding)
     cdef Py_ssize_t out_h = _out_size(height, kernel_h, stride, padding)
@@ -369,12 +372,16 @@ def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const rea
     cdef bint has_bias = bias is not None
     cdef real shift
     cdef real* row
+    cdef real* columns
+    if scratch and cols.shape[0] < (_num_threads if FASTCNN_OPENMP else 1):
+        raise ValueError("conv2d_forward: the scratch needs one (K, P) slice per thread")
     for n in prange(batch, nogil=True, num_threads=_num_threads,
                     use_threads_if=batch * size * length > PARALLEL_MIN):
+        columns = &cols[threadid() if scratch else n, 0, 0]
         for c in range(channels):
             _im2col_plane(&x[n * channels + c, 0, 0], height, width, kernel_h, kernel_w, stride,
-                          padding, out_h, out_w, &cols[n, 0, 0] + c * taps)
-        _gemm(False, False, filters, length, size, &weight[0, 0], size, &cols[n, 0, 0], length,
+                          padding, out_h, out_w, columns + c * taps)
+        _gemm(False, False, filters, length, size, &weight[0, 0], size, columns, length,
               0, &out[n, 0, 0], length)
         for o in range(filters):
             row = &out[n, o, 0]

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..contract import conv_output_size
 from .epilogue import activate_row, fold_activation_row
-from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange
+from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange, pool_size
+from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
 from .scalars import activation_code
 
 
@@ -54,18 +55,22 @@ def _row_offsets(plane, i, j, oy, ox, geometry):
 
 
 @inline_helper
-def _im2col_plane(flat_x, plane, geometry, flat_cols):
-    """The KH*KW rows of cols that input plane ``plane`` (= n*C + c) owns."""
+def _im2col_plane(flat_x, plane, target, geometry, flat_cols):
+    """The KH*KW rows of cols that input plane ``plane`` (= n*C + c) owns, written where
+    plane ``target`` owns them (itself, or a plane of a scratch buffer)."""
     height, width, kernel_h, kernel_w, stride, padding, out_h, out_w = geometry
     step = np.uint64(stride)
+    shift = np.int64(target - plane) * kernel_h * kernel_w * out_h * out_w
     for i in range(kernel_h):
         y_lo, y_hi = _valid_range(i, padding, stride, out_h, height)
         for j in range(kernel_w):
             x_lo, x_hi = _valid_range(j, padding, stride, out_w, width)
             block, _ = _row_offsets(plane, i, j, 0, 0, geometry)
+            block = np.uint64(np.int64(block) + shift)
             _fill_zero(flat_cols, block, y_lo * out_w)  # rows of padding above
             for oy in range(y_lo, y_hi):
                 dst, src = _row_offsets(plane, i, j, oy, x_lo, geometry)
+                dst = np.uint64(np.int64(dst) + shift)
                 _fill_zero(flat_cols, dst - np.uint64(x_lo), x_lo)
                 if stride == 1:  # contiguous source: vector loads instead of gathers
                     for k in range(x_hi - x_lo):
@@ -103,7 +108,7 @@ def _col2im_from(flat_cols, source, plane, geometry, flat_dx):
 @parallel_kernel
 def _im2col(flat_x, planes, geometry, flat_cols):
     for plane in prange(planes):
-        _im2col_plane(flat_x, plane, geometry, flat_cols)
+        _im2col_plane(flat_x, plane, plane, geometry, flat_cols)
 
 
 @parallel_kernel
@@ -120,9 +125,24 @@ def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3):
     flat_cols = cols.reshape(-1)
     for n in prange(cols.shape[0]):
         for c in range(channels):
-            _im2col_plane(flat_x, n * channels + c, geometry, flat_cols)
+            _im2col_plane(flat_x, n * channels + c, n * channels + c, geometry, flat_cols)
         result = out3[n]
         np.dot(weight2d, cols[n], result)
+        for o in range(result.shape[0]):
+            activate_row(result[o], bias, o, code)
+
+
+@parallel_kernel
+def _forward_scratch(flat_x, channels, geometry, weight2d, bias, code, scratch, out3):
+    """_forward for inference: each thread im2cols its samples into its own slice of
+    scratch (threads, K, P), which stays in cache, instead of writing all of cols."""
+    flat_scratch = scratch.reshape(-1)
+    for n in prange(out3.shape[0]):
+        slot = get_thread_id()
+        for c in range(channels):
+            _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry, flat_scratch)
+        result = out3[n]
+        np.dot(weight2d, scratch[slot], result)
         for o in range(result.shape[0]):
             activate_row(result[o], bias, o, code)
 
@@ -215,6 +235,15 @@ def _groups(batch):
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
+    shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
+             out.shape[2] * out.shape[3])  # cols (N, K, P)
+    if cols is None:
+        # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
+        scratch = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
+        launch(_forward_scratch, shape[0] * shape[1] * shape[2], x.reshape(-1), x.shape[1],
+               geometry, _as_matrix(weight), bias, activation_code(activation), scratch,
+               _as_rows(out))
+        return
     launch(_forward, cols.size, x.reshape(-1), x.shape[1], geometry, _as_matrix(weight), bias,
            activation_code(activation), cols, _as_rows(out))
 

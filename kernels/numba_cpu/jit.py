@@ -151,6 +151,11 @@ def set_num_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
+def pool_size() -> int:
+    """Threads in numba's pool (NUMBA_NUM_THREADS): the most a kernel can ever run on."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def get_num_threads() -> int:
     """Threads the parallel kernels use now (numba.get_num_threads())."""
     return numba.get_num_threads()
