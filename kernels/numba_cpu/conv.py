@@ -119,30 +119,18 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 
 @parallel_kernel
-def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3):
-    """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ cols[n] (K, P) into
-    out3[n] (O, P), bias and activation, while cols[n] and out3[n] are still in cache."""
+def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3, scratch):
+    """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
+    into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
+    cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
+    ``scratch`` (inference) to the thread's own slice of cols (threads, K, P)."""
     flat_cols = cols.reshape(-1)
-    for n in prange(cols.shape[0]):
-        for c in range(channels):
-            _im2col_plane(flat_x, n * channels + c, n * channels + c, geometry, flat_cols)
-        result = out3[n]
-        np.dot(weight2d, cols[n], result)
-        for o in range(result.shape[0]):
-            activate_row(result[o], bias, o, code)
-
-
-@parallel_kernel
-def _forward_scratch(flat_x, channels, geometry, weight2d, bias, code, scratch, out3):
-    """_forward for inference: each thread im2cols its samples into its own slice of
-    scratch (threads, K, P), which stays in cache, instead of writing all of cols."""
-    flat_scratch = scratch.reshape(-1)
     for n in prange(out3.shape[0]):
-        slot = get_thread_id()
+        slot = np.int64(get_thread_id()) if scratch else np.int64(n)
         for c in range(channels):
-            _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry, flat_scratch)
+            _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry, flat_cols)
         result = out3[n]
-        np.dot(weight2d, scratch[slot], result)
+        np.dot(weight2d, cols[slot], result)
         for o in range(result.shape[0]):
             activate_row(result[o], bias, o, code)
 
@@ -237,15 +225,11 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              out.shape[2] * out.shape[3])  # cols (N, K, P)
-    if cols is None:
-        # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
-        scratch = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
-        launch(_forward_scratch, shape[0] * shape[1] * shape[2], x.reshape(-1), x.shape[1],
-               geometry, _as_matrix(weight), bias, activation_code(activation), scratch,
-               _as_rows(out))
-        return
-    launch(_forward, cols.size, x.reshape(-1), x.shape[1], geometry, _as_matrix(weight), bias,
-           activation_code(activation), cols, _as_rows(out))
+    scratch = cols is None
+    if scratch:  # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
+        cols = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
+    launch(_forward, shape[0] * shape[1] * shape[2], x.reshape(-1), x.shape[1], geometry,
+           _as_matrix(weight), bias, activation_code(activation), cols, _as_rows(out), scratch)
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
