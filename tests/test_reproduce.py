@@ -129,7 +129,24 @@ def test_kfold_reports_mean_and_std_over_five_folds(tmp_path):
     assert set(result.plots.values()) == {"keras_kfold_cnn_folds.png", "keras_kfold_cnn_scores.png"}
     report = Report([result], BACKEND, {"cpu": "x", "cores": 1, "os": "", "python": "",
                                         "numpy": "", "fastcnn": ""}, True)
-    assert "| accuracy, mean ± std over the folds | 98.68% ± 0.11% | " in render_report(report)
+    assert "| accuracy, mean ± std over the folds (of every seed) | 98.68% ± 0.11% | " in \
+        render_report(report)
+
+
+def test_kfold_over_seeds_runs_the_same_folds_again_and_pools_the_scores(tmp_path):
+    with fastcnn.use_backend(BACKEND):
+        result = run_article("keras_kfold_cnn", Scale(train=100, test=20, epochs=1, seeds=2),
+                             out=tmp_path, verbose=0)
+    measured = result.runs[0].measured
+    per_seed = measured["fold_accuracies_per_seed"]
+    assert measured["seeds"] == [0, 5] and [len(scores) for scores in per_seed] == [5, 5]
+    pooled = per_seed[0] + per_seed[1]
+    assert measured["mean_accuracy"] == pytest.approx(np.mean(pooled))
+    assert measured["std_accuracy"] == pytest.approx(np.std(pooled))
+    assert measured["fold_accuracies"] == pytest.approx(np.mean(per_seed, axis=0))
+    assert measured["seed_means"] == pytest.approx(np.mean(per_seed, axis=1))
+    assert len(result.runs[0].history) == 5  # the curves: the first seed's folds
+    assert any("ran 2 times, with model seeds 0..4, 5..9" in note for note in result.notes)
 
 
 def test_pytorch_cnn_splits_the_test_images_nine_to_one(tmp_path):
@@ -221,7 +238,7 @@ def test_articles_run_by_separate_commands_make_one_report(tmp_path):
     # the articles not run get their place, with the article's figures and how to add them
     kfold = text.split("## keras_kfold_cnn")[1].split("## ")[0]
     assert "**Not run for this report yet**: `fastcnn reproduce keras_kfold_cnn --quick" in kfold
-    assert "| accuracy, mean ± std over the folds | 98.68% ± 0.11% |" in kfold
+    assert "| accuracy, mean ± std over the folds (of every seed) | 98.68% ± 0.11% |" in kfold
     data = json.loads((tmp_path / "report.json").read_text())
     assert [article["article"] for article in data["articles"]] == ["numpy_mlp", "fixed_kernel_cnn"]
     # a full run into the same folder does not mix with the quick ones

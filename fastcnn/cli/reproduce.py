@@ -27,8 +27,8 @@ def add_arguments(parser) -> None:
                                                          "(default: reports)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds of numpy_mlp, fixed_kernel_cnn and kmnist_cnn's benchmark "
-                             "protocol, reported as mean ± std (default: 3 for the full "
+                        help="seeds of numpy_mlp, fixed_kernel_cnn, each keras_kfold_cnn fold and "
+                             "kmnist_cnn's benchmark protocol, reported as mean ± std (default: 3 for the full "
                              "recipes, 1 with --quick)")
     parser.add_argument("--quiet", action="store_true", help="print only the report's path")
     parser.add_argument("--executor", default="none",
