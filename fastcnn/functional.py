@@ -182,14 +182,21 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
 
 
 # ---- pooling ----------------------------------------------------------------------------------
+def _pool_planes(op, name, planes, kernel, stride) -> tuple:
+    """Check the full-size side ``name`` (N, C, H, W) of a pooling op; returns the pooled
+    side's shape (N, C, OH, OW)."""
+    n, c, _, _ = _rank(op, name, planes, 4)
+    oh, ow = _conv_geometry(op, planes.shape, kernel, kernel, stride, 0)
+    _check(op, name, planes, planes.shape)
+    return n, c, oh, ow
+
+
 def maxpool2d_forward(x, kernel, stride, out, argmax) -> None:
     """x (N, C, H, W) -> out, argmax (N, C, OH, OW) (argmax int32)."""
     op = "maxpool2d_forward"
-    n, c, h, w = _rank(op, "x", x, 4)
-    oh, ow = _conv_geometry(op, x.shape, kernel, kernel, stride, 0)
-    _check(op, "x", x, x.shape)
-    _check(op, "out", out, (n, c, oh, ow))
-    _check(op, "argmax", argmax, (n, c, oh, ow), _INT)
+    pooled = _pool_planes(op, "x", x, kernel, stride)
+    _check(op, "out", out, pooled)
+    _check(op, "argmax", argmax, pooled, _INT)
     get_backend().maxpool2d_forward(x, kernel, stride, out, argmax)
 
 
@@ -209,20 +216,14 @@ def maxpool2d_backward(dout, argmax, dx) -> None:
 def avgpool2d_forward(x, kernel, stride, out) -> None:
     """x (N, C, H, W) -> out (N, C, OH, OW)."""
     op = "avgpool2d_forward"
-    n, c, h, w = _rank(op, "x", x, 4)
-    oh, ow = _conv_geometry(op, x.shape, kernel, kernel, stride, 0)
-    _check(op, "x", x, x.shape)
-    _check(op, "out", out, (n, c, oh, ow))
+    _check(op, "out", out, _pool_planes(op, "x", x, kernel, stride))
     get_backend().avgpool2d_forward(x, kernel, stride, out)
 
 
 def avgpool2d_backward(dout, kernel, stride, dx) -> None:
     """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
     op = "avgpool2d_backward"
-    n, c, h, w = _rank(op, "dx", dx, 4)
-    oh, ow = _conv_geometry(op, dx.shape, kernel, kernel, stride, 0)
-    _check(op, "dx", dx, dx.shape)
-    _check(op, "dout", dout, (n, c, oh, ow))
+    _check(op, "dout", dout, _pool_planes(op, "dx", dx, kernel, stride))
     get_backend().avgpool2d_backward(dout, kernel, stride, dx)
 
 

@@ -301,6 +301,13 @@ cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcep
 # ---- convolution and pooling: one (H, W) plane per (sample, channel) -----------------
 # The backend passes x (N, C, H, W) as planes (N*C, H, W) and cols (N, C*KH*KW, P) as
 # (N*C, KH*KW, P): the same memory, so each kernel loops over independent planes.
+cdef inline (Py_ssize_t, Py_ssize_t) _inside(Py_ssize_t offset, Py_ssize_t size,
+                                            Py_ssize_t stride, Py_ssize_t out_size) noexcept nogil:
+    """[lo, hi) = [_first_inside, _end_inside): the window positions that read the image."""
+    cdef Py_ssize_t end = _end_inside(offset, size, stride, out_size)
+    return _first_inside(offset, stride, end), end
+
+
 cdef inline void _im2col_plane(const real* x, Py_ssize_t height, Py_ssize_t width,
                                Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
                                Py_ssize_t padding, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -309,11 +316,9 @@ cdef inline void _im2col_plane(const real* x, Py_ssize_t height, Py_ssize_t widt
     cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
     cdef real* row
     for i in range(kernel_h):
-        y_hi = _end_inside(i - padding, height, stride, out_h)
-        y_lo = _first_inside(i - padding, stride, y_hi)
+        y_lo, y_hi = _inside(i - padding, height, stride, out_h)
         for j in range(kernel_w):
-            x_hi = _end_inside(j - padding, width, stride, out_w)
-            x_lo = _first_inside(j - padding, stride, x_hi)
+            x_lo, x_hi = _inside(j - padding, width, stride, out_w)
             row = cols + (i * kernel_w + j) * out_h * out_w
             _zero(row, y_lo * out_w)  # window rows above the image
             for oy in range(y_lo, y_hi):
@@ -333,11 +338,9 @@ cdef inline void _col2im_plane(const real* cols, Py_ssize_t height, Py_ssize_t w
     cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
     _zero(dx, height * width)
     for i in range(kernel_h):
-        y_hi = _end_inside(i - padding, height, stride, out_h)
-        y_lo = _first_inside(i - padding, stride, y_hi)
+        y_lo, y_hi = _inside(i - padding, height, stride, out_h)
         for j in range(kernel_w):
-            x_hi = _end_inside(j - padding, width, stride, out_w)
-            x_lo = _first_inside(j - padding, stride, x_hi)
+            x_lo, x_hi = _inside(j - padding, width, stride, out_w)
             for oy in range(y_lo, y_hi):
                 _add_strided(dx + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
                              cols + (i * kernel_w + j) * out_h * out_w + oy * out_w + x_lo,
