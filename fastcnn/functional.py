@@ -120,21 +120,26 @@ def _conv_geometry(op, image_shape, kernel_h, kernel_w, stride, padding):
     return oh, ow
 
 
+def _image_side(op, name, images, kernel_h, kernel_w, stride, padding) -> tuple:
+    """Check the image side ``name`` (N, C, H, W) of a windowed op (im2col, col2im,
+    pooling); returns (N, C, OH, OW), the window positions."""
+    n, c, _, _ = _rank(op, name, images, 4)
+    oh, ow = _conv_geometry(op, images.shape, kernel_h, kernel_w, stride, padding)
+    _check(op, name, images, images.shape)
+    return n, c, oh, ow
+
+
 # ---- convolution ------------------------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
-    n, c, h, w = _rank("im2col", "x", x, 4)
-    oh, ow = _conv_geometry("im2col", x.shape, kernel_h, kernel_w, stride, padding)
-    _check("im2col", "x", x, x.shape)
+    n, c, oh, ow = _image_side("im2col", "x", x, kernel_h, kernel_w, stride, padding)
     _check("im2col", "cols", cols, (n, c * kernel_h * kernel_w, oh * ow))
     get_backend().im2col(x, kernel_h, kernel_w, stride, padding, cols)
 
 
 def col2im(cols, kernel_h, kernel_w, stride, padding, dx) -> None:
     """cols (N, C*KH*KW, OH*OW) -> dx (N, C, H, W)."""
-    n, c, h, w = _rank("col2im", "dx", dx, 4)
-    oh, ow = _conv_geometry("col2im", dx.shape, kernel_h, kernel_w, stride, padding)
-    _check("col2im", "dx", dx, dx.shape)
+    n, c, oh, ow = _image_side("col2im", "dx", dx, kernel_h, kernel_w, stride, padding)
     _check("col2im", "cols", cols, (n, c * kernel_h * kernel_w, oh * ow))
     get_backend().col2im(cols, kernel_h, kernel_w, stride, padding, dx)
 
@@ -182,19 +187,10 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
 
 
 # ---- pooling ----------------------------------------------------------------------------------
-def _pool_planes(op, name, planes, kernel, stride) -> tuple:
-    """Check the full-size side ``name`` (N, C, H, W) of a pooling op; returns the pooled
-    side's shape (N, C, OH, OW)."""
-    n, c, _, _ = _rank(op, name, planes, 4)
-    oh, ow = _conv_geometry(op, planes.shape, kernel, kernel, stride, 0)
-    _check(op, name, planes, planes.shape)
-    return n, c, oh, ow
-
-
 def maxpool2d_forward(x, kernel, stride, out, argmax) -> None:
     """x (N, C, H, W) -> out, argmax (N, C, OH, OW) (argmax int32)."""
     op = "maxpool2d_forward"
-    pooled = _pool_planes(op, "x", x, kernel, stride)
+    pooled = _image_side(op, "x", x, kernel, kernel, stride, 0)
     _check(op, "out", out, pooled)
     _check(op, "argmax", argmax, pooled, _INT)
     get_backend().maxpool2d_forward(x, kernel, stride, out, argmax)
@@ -216,14 +212,14 @@ def maxpool2d_backward(dout, argmax, dx) -> None:
 def avgpool2d_forward(x, kernel, stride, out) -> None:
     """x (N, C, H, W) -> out (N, C, OH, OW)."""
     op = "avgpool2d_forward"
-    _check(op, "out", out, _pool_planes(op, "x", x, kernel, stride))
+    _check(op, "out", out, _image_side(op, "x", x, kernel, kernel, stride, 0))
     get_backend().avgpool2d_forward(x, kernel, stride, out)
 
 
 def avgpool2d_backward(dout, kernel, stride, dx) -> None:
     """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
     op = "avgpool2d_backward"
-    _check(op, "dout", dout, _pool_planes(op, "dx", dx, kernel, stride))
+    _check(op, "dout", dout, _image_side(op, "dx", dx, kernel, kernel, stride, 0))
     get_backend().avgpool2d_backward(dout, kernel, stride, dx)
 
 

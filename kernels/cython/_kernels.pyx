@@ -261,6 +261,16 @@ cdef inline double _sum(const real* values, Py_ssize_t count) noexcept nogil:
     return total
 
 
+cdef inline double _strided_sum(const double* values, Py_ssize_t count,
+                                Py_ssize_t stride) noexcept nogil:
+    """values[0] + values[stride] + ... (count terms), in order: fixed-chunk partial sums."""
+    cdef double total = 0
+    cdef Py_ssize_t g
+    for g in range(count):
+        total = total + values[g * stride]
+    return total
+
+
 cdef inline bint _beats(real value, real best) noexcept nogil:
     """True when ``value`` replaces ``best`` in an argmax scan: larger, or the first NaN
     (NumPy's argmax lets the first NaN win)."""
@@ -463,10 +473,7 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
         (&dweight[0, 0])[q] = <real>total
     if has_bias:
         for o in range(filters):
-            total = 0
-            for g in range(groups):
-                total = total + partial_bias[g * filters + o]
-            dbias[o] = <real>total
+            dbias[o] = <real>_strided_sum(partial_bias + o, groups, filters)
     free(partial)
     free(partial_bias)
 
@@ -581,19 +588,21 @@ def dense_narrow_backward(real[:, ::1] dout, const real[:, ::1] out, int act,
     cdef bint by_features = features > units or features >= 16
     cdef real* partial = <real*>calloc(chunks * units * features, sizeof(real))
     cdef double* partial_bias = <double*>calloc(chunks * units, sizeof(double))
-    cdef real* weight_t = <real*>malloc(units * features * sizeof(real))  # (F, U)
+    cdef real* weight_t = NULL  # (F, U), for dx's dot products when F is small
     cdef real* pw
     cdef double* pb
     cdef real d
-    cdef double total
-    if partial == NULL or partial_bias == NULL or weight_t == NULL:
+    if not by_features:
+        weight_t = <real*>malloc(units * features * sizeof(real))
+    if partial == NULL or partial_bias == NULL or (not by_features and weight_t == NULL):
         free(partial)
         free(partial_bias)
         free(weight_t)
         raise MemoryError()
-    for u in range(units):
-        for f in range(features):
-            weight_t[f * units + u] = weight[u, f]
+    if not by_features:
+        for u in range(units):
+            for f in range(features):
+                weight_t[f * units + u] = weight[u, f]
     for chunk in prange(chunks, nogil=True, num_threads=_num_threads,
                         use_threads_if=batch * features * units > PARALLEL_MIN):
         first = chunk * NARROW_ROWS
@@ -627,10 +636,7 @@ def dense_narrow_backward(real[:, ::1] dout, const real[:, ::1] out, int act,
                          else partial[(c * features + f) * units + u])
             dweight[u, f] = d
         if has_bias:
-            total = 0
-            for c in range(chunks):
-                total = total + partial_bias[c * units + u]
-            dbias[u] = <real>total
+            dbias[u] = <real>_strided_sum(partial_bias + u, chunks, units)
     free(partial)
     free(partial_bias)
     free(weight_t)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import conv_output_size
-from .epilogue import activate_row, fold_activation_row
+from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange, pool_size
 from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
 from .scalars import activation_code
@@ -176,11 +176,7 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
             value += flat_partial[g, k]
         flat_dweight[k] = value
     if dbias is not None:
-        for o in range(filters):
-            value = 0.0
-            for g in range(groups):
-                value += partial_dbias[g, o]
-            dbias[o] = value
+        sum_partials(partial_dbias, dbias)
 
 
 def _geometry(image_shape, kernel_h, kernel_w, stride, padding):
@@ -222,7 +218,7 @@ def _groups(batch):
 
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
-    planes, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
+    _, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              out.shape[2] * out.shape[3])  # cols (N, K, P)
     scratch = cols is None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .epilogue import (activate_all, activate_units, activation_grad_bias_sum, bias_activation,
-                       fold_unit)
+                       fold_unit, sum_partials)
 from .jit import launch, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import activation_code
 
@@ -136,7 +136,7 @@ def _narrow_backward(dout, y, code, x, weight, dx, dweight, dbias, with_dx):
     partial_w = np.zeros((chunks, units, features) if by_features else (chunks, features, units),
                          dtype=np.float32)
     partial_b = np.zeros((chunks, units))
-    weight_t = np.ascontiguousarray(weight.T)  # (F, U)
+    weight_t = weight if by_features else np.ascontiguousarray(weight.T)  # (F, U) for dx's dots
     for c in prange(chunks):
         pw = partial_w[c]
         pb = partial_b[c]
@@ -184,11 +184,7 @@ def _narrow_backward(dout, y, code, x, weight, dx, dweight, dbias, with_dx):
                 total += partial_w[c, u, f] if by_features else partial_w[c, f, u]
             dweight[u, f] = total
     if dbias is not None:
-        for u in range(units):
-            bias_sum = 0.0
-            for c in range(chunks):
-                bias_sum += partial_b[c, u]
-            dbias[u] = bias_sum
+        sum_partials(partial_b, dbias)
 
 
 def _as_rows(matrix):

@@ -63,6 +63,17 @@ def fold_unit(d, y, code):
 
 
 @inline_helper
+def sum_partials(partial, out):
+    """out (B,) = partial (G, B) summed over G in order: the fixed-chunk partial sums of a
+    bias (or any) gradient, so the result never depends on the thread count."""
+    for b in range(out.size):
+        total = 0.0
+        for g in range(partial.shape[0]):
+            total += partial[g, b]
+        out[b] = total
+
+
+@inline_helper
 def fold_activation_row(d, y, code):
     """d (L,) *= the activation's derivative at the activated output y (L,), in place;
     returns the sum of the folded d (float64)."""
@@ -115,11 +126,7 @@ def activation_grad_bias_sum(d3, y3, code, dbias):
                     d3[a, b, 0] = value
                     partial[c, b] += value
         if dbias is not None:
-            for b in range(inner):  # each chunk's sum added in order
-                total = 0.0
-                for c in range(chunks):
-                    total += partial[c, b]
-                dbias[b] = total
+            sum_partials(partial, dbias)
         return
     for b in prange(inner):
         total = 0.0

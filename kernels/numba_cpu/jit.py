@@ -148,7 +148,7 @@ def set_num_threads(n: int) -> None:
     """Threads for the parallel kernels, clamped to [1, NUMBA_NUM_THREADS] (the pool
     size, fixed when numba starts). Like numba's own setting, it applies to the
     calling thread."""
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(int(n), pool_size())))
 
 
 def pool_size() -> int:
