@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..contract import conv_output_size
+from .gemm import matmul, matmul_transposed, packed_operand
 from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange, pool_size
 from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
@@ -119,7 +120,7 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 
 @parallel_kernel
-def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3, scratch):
+def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
@@ -130,17 +131,17 @@ def _forward(flat_x, channels, geometry, weight2d, bias, code, cols, out3, scrat
         for c in range(channels):
             _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry, flat_cols)
         result = out3[n]
-        np.dot(weight2d, cols[slot], result)
+        matmul(weight2d, packed_weight, cols[slot], result)
         for o in range(result.shape[0]):
             activate_row(result[o], bias, o, code)
 
 
 @parallel_sum_kernel
-def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
+def _backward(dout3, out3, code, weight_t, packed_weight_t, cols, groups, channels, geometry,
               dweight2d, dbias, dcols, flat_dx):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (dout3[n] @ cols[n].T, (O, K)) to its group's partial sums, and when
-    dcols is not None, weight2d.T @ dout3[n] (K, P) into the group's scratch slice of
+    dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice of
     dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
@@ -150,20 +151,15 @@ def _backward(dout3, out3, code, weight2d, cols, groups, channels, geometry,
     partial_dbias = np.zeros((groups, filters))
     for g in prange(groups):
         total = partial_dweight[g]
-        term = np.empty((filters, kernel_size), dout3.dtype)
         for n in range(g * batch // groups, (g + 1) * batch // groups):
             d = dout3[n]
             for o in range(filters):
                 partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
-            if n == g * batch // groups:
-                np.dot(d, cols[n].T, total)
-            else:
-                np.dot(d, cols[n].T, term)
-                total += term
+            matmul_transposed(d, cols[n], total, n != g * batch // groups)
             if dcols is not None:
                 # the group's first slice of dcols is its scratch: in cache for col2im
                 scratch = g * batch // groups
-                np.dot(weight2d.T, d, dcols[scratch])
+                matmul(weight_t, packed_weight_t, d, dcols[scratch])
                 flat_dcols = dcols.reshape(-1)
                 for c in range(channels):
                     _col2im_from(flat_dcols, scratch * channels + c, n * channels + c, geometry,
@@ -224,8 +220,10 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     scratch = cols is None
     if scratch:  # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
         cols = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
+    weight2d = _as_matrix(weight)
     launch(_forward, shape[0] * shape[1] * shape[2], x.reshape(-1), x.shape[1], geometry,
-           _as_matrix(weight), bias, activation_code(activation), cols, _as_rows(out), scratch)
+           weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
+           _as_rows(out), scratch)
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -234,6 +232,8 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
     if dx is not None:
         geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
             dx.reshape(-1)
+    weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
+    packed_t = packed_operand(weight_t) if dx is not None else np.empty(0, weight.dtype)
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
-           _as_matrix(weight), cols, _groups(dout.shape[0]), weight.shape[1], geometry,
+           weight_t, packed_t, cols, _groups(dout.shape[0]), weight.shape[1], geometry,
            _as_matrix(dweight), dbias, dcols, flat_dx)

@@ -1,0 +1,292 @@
+"""An AVX-512 single-precision GEMM of our own, for the kernels' per-sample products.
+
+Why: np.dot in jitted code calls the BLAS that SciPy ships (OpenBLAS). Where that
+library runs its AVX2 kernels on a CPU with full-width AVX-512 (AMD Zen 5, or
+OpenBLAS told ``OPENBLAS_CORETYPE=Haswell``), it reaches half of what the core can
+multiply. This module gives the float32 products a register-blocked
+micro-kernel written in LLVM IR (``numba.extending.intrinsic``), in the BLIS
+scheme::
+
+    C (M, N) [+]= A (M, K) @ B (K, N)
+    A packed in panels of MR rows, k-major:   pa[p, k, i] = A[p*MR + i, k]
+    B packed in panels of NR columns:         pb[q, k, j] = B[k, q*NR + j]
+    each (MR x NR) tile of C: MR*NR/16 zmm accumulators, one FMA per
+    (row broadcast of A, 16 columns of B) and k; K in slices of KC (L1/L2-sized)
+
+Panels are zero-padded to whole tiles; a tile that hangs over C's edge is
+computed into a small buffer and its valid part copied out. The caller packs
+(so that an operand shared by every sample, the weights, is packed once per
+call) and calls :func:`multiply` on its own thread.
+
+``ENABLED`` is True only where LLVM compiles for a host with AVX-512F; elsewhere
+(AVX2 machines, ``NUMBA_CPU_NAME`` set for portable caches) the kernels keep
+np.dot, whose BLAS is then as fast as the core allows. The plain loops the
+micro-kernel replaces are those of :func:`fastcnn.kernels.naive` (three nested
+loops over i, j, k); the conformance suite holds both to the NumPy reference.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, overload
+
+from .jit import inline_helper, serial_kernel
+
+MR = 8
+"""Rows of A per micro-tile (broadcast one at a time)."""
+NR = 32
+"""Columns of B per micro-tile: two 16-float vectors; MR*NR/16 = 16 accumulators."""
+KC = 256
+"""Depth of one pass over a tile: an A panel (MR x KC) and a B panel (KC x NR) fit L1."""
+LANES = 16
+NARROW = NR // 2
+"""Products with fewer rows or columns than this stay with np.dot: most of a
+zero-padded tile would be wasted (pytorch_cnn's first weight gradient has 9 columns)."""
+
+
+def _host_has_avx512() -> bool:
+    if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
+        return "+avx512f" in (numba.config.CPU_FEATURES or "")
+    import llvmlite.binding as llvm
+
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+ENABLED = _host_has_avx512()
+
+
+@intrinsic
+def _tile(typingctx, depth, a, a_at, b, b_at, c, c_at, ldc, accumulate):
+    """c[c_at + i*ldc + j] (MR x NR tile) [+]= sum over k < depth of
+    a[a_at + k*MR + i] * b[b_at + k*NR + j]; float32 1-D arrays, int64 offsets."""
+    if not all(isinstance(t, types.Array) and t.dtype == types.float32 for t in (a, b, c)):
+        return None
+    sig = types.void(depth, a, a_at, b, b_at, c, c_at, ldc, accumulate)
+
+    def codegen(context, builder, signature, args):
+        depth_v, a_v, a_at_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
+        i64 = ir.IntType(64)
+        f32 = ir.FloatType()
+        vec = ir.VectorType(f32, LANES)
+        vec_ptr = vec.as_pointer()
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{LANES}f32")
+
+        def data(array_type, value):
+            return context.make_array(array_type)(context, builder, value).data
+
+        a_ptr = builder.gep(data(signature.args[1], a_v), [a_at_v])
+        b_ptr = builder.gep(data(signature.args[3], b_v), [b_at_v])
+        c_ptr = builder.gep(data(signature.args[5], c_v), [c_at_v])
+        ldc64 = builder.sext(ldc_v, i64) if ldc_v.type.width < 64 else ldc_v
+        keep = builder.icmp_unsigned("!=", acc_v, ir.Constant(acc_v.type, 0))
+        per_row = NR // LANES
+        zero = ir.Constant(vec, [0.0] * LANES)
+
+        def c_vector(i, j):
+            at = builder.add(builder.mul(ir.Constant(i64, i), ldc64), ir.Constant(i64, j * LANES))
+            return builder.bitcast(builder.gep(c_ptr, [at]), vec_ptr)
+
+        slots = []
+        for i in range(MR):
+            for j in range(per_row):
+                slots.append(cgutils.alloca_once(builder, vec))
+                builder.store(zero, slots[-1])
+        with builder.if_then(keep):
+            for i in range(MR):
+                for j in range(per_row):
+                    builder.store(builder.load(c_vector(i, j), align=4), slots[i * per_row + j])
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        undef = ir.Constant(vec, ir.Undefined)
+        with cgutils.for_range(builder, depth_v) as loop:
+            k = loop.index
+            b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(k.type, NR))])
+            columns = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, j * LANES)]),
+                                                    vec_ptr), align=4)
+                       for j in range(per_row)]
+            a_row = builder.gep(a_ptr, [builder.mul(k, ir.Constant(k.type, MR))])
+            for i in range(MR):
+                scalar = builder.load(builder.gep(a_row, [ir.Constant(i64, i)]))
+                splat = builder.shuffle_vector(builder.insert_element(undef, scalar,
+                                                                      ir.Constant(i64, 0)),
+                                               undef, splat_mask)
+                for j in range(per_row):
+                    slot = slots[i * per_row + j]
+                    builder.store(builder.call(fma, [splat, columns[j], builder.load(slot)]), slot)
+        for i in range(MR):
+            for j in range(per_row):
+                builder.store(builder.load(slots[i * per_row + j]), c_vector(i, j), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@inline_helper
+def _pack_lines(source, stride, lines, depth, panel, packed):
+    """packed[(p*depth + k)*panel + i] = source[(p*panel + i)*stride + k]: ``lines``
+    contiguous lines of ``depth`` values interleaved in panels of ``panel``, zero-padded."""
+    for p in range((lines + panel - 1) // panel):
+        count = min(panel, lines - p * panel)
+        base = np.uint64(p * depth * panel)
+        for i in range(panel):
+            if i < count:
+                start = np.uint64((p * panel + i) * stride)
+                for k in range(depth):
+                    packed[base + np.uint64(k * panel + i)] = source[start + np.uint64(k)]
+            else:
+                for k in range(depth):
+                    packed[base + np.uint64(k * panel + i)] = 0
+
+
+@inline_helper
+def pack_rows_a(source, row_stride, rows, depth, packed):
+    """packed (ceil(rows/MR)*depth*MR,) = A (rows, depth) in MR-row panels, k-major,
+    zero-padded; A[i, k] = source[i*row_stride + k] (source 1-D, rows contiguous)."""
+    _pack_lines(source, row_stride, rows, depth, MR, packed)
+
+
+@inline_helper
+def pack_rows_b(source, row_stride, depth, columns, packed):
+    """packed (ceil(columns/NR)*depth*NR,) = B (depth, columns) in NR-column panels,
+    zero-padded; B[k, j] = source[k*row_stride + j] (source 1-D, rows contiguous)."""
+    panels = (columns + NR - 1) // NR
+    for q in range(panels):
+        width = min(NR, columns - q * NR)
+        for k in range(depth):
+            base = np.uint64((q * depth + k) * NR)
+            start = np.uint64(k * row_stride + q * NR)
+            for j in range(width):
+                packed[base + np.uint64(j)] = source[start + np.uint64(j)]
+            for j in range(width, NR):
+                packed[base + np.uint64(j)] = 0
+
+
+@inline_helper
+def pack_columns_b(source, column_stride, depth, columns, packed):
+    """packed as in pack_rows_b for B (depth, columns) = source's transpose:
+    B[k, j] = source[j*column_stride + k] (each column of B contiguous in source)."""
+    _pack_lines(source, column_stride, columns, depth, NR, packed)
+
+
+@inline_helper
+def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
+    """c[c_at + i*ldc + j] (rows x columns) [+]= A @ B from their packed panels;
+    edge: a float32 scratch of MR*NR for tiles that hang over C's edge."""
+    row_panels = (rows + MR - 1) // MR
+    column_panels = (columns + NR - 1) // NR
+    for k0 in range(0, depth, KC):
+        kc = min(KC, depth - k0)
+        keep = accumulate or k0 > 0
+        for q in range(column_panels):
+            b_at = (q * depth + k0) * NR
+            width = min(NR, columns - q * NR)
+            for p in range(row_panels):
+                a_at = (p * depth + k0) * MR
+                height = min(MR, rows - p * MR)
+                at = c_at + p * MR * ldc + q * NR
+                if width == NR and height == MR:
+                    _tile(kc, packed_a, a_at, packed_b, b_at, c, at, ldc, keep)
+                else:
+                    _tile(kc, packed_a, a_at, packed_b, b_at, edge, 0, NR, False)
+                    for i in range(height):
+                        for j in range(width):
+                            value = edge[i * NR + j]
+                            if keep:
+                                value += c[at + i * ldc + j]
+                            c[at + i * ldc + j] = value
+
+
+@inline_helper
+def packed_size(rows, depth, panel):
+    """Elements of a packed operand with ``rows`` rows (A) or columns (B) in panels of ``panel``."""
+    return (rows + panel - 1) // panel * panel * depth
+
+
+# ---- the products the kernels call: this micro-kernel for float32 where ENABLED, else np.dot
+def _own(dtype) -> bool:
+    return ENABLED and dtype == types.float32
+
+
+@serial_kernel
+def _pack_matrix(matrix, packed):
+    pack_rows_a(matrix.reshape(-1), matrix.shape[1], matrix.shape[0], matrix.shape[1], packed)
+
+
+def packed_operand(matrix):
+    """A (M, K) C-contiguous, packed once per call for :func:`matmul` (an empty array where
+    np.dot multiplies instead)."""
+    if not (ENABLED and matrix.dtype == np.float32):
+        return np.empty(0, matrix.dtype)
+    packed = np.empty(-(-matrix.shape[0] // MR) * MR * matrix.shape[1], matrix.dtype)
+    _pack_matrix(np.ascontiguousarray(matrix), packed)
+    return packed
+
+
+def matmul(a, packed_a, b, c):
+    """c (M, N) = a (M, K) @ b (K, N); packed_a from :func:`packed_operand` (a)."""
+    np.dot(a, b, c)
+
+
+def matmul_transposed(a, b, c, accumulate):
+    """c (M, N) [+]= a (M, K) @ b (N, K).T."""
+    if accumulate:
+        c += a @ b.T
+    else:
+        np.dot(a, b.T, c)
+
+
+@overload(matmul, inline="always")
+def _matmul(a, packed_a, b, c):
+    if _own(a.dtype):
+        def own(a, packed_a, b, c):
+            rows, depth, columns = a.shape[0], a.shape[1], b.shape[1]
+            if min(rows, columns) < NARROW:
+                np.dot(a, b, c)
+                return
+            packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
+            edge = np.empty(MR * NR, np.float32)
+            pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
+            multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, False,
+                     edge)
+        return own
+
+    def blas(a, packed_a, b, c):
+        np.dot(a, b, c)
+    return blas
+
+
+@overload(matmul_transposed, inline="always")
+def _matmul_transposed(a, b, c, accumulate):
+    if _own(a.dtype):
+        def own(a, b, c, accumulate):
+            rows, depth, columns = a.shape[0], a.shape[1], b.shape[0]
+            if min(rows, columns) < NARROW:
+                _blas_transposed(a, b, c, accumulate)
+                return
+            packed_a = np.empty(packed_size(rows, depth, MR), np.float32)
+            packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
+            edge = np.empty(MR * NR, np.float32)
+            pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
+            pack_columns_b(b.reshape(-1), depth, depth, columns, packed_b)
+            multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns,
+                     accumulate, edge)
+        return own
+
+    def blas(a, b, c, accumulate):
+        _blas_transposed(a, b, c, accumulate)
+    return blas
+
+
+@inline_helper
+def _blas_transposed(a, b, c, accumulate):
+    if accumulate:
+        term = np.empty_like(c)
+        np.dot(a, b.T, term)
+        for i in range(c.shape[0]):
+            for j in range(c.shape[1]):
+                c[i, j] += term[i, j]
+    else:
+        np.dot(a, b.T, c)

@@ -1,0 +1,150 @@
+"""The numba backend's own AVX-512 GEMM (kernels/numba_cpu/gemm.py) against NumPy.
+
+The micro-kernel is compiled on any x86 host (LLVM splits its 16-float vectors
+where AVX-512 is missing), so these tests run everywhere, whether or not the
+conv kernels use it here (``gemm.ENABLED``). Shapes cover tiles that hang over
+every edge, depths above one KC slice, accumulation and the narrow fallback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from numba import njit  # noqa: E402
+
+import fastcnn  # noqa: E402,F401  (sets numba's cache up)
+from fastcnn.kernels.numba_cpu import gemm  # noqa: E402
+
+SHAPES = [(1, 1, 1), (8, 32, 1), (5, 7, 3), (8, 256, 32), (13, 37, 45), (64, 288, 196),
+          (17, 300, 33), (64, 600, 31), (9, 513, 70), (288, 64, 196)]
+"""(rows, depth, columns): single elements, exact tiles, every edge, depth > KC."""
+
+
+@njit
+def packed_product(a, b, c, accumulate):
+    rows, depth = a.shape
+    columns = b.shape[1]
+    packed_a = np.empty(gemm.packed_size(rows, depth, gemm.MR), np.float32)
+    packed_b = np.empty(gemm.packed_size(columns, depth, gemm.NR), np.float32)
+    edge = np.empty(gemm.MR * gemm.NR, np.float32)
+    gemm.pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
+    gemm.pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
+    gemm.multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, accumulate,
+                  edge)
+
+
+@njit
+def transposed_packing(b_t, a):
+    """a (rows, depth) @ (b_t (columns, depth)).T through pack_columns_b."""
+    rows, depth = a.shape
+    columns = b_t.shape[0]
+    packed_a = np.empty(gemm.packed_size(rows, depth, gemm.MR), np.float32)
+    packed_b = np.empty(gemm.packed_size(columns, depth, gemm.NR), np.float32)
+    edge = np.empty(gemm.MR * gemm.NR, np.float32)
+    c = np.empty((rows, columns), np.float32)
+    gemm.pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
+    gemm.pack_columns_b(b_t.reshape(-1), depth, depth, columns, packed_b)
+    gemm.multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, False, edge)
+    return c
+
+
+@njit
+def through_matmul(a, packed_a, b, c):
+    gemm.matmul(a, packed_a, b, c)
+
+
+@njit
+def through_matmul_transposed(a, b, c, accumulate):
+    gemm.matmul_transposed(a, b, c, accumulate)
+
+
+def operands(rows, depth, columns, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed + rows * 1000 + depth * 10 + columns)
+    return (rng.standard_normal((rows, depth)).astype(dtype),
+            rng.standard_normal((depth, columns)).astype(dtype))
+
+
+def assert_product(actual, expected, depth):
+    # float32 sums of `depth` products: error grows like sqrt(depth) * eps * |terms|
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.sqrt(depth) * 4)
+
+
+@pytest.mark.parametrize("rows, depth, columns", SHAPES)
+def test_packed_multiply_matches_numpy(rows, depth, columns):
+    a, b = operands(rows, depth, columns)
+    c = np.full((rows, columns), np.nan, np.float32)
+    packed_product(a, b, c, False)
+    assert_product(c, a.astype(np.float64) @ b, depth)
+
+
+@pytest.mark.parametrize("rows, depth, columns", SHAPES)
+def test_packed_multiply_accumulates_into_c(rows, depth, columns):
+    a, b = operands(rows, depth, columns)
+    start = np.random.default_rng(1).standard_normal((rows, columns)).astype(np.float32)
+    c = start.copy()
+    packed_product(a, b, c, True)
+    assert_product(c, start + a.astype(np.float64) @ b, depth)
+
+
+@pytest.mark.parametrize("rows, depth, columns", SHAPES)
+def test_packing_a_transposed_operand_matches_numpy(rows, depth, columns):
+    a, b = operands(rows, depth, columns)
+    c = transposed_packing(np.ascontiguousarray(b.T), a)
+    assert_product(c, a.astype(np.float64) @ b, depth)
+
+
+def test_multiply_writes_only_inside_c():
+    """Edge tiles go through the scratch tile: nothing beyond C's rows and columns changes."""
+    a, b = operands(13, 40, 45)
+    wide = np.full((13, 50), 7.0, np.float32)  # ldc 50 > 45 columns
+    flat = wide.reshape(-1)
+
+    @njit
+    def into_wider(a, b, flat, ldc):
+        rows, depth = a.shape
+        columns = b.shape[1]
+        packed_a = np.empty(gemm.packed_size(rows, depth, gemm.MR), np.float32)
+        packed_b = np.empty(gemm.packed_size(columns, depth, gemm.NR), np.float32)
+        gemm.pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
+        gemm.pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
+        gemm.multiply(packed_a, packed_b, rows, columns, depth, flat, 0, ldc, False,
+                      np.empty(gemm.MR * gemm.NR, np.float32))
+
+    into_wider(a, b, flat, 50)
+    assert_product(wide[:, :45], a.astype(np.float64) @ b, 40)
+    assert (wide[:, 45:] == 7.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, depth, columns", [(64, 288, 196), (32, 9, 784), (5, 7, 3)])
+def test_matmul_entry_points_match_numpy(dtype, rows, depth, columns):
+    """matmul and matmul_transposed: the own kernel for float32 where enabled, np.dot for
+    float64 and for products narrower than gemm.NARROW."""
+    a, b = operands(rows, depth, columns, dtype)
+    c = np.empty((rows, columns), dtype)
+    through_matmul(a, gemm.packed_operand(a), b, c)
+    expected = a.astype(np.float64) @ b
+    assert_product(c, expected, depth)
+    b_t = np.ascontiguousarray(b.T)
+    through_matmul_transposed(a, b_t, c, False)
+    assert_product(c, expected, depth)
+    through_matmul_transposed(a, b_t, c, True)
+    assert_product(c, 2 * expected, depth)
+
+
+def test_packed_operand_is_empty_where_np_dot_multiplies():
+    assert gemm.packed_operand(np.ones((4, 3))).size == 0  # float64: always np.dot
+    packed = gemm.packed_operand(np.ones((9, 3), np.float32))
+    assert packed.size == (0 if not gemm.ENABLED else 2 * gemm.MR * 3)
+
+
+def test_enabled_follows_the_cpu_numba_compiles_for(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "")
+    assert not gemm._host_has_avx512()
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,+fma,+avx512f")
+    assert gemm._host_has_avx512()
