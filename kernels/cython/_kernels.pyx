@@ -12,6 +12,8 @@ type ``real``), releases the GIL and, in an OpenMP build, splits its outer loop
 over ``_num_threads`` threads once the work is big enough to pay for them.
 """
 
+import os
+
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, log, sqrt, sqrtf
@@ -104,6 +106,143 @@ def set_parallel_min(Py_ssize_t elements):
     return previous
 
 
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    #include <immintrin.h>
+    #define FASTCNN_X86 1
+    #define FASTCNN_AVX512 __attribute__((target("avx512f,fma")))
+    #else
+    #define FASTCNN_X86 0
+    #define FASTCNN_AVX512
+    #endif
+
+    /* An AVX-512 sgemm of our own, as in the numba backend's gemm.py (BLIS scheme):
+       A packed in panels of MR rows, k-major; B in panels of NR columns; each MR x NR
+       tile of C in 16 zmm accumulators, one FMA per (broadcast of A, 16 columns of B)
+       and k; K in slices of KC. Compiled for AVX-512 function by function (the rest of
+       the module stays portable) and used only where the CPU has AVX-512F. */
+    enum { FC_MR = 8, FC_NR = 32, FC_KC = 256 };
+
+    static int fastcnn_gemm_available(void) {
+    #if FASTCNN_X86
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    #else
+        return 0;
+    #endif
+    }
+
+    #if FASTCNN_X86
+    /* c[i*ldc + j] (MR x NR) = (keep ? c : 0) + sum_k a[k*MR + i] * b[k*NR + j] */
+    FASTCNN_AVX512 static void fc_tile(long kc, const float* a, const float* b, float* c,
+                                       long ldc, int keep) {
+        __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (keep) {
+            c00 = _mm512_loadu_ps(c + 0 * ldc); c01 = _mm512_loadu_ps(c + 0 * ldc + 16);
+            c10 = _mm512_loadu_ps(c + 1 * ldc); c11 = _mm512_loadu_ps(c + 1 * ldc + 16);
+            c20 = _mm512_loadu_ps(c + 2 * ldc); c21 = _mm512_loadu_ps(c + 2 * ldc + 16);
+            c30 = _mm512_loadu_ps(c + 3 * ldc); c31 = _mm512_loadu_ps(c + 3 * ldc + 16);
+            c40 = _mm512_loadu_ps(c + 4 * ldc); c41 = _mm512_loadu_ps(c + 4 * ldc + 16);
+            c50 = _mm512_loadu_ps(c + 5 * ldc); c51 = _mm512_loadu_ps(c + 5 * ldc + 16);
+            c60 = _mm512_loadu_ps(c + 6 * ldc); c61 = _mm512_loadu_ps(c + 6 * ldc + 16);
+            c70 = _mm512_loadu_ps(c + 7 * ldc); c71 = _mm512_loadu_ps(c + 7 * ldc + 16);
+        } else {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _mm512_setzero_ps();
+            c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _mm512_setzero_ps();
+        }
+        for (long k = 0; k < kc; k++, a += FC_MR, b += FC_NR) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), s;
+            s = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(s, b0, c00); c01 = _mm512_fmadd_ps(s, b1, c01);
+            s = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(s, b0, c10); c11 = _mm512_fmadd_ps(s, b1, c11);
+            s = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(s, b0, c20); c21 = _mm512_fmadd_ps(s, b1, c21);
+            s = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(s, b0, c30); c31 = _mm512_fmadd_ps(s, b1, c31);
+            s = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(s, b0, c40); c41 = _mm512_fmadd_ps(s, b1, c41);
+            s = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(s, b0, c50); c51 = _mm512_fmadd_ps(s, b1, c51);
+            s = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(s, b0, c60); c61 = _mm512_fmadd_ps(s, b1, c61);
+            s = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(s, b0, c70); c71 = _mm512_fmadd_ps(s, b1, c71);
+        }
+        _mm512_storeu_ps(c + 0 * ldc, c00); _mm512_storeu_ps(c + 0 * ldc + 16, c01);
+        _mm512_storeu_ps(c + 1 * ldc, c10); _mm512_storeu_ps(c + 1 * ldc + 16, c11);
+        _mm512_storeu_ps(c + 2 * ldc, c20); _mm512_storeu_ps(c + 2 * ldc + 16, c21);
+        _mm512_storeu_ps(c + 3 * ldc, c30); _mm512_storeu_ps(c + 3 * ldc + 16, c31);
+        _mm512_storeu_ps(c + 4 * ldc, c40); _mm512_storeu_ps(c + 4 * ldc + 16, c41);
+        _mm512_storeu_ps(c + 5 * ldc, c50); _mm512_storeu_ps(c + 5 * ldc + 16, c51);
+        _mm512_storeu_ps(c + 6 * ldc, c60); _mm512_storeu_ps(c + 6 * ldc + 16, c61);
+        _mm512_storeu_ps(c + 7 * ldc, c70); _mm512_storeu_ps(c + 7 * ldc + 16, c71);
+    }
+
+    /* dst[(p*depth + k)*panel + i] = src[(p*panel + i)*line + k*step]: `lines` lines of
+       `depth` values interleaved in panels of `panel`, zero-padded. */
+    FASTCNN_AVX512 static void fc_pack(const float* src, long line, long step, long lines,
+                                       long depth, long panel, float* dst) {
+        for (long p = 0; p * panel < lines; p++) {
+            long count = lines - p * panel < panel ? lines - p * panel : panel;
+            float* out = dst + p * depth * panel;
+            const float* in = src + p * panel * line;
+            if (step == 1) {  /* each line contiguous: read along it */
+                for (long i = 0; i < count; i++)
+                    for (long k = 0; k < depth; k++) out[k * panel + i] = in[i * line + k];
+            } else {          /* lines side by side (line == 1 reads contiguously) */
+                for (long k = 0; k < depth; k++)
+                    for (long i = 0; i < count; i++) out[k * panel + i] = in[i * line + k * step];
+            }
+            for (long i = count; i < panel; i++)
+                for (long k = 0; k < depth; k++) out[k * panel + i] = 0;
+        }
+    }
+
+    /* Row-major c (m, n) = op(a) (m, k) @ op(b) (k, n) [+ c when keep]; op(a)[i, q] is
+       a[i*lda + q] (a[q*lda + i] with trans_a), op(b)[q, j] is b[q*ldb + j] (b[j*ldb + q]
+       with trans_b). Returns 0, or -1 when out of memory (nothing written then). */
+    FASTCNN_AVX512 static int fastcnn_sgemm(int trans_a, int trans_b, long m, long n, long k,
+                                            const float* a, long lda, const float* b, long ldb,
+                                            int keep, float* c, long ldc) {
+        long row_panels = (m + FC_MR - 1) / FC_MR, column_panels = (n + FC_NR - 1) / FC_NR;
+        float* pa = (float*)malloc(sizeof(float) * row_panels * FC_MR * k);
+        float* pb = (float*)malloc(sizeof(float) * column_panels * FC_NR * k);
+        float edge[FC_MR * FC_NR];
+        if (pa == NULL || pb == NULL) { free(pa); free(pb); return -1; }
+        fc_pack(a, trans_a ? 1 : lda, trans_a ? lda : 1, m, k, FC_MR, pa);
+        fc_pack(b, trans_b ? ldb : 1, trans_b ? 1 : ldb, n, k, FC_NR, pb);
+        for (long k0 = 0; k0 < k; k0 += FC_KC) {
+            long kc = k - k0 < FC_KC ? k - k0 : FC_KC;
+            int accumulate = keep || k0 > 0;
+            for (long q = 0; q < column_panels; q++) {
+                long width = n - q * FC_NR < FC_NR ? n - q * FC_NR : FC_NR;
+                const float* bq = pb + (q * k + k0) * FC_NR;
+                for (long p = 0; p < row_panels; p++) {
+                    long height = m - p * FC_MR < FC_MR ? m - p * FC_MR : FC_MR;
+                    const float* ap = pa + (p * k + k0) * FC_MR;
+                    float* tile = c + p * FC_MR * ldc + q * FC_NR;
+                    if (width == FC_NR && height == FC_MR) {
+                        fc_tile(kc, ap, bq, tile, ldc, accumulate);
+                        continue;
+                    }
+                    fc_tile(kc, ap, bq, edge, FC_NR, 0);  /* hangs over C's edge */
+                    for (long i = 0; i < height; i++)
+                        for (long j = 0; j < width; j++)
+                            tile[i * ldc + j] = edge[i * FC_NR + j] +
+                                                (accumulate ? tile[i * ldc + j] : 0.0f);
+                }
+            }
+        }
+        free(pa);
+        free(pb);
+        return 0;
+    }
+    #else
+    static int fastcnn_sgemm(int trans_a, int trans_b, long m, long n, long k, const float* a,
+                             long lda, const float* b, long ldb, int keep, float* c, long ldc) {
+        return -1;
+    }
+    #endif
+    """
+    int fastcnn_gemm_available() noexcept nogil
+    int fastcnn_sgemm(int trans_a, int trans_b, long m, long n, long k, const float* a, long lda,
+                      const float* b, long ldb, int keep, float* c, long ldc) noexcept nogil
+
 # ---- BLAS, called from inside the parallel loops ---------------------------------------
 ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
                          const float* a, int* lda, const float* b, int* ldb, float* beta,
@@ -123,6 +262,18 @@ def use_blas(sgemm_capsule, dgemm_capsule):
     _dgemm = <dgemm_t>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
 
 
+cdef bint _own_gemm = fastcnn_gemm_available() and os.environ.get("FASTCNN_OWN_GEMM", "1") != "0"
+cdef int OWN_GEMM_MIN = 16
+"""Products with fewer rows or columns than this stay with BLAS: most of a zero-padded
+8 x 32 tile would be wasted (pytorch_cnn's first weight gradient has 9 columns)."""
+
+
+def own_gemm():
+    """True when float32 products run on the module's own AVX-512 sgemm (the CPU has
+    AVX-512F and FASTCNN_OWN_GEMM is not 0), False when they all go to BLAS."""
+    return _own_gemm
+
+
 def has_blas():
     """True once use_blas() gave the kernels a GEMM."""
     return _sgemm != NULL and _dgemm != NULL
@@ -138,6 +289,10 @@ cdef inline void _gemm(bint trans_a, bint trans_b, int m, int n, int k, const re
     cdef double one_d = 1, beta_d = <double>beta
     if m == 0 or n == 0:
         return
+    if real is float and _own_gemm and m >= OWN_GEMM_MIN and n >= OWN_GEMM_MIN and \
+            (beta == 0 or beta == 1):
+        if fastcnn_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta == 1, c, ldc) == 0:
+            return
     if real is float:
         _sgemm(&ta, &tb, &n, &m, &k, &one_f, b, &ldb, a, &lda, &beta_f, c, &ldc)
     else:
