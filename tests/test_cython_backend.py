@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastcnn
@@ -185,3 +186,35 @@ def test_compiler_without_openmp_builds_a_serial_extension(tmp_path):
     compiler.chmod(0o755)
     site = _install_copy(tmp_path, {"CC": str(compiler)})
     assert _status_in(site).split() == ["True", "OPENMP", "False"]
+
+
+# ---- the own AVX-512 sgemm ------------------------------------------------------------------
+GEMM_SHAPES = [(1, 1, 1), (8, 256, 32), (13, 37, 45), (64, 288, 196), (17, 300, 33), (9, 513, 70),
+               (288, 64, 196), (32, 784, 9)]
+"""(M, K, N): exact tiles, every edge, depth above one 256 slice, the narrow BLAS fallback."""
+
+
+@pytest.mark.parametrize("own", [True, False])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("m, k, n", GEMM_SHAPES)
+def test_gemm_matches_numpy(own, trans_a, trans_b, m, k, n):
+    """The micro-kernel where the CPU has AVX-512F (BLAS otherwise, and with own=False), for
+    every transpose the kernels use, overwriting and accumulating."""
+    kernels = pytest.importorskip("fastcnn.kernels.cython._kernels")
+    rng = np.random.default_rng(m * 7 + k * 3 + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    stored_a = np.ascontiguousarray(a.T) if trans_a else a
+    stored_b = np.ascontiguousarray(b.T) if trans_b else b
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    expected = a.astype(np.float64) @ b
+    previous = kernels.use_own_gemm(own)
+    try:
+        c = np.full((m, n), np.nan, np.float32)
+        kernels.gemm_float32(stored_a, stored_b, c, trans_a, trans_b, False)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-4 * np.sqrt(k))
+        c = start.copy()
+        kernels.gemm_float32(stored_a, stored_b, c, trans_a, trans_b, True)
+        np.testing.assert_allclose(c, start + expected, rtol=1e-5, atol=1e-4 * np.sqrt(k))
+    finally:
+        kernels.use_own_gemm(previous)

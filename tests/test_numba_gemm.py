@@ -56,8 +56,8 @@ def through_matmul(a, packed_a, b, c):
 
 
 @njit
-def through_matmul_transposed(a, b, c, accumulate):
-    gemm.matmul_transposed(a, b, c, accumulate)
+def through_matmul_transposed(a, b, c, accumulate, own):
+    gemm.matmul_transposed(a, b, c, accumulate, own)
 
 
 def operands(rows, depth, columns, dtype=np.float32, seed=0):
@@ -117,21 +117,45 @@ def test_multiply_writes_only_inside_c():
     assert (wide[:, 45:] == 7.0).all()
 
 
+@pytest.mark.parametrize("own", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, depth, columns", [(64, 288, 196), (32, 9, 784), (5, 7, 3)])
-def test_matmul_entry_points_match_numpy(dtype, rows, depth, columns):
+def test_matmul_entry_points_match_numpy(monkeypatch, own, dtype, rows, depth, columns):
     """matmul and matmul_transposed: the own kernel for float32 where enabled, np.dot for
-    float64 and for products narrower than gemm.NARROW."""
+    float64, for products narrower than gemm.NARROW and with the kernel switched off."""
+    monkeypatch.setattr(gemm, "ENABLED", own)
     a, b = operands(rows, depth, columns, dtype)
     c = np.empty((rows, columns), dtype)
     through_matmul(a, gemm.packed_operand(a), b, c)
     expected = a.astype(np.float64) @ b
     assert_product(c, expected, depth)
     b_t = np.ascontiguousarray(b.T)
-    through_matmul_transposed(a, b_t, c, False)
+    through_matmul_transposed(a, b_t, c, False, own)
     assert_product(c, expected, depth)
-    through_matmul_transposed(a, b_t, c, True)
+    through_matmul_transposed(a, b_t, c, True, own)
     assert_product(c, 2 * expected, depth)
+
+
+def test_conv_kernels_match_the_reference_with_the_micro_kernel_off(monkeypatch):
+    """The BLAS path (AVX2 hosts, FASTCNN_OWN_GEMM=0) on an AVX-512 host as well."""
+    from fastcnn.kernels import numba_backend, numpy_backend
+
+    monkeypatch.setattr(gemm, "ENABLED", False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 16, 9, 11)).astype(np.float32)
+    weight = (rng.standard_normal((24, 16, 3, 3)) / 12).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    dout = rng.standard_normal((5, 24, 9, 11)).astype(np.float32)
+    results = []
+    for module in (numpy_backend, numba_backend):
+        cols, out = np.empty((5, 144, 99), np.float32), np.empty((5, 24, 9, 11), np.float32)
+        module.conv2d_forward(x, weight, bias, 1, 1, "relu", cols, out)
+        dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
+        module.conv2d_backward(dout.copy(), out, weight, cols, 1, 1, "relu", dx, dweight, dbias,
+                               np.empty_like(cols))
+        results.append((out, dx, dweight, dbias))
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_packed_operand_is_empty_where_np_dot_multiplies():

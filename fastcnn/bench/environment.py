@@ -73,6 +73,29 @@ def describe_blas(libraries: list[dict], coretype: str | None = None) -> str:
     return text + (f"; kernels forced by OPENBLAS_CORETYPE={coretype}" if coretype else "")
 
 
+def own_gemm() -> dict:
+    """Backend -> whether its float32 GEMMs run on fastcnn's own AVX-512 micro-kernel
+    (True) or on BLAS (False); backends that cannot load here are left out."""
+    found = {}
+    try:
+        from ..kernels.numba_cpu import gemm
+        found["numba"] = bool(gemm.ENABLED)
+    except ImportError:
+        pass
+    try:
+        from ..kernels.cython import _kernels
+        found["cython"] = bool(_kernels.own_gemm())
+    except ImportError:
+        pass
+    return found
+
+
+def describe_gemm(own: dict) -> str:
+    """"numba: own AVX-512 micro-kernel; cython: BLAS" (or "unknown")."""
+    return "; ".join(f"{name}: {'own AVX-512 micro-kernel' if mine else 'BLAS'}"
+                     for name, mine in own.items()) or "unknown"
+
+
 def _version(module: str) -> str | None:
     try:
         return getattr(importlib.import_module(module), "__version__", "?")

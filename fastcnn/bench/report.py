@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from .environment import describe_blas
+from .environment import describe_blas, describe_gemm
 from .runner import NAIVE, TORCH
 
 KINDS = (("train", "Training steps"), ("infer", "Inference"), ("kernel", "Kernels"))
@@ -230,6 +230,8 @@ def markdown_report(document: dict) -> str:
         "as NumPy has it for the numpy "
         "backend and PyTorch-free code; the numba and cython kernels call SciPy's BLAS on one "
         "thread from each of their own threads.",
+        f"- **float32 GEMMs:** {describe_gemm(document.get('own_gemm', {}))} (the micro-kernel "
+        "runs where the CPU has AVX-512F; the matmul peak below is NumPy's BLAS).",
         f"- **Load:** 1-minute load average {machine.get('load_average', '?')} at the start, "
         f"{machine.get('load_average_end', '?')} at the end: other processes shared the "
         f"{machine['cores']} cores, which is why every figure is a side-by-side ratio or a median.",

@@ -110,6 +110,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         f"BLAS: {environment.describe_blas(blas, cpu['openblas_coretype'])} (numba and cython "
         "call theirs on 1 thread "
         "from each kernel thread)")
+    own_gemm = environment.own_gemm()
+    log(f"float32 GEMMs: {environment.describe_gemm(own_gemm)}")
     peak = matmul_peak(preset["peak_size"], repeats=preset["repeat"], min_time=preset["min_time"])
     log(f"matmul peak (NumPy float32 {peak['size']}^3, {threads} threads): {peak['gflops']:.1f} GFLOP/s")
 
@@ -138,7 +140,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "min_time": preset["min_time"], "budget": preset["budget"],
         "naive_repeat": preset["naive_repeat"], "machine": environment.machine(),
         "extra_batch_sizes": list(preset["extra_batch_sizes"]),
-        "versions": environment.versions(), "blas": blas, "peak": peak, "rows": rows,
+        "versions": environment.versions(), "blas": blas, "own_gemm": own_gemm, "peak": peak, "rows": rows,
     }
     if preset["extras"]:
         document.update(_extras(competitors, models, threads, config.batch_size, preset, log))

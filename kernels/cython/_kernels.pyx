@@ -5,9 +5,11 @@
 Only loops live here: ``fastcnn.kernels.cython_backend`` maps the contract
 onto these functions, ``fastcnn.functional`` checks arguments and allocates
 every output (shapes as in :mod:`fastcnn.kernels.contract`). The big GEMMs run
-inside the parallel loops, each thread calling single-threaded BLAS on its own
-sample or piece (SciPy's ``cython_blas`` sgemm/dgemm, handed over at run time
-by :func:`use_blas`, so building needs no SciPy). Every kernel takes float32 or float64 arrays (the fused
+inside the parallel loops, each thread multiplying its own sample or piece: float32
+on the module's own AVX-512 sgemm where the CPU has AVX-512F (``fastcnn_sgemm``,
+compiled for AVX-512 function by function, so the module still loads anywhere), the
+rest on single-threaded BLAS (SciPy's ``cython_blas`` sgemm/dgemm, handed over at run
+time by :func:`use_blas`, so building needs no SciPy). Every kernel takes float32 or float64 arrays (the fused
 type ``real``), releases the GIL and, in an OpenMP build, splits its outer loop
 over ``_num_threads`` threads once the work is big enough to pay for them.
 """
@@ -274,6 +276,25 @@ def own_gemm():
     return _own_gemm
 
 
+def use_own_gemm(bint on):
+    """Turn the own sgemm on (where the CPU has AVX-512F) or off; returns the previous
+    setting. For tests and benchmarks."""
+    global _own_gemm
+    previous, _own_gemm = _own_gemm, on and fastcnn_gemm_available()
+    return previous
+
+
+def gemm_float32(const float[:, ::1] a, const float[:, ::1] b, float[:, ::1] c, bint trans_a,
+                 bint trans_b, bint keep):
+    """c (M, N) = op(a) @ op(b) [+ c when keep], through the kernels' own GEMM dispatch
+    (the micro-kernel or BLAS): what the tests hold to NumPy."""
+    cdef int m = c.shape[0], n = c.shape[1], k = a.shape[0] if trans_a else a.shape[1]
+    if (b.shape[1] if trans_b else b.shape[0]) != k:
+        raise ValueError("gemm_float32: a and b do not chain")
+    _gemm(trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0], b.shape[1],
+          1 if keep else 0, &c[0, 0], n)
+
+
 def has_blas():
     """True once use_blas() gave the kernels a GEMM."""
     return _sgemm != NULL and _dgemm != NULL
@@ -282,7 +303,9 @@ def has_blas():
 cdef inline void _gemm(bint trans_a, bint trans_b, int m, int n, int k, const real* a, int lda,
                        const real* b, int ldb, real beta, real* c, int ldc) noexcept nogil:
     """Row-major c (m, n) = op(a) (m, k) @ op(b) (k, n) + beta * c, op = transpose when asked;
-    lda/ldb/ldc are row strides. Column-major BLAS computes c.T = op(b).T @ op(a).T."""
+    lda/ldb/ldc are row strides. float32 products of at least OWN_GEMM_MIN rows and columns
+    run on fastcnn_sgemm where the CPU has AVX-512F; the rest on BLAS, which, being
+    column-major, computes c.T = op(b).T @ op(a).T."""
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
     cdef float one_f = 1, beta_f = <float>beta

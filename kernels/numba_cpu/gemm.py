@@ -27,6 +27,8 @@ loops over i, j, k); the conformance suite holds both to the NumPy reference.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -48,6 +50,7 @@ zero-padded tile would be wasted (pytorch_cnn's first weight gradient has 9 colu
 
 
 def _host_has_avx512() -> bool:
+    """Whether LLVM compiles numba's kernels for a CPU with AVX-512F."""
     if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
         return "+avx512f" in (numba.config.CPU_FEATURES or "")
     import llvmlite.binding as llvm
@@ -55,7 +58,10 @@ def _host_has_avx512() -> bool:
     return bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 
-ENABLED = _host_has_avx512()
+ENABLED = _host_has_avx512() and os.environ.get("FASTCNN_OWN_GEMM", "1") != "0"
+"""Read by the Python wrappers at every call and passed to the kernels as an argument
+(a global would be frozen into numba's on-disk cache): FASTCNN_OWN_GEMM=0 turns the
+micro-kernel off, e.g. to measure it against BLAS."""
 
 
 @intrinsic
@@ -207,7 +213,7 @@ def packed_size(rows, depth, panel):
 
 # ---- the products the kernels call: this micro-kernel for float32 where ENABLED, else np.dot
 def _own(dtype) -> bool:
-    return ENABLED and dtype == types.float32
+    return dtype == types.float32
 
 
 @serial_kernel
@@ -226,12 +232,13 @@ def packed_operand(matrix):
 
 
 def matmul(a, packed_a, b, c):
-    """c (M, N) = a (M, K) @ b (K, N); packed_a from :func:`packed_operand` (a)."""
+    """c (M, N) = a (M, K) @ b (K, N); packed_a from :func:`packed_operand` (a), empty
+    for np.dot."""
     np.dot(a, b, c)
 
 
-def matmul_transposed(a, b, c, accumulate):
-    """c (M, N) [+]= a (M, K) @ b (N, K).T."""
+def matmul_transposed(a, b, c, accumulate, own):
+    """c (M, N) [+]= a (M, K) @ b (N, K).T; on the micro-kernel when ``own`` (ENABLED)."""
     if accumulate:
         c += a @ b.T
     else:
@@ -243,7 +250,7 @@ def _matmul(a, packed_a, b, c):
     if _own(a.dtype):
         def own(a, packed_a, b, c):
             rows, depth, columns = a.shape[0], a.shape[1], b.shape[1]
-            if min(rows, columns) < NARROW:
+            if packed_a.size == 0 or min(rows, columns) < NARROW:
                 np.dot(a, b, c)
                 return
             packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
@@ -259,11 +266,11 @@ def _matmul(a, packed_a, b, c):
 
 
 @overload(matmul_transposed, inline="always")
-def _matmul_transposed(a, b, c, accumulate):
+def _matmul_transposed(a, b, c, accumulate, own):
     if _own(a.dtype):
-        def own(a, b, c, accumulate):
+        def mine(a, b, c, accumulate, own):
             rows, depth, columns = a.shape[0], a.shape[1], b.shape[0]
-            if min(rows, columns) < NARROW:
+            if not own or min(rows, columns) < NARROW:
                 _blas_transposed(a, b, c, accumulate)
                 return
             packed_a = np.empty(packed_size(rows, depth, MR), np.float32)
@@ -273,9 +280,9 @@ def _matmul_transposed(a, b, c, accumulate):
             pack_columns_b(b.reshape(-1), depth, depth, columns, packed_b)
             multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns,
                      accumulate, edge)
-        return own
+        return mine
 
-    def blas(a, b, c, accumulate):
+    def blas(a, b, c, accumulate, own):
         _blas_transposed(a, b, c, accumulate)
     return blas
 
