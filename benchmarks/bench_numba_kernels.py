@@ -263,7 +263,8 @@ def child_threads(repeat: int) -> dict:
 
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")
+                    "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER",
+                    "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
 def run_child(mode: str, env_updates: dict, repeat: int = 0) -> dict:
@@ -287,7 +288,7 @@ def startup_table() -> list:
 
 
 THREAD_SETTINGS = (
-    ("default (numba: all cores, BLAS: all cores)", {}),
+    ("default (numba: all cores, BLAS: all cores; GOMP_SPINCOUNT=300 from fastcnn)", {}),
     ("OPENBLAS_NUM_THREADS=1", {"OPENBLAS_NUM_THREADS": "1"}),
     ("NUMBA_NUM_THREADS=1", {"NUMBA_NUM_THREADS": "1"}),
     ("both 1", {"OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}),

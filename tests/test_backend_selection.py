@@ -3,6 +3,7 @@ picked, and a named backend never silently falls back to another."""
 
 from __future__ import annotations
 
+import os
 import pytest
 
 import fastcnn
@@ -155,3 +156,31 @@ def test_set_backend_overrides_an_unknown_fastcnn_backend_variable():
 def test_set_backend_with_something_other_than_a_name_says_what_it_takes(value):
     with pytest.raises(BackendError, match="a backend is named by a string, one of: auto, naive"):
         fastcnn.set_backend(value)
+
+
+# ---- OpenMP waiting ----------------------------------------------------------------------------
+def _openmp_environment(**settings):
+    """GOMP_SPINCOUNT and KMP_BLOCKTIME after `import fastcnn` in a fresh interpreter whose
+    environment has no OpenMP wait settings but ``settings``."""
+    import json
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env.update(settings)
+    code = ("import os, json, fastcnn; print(json.dumps([os.environ.get('GOMP_SPINCOUNT'), "
+            "os.environ.get('KMP_BLOCKTIME')]))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_makes_idle_openmp_threads_spin_briefly_then_sleep():
+    assert _openmp_environment() == ["300", "0"]
+
+
+def test_import_leaves_the_users_openmp_wait_settings_alone():
+    assert _openmp_environment(OMP_WAIT_POLICY="ACTIVE") == [None, None]
+    assert _openmp_environment(GOMP_SPINCOUNT="5000") == ["5000", None]
+    assert _openmp_environment(KMP_BLOCKTIME="200") == [None, "200"]

@@ -303,9 +303,9 @@ def markdown_report(document: dict) -> str:
         "under `samples`). Ratios still move with the load: in our runs the compiled backends "
         "(a dozen or more short parallel kernels per training step, each waiting for its "
         "slowest thread) lost more than PyTorch whenever other processes were busy. "
-        "All competitors share one process, and `import fastcnn` sets `OMP_WAIT_POLICY=PASSIVE` "
-        "(unless already set), so idle OpenMP threads of one competitor do not spin while "
-        "another runs.",
+        "All competitors share one process, and `import fastcnn` sets `GOMP_SPINCOUNT=300` "
+        "and `KMP_BLOCKTIME=0` (unless one of those or `OMP_WAIT_POLICY` is set), so idle "
+        "OpenMP threads of one competitor spin only a few microseconds while another runs.",
         "- CPU/wall: the process's CPU time (every thread) over the wall time of each timed "
         "round, median over the rounds: how many cores a competitor kept busy (other "
         "processes' load lowers it).",
