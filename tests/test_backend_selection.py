@@ -4,6 +4,7 @@ picked, and a named backend never silently falls back to another."""
 from __future__ import annotations
 
 import os
+
 import pytest
 
 import fastcnn

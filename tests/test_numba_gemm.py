@@ -56,6 +56,11 @@ def through_matmul(a, packed_a, b, c):
 
 
 @njit
+def through_product(a, b, c, own):
+    gemm.product(a, b, c, own)
+
+
+@njit
 def through_matmul_transposed(a, b, c, accumulate, own):
     gemm.matmul_transposed(a, b, c, accumulate, own)
 
@@ -121,13 +126,16 @@ def test_multiply_writes_only_inside_c():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, depth, columns", [(64, 288, 196), (32, 9, 784), (5, 7, 3)])
 def test_matmul_entry_points_match_numpy(monkeypatch, own, dtype, rows, depth, columns):
-    """matmul and matmul_transposed: the own kernel for float32 where enabled, np.dot for
+    """matmul, product and matmul_transposed: the own kernel for float32 where enabled, np.dot for
     float64, for products narrower than gemm.NARROW and with the kernel switched off."""
     monkeypatch.setattr(gemm, "ENABLED", own)
     a, b = operands(rows, depth, columns, dtype)
     c = np.empty((rows, columns), dtype)
     through_matmul(a, gemm.packed_operand(a), b, c)
     expected = a.astype(np.float64) @ b
+    assert_product(c, expected, depth)
+    c[...] = np.nan
+    through_product(a, b, c, own)
     assert_product(c, expected, depth)
     b_t = np.ascontiguousarray(b.T)
     through_matmul_transposed(a, b_t, c, False, own)

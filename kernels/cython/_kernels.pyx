@@ -183,9 +183,13 @@ cdef extern from *:
             long count = lines - p * panel < panel ? lines - p * panel : panel;
             float* out = dst + p * depth * panel;
             const float* in = src + p * panel * line;
-            if (step == 1) {  /* each line contiguous: read along it */
-                for (long i = 0; i < count; i++)
-                    for (long k = 0; k < depth; k++) out[k * panel + i] = in[i * line + k];
+            if (step == 1) {  /* each line contiguous: read along it, FC_KC values at a
+                                 time, so that the panel rows written stay in L1 */
+                for (long k0 = 0; k0 < depth; k0 += FC_KC) {
+                    long end = depth - k0 < FC_KC ? depth : k0 + FC_KC;
+                    for (long i = 0; i < count; i++)
+                        for (long k = k0; k < end; k++) out[k * panel + i] = in[i * line + k];
+                }
             } else {          /* lines side by side (line == 1 reads contiguously) */
                 for (long k = 0; k < depth; k++)
                     for (long i = 0; i < count; i++) out[k * panel + i] = in[i * line + k * step];

@@ -137,14 +137,16 @@ def _pack_lines(source, stride, lines, depth, panel, packed):
     for p in range((lines + panel - 1) // panel):
         count = min(panel, lines - p * panel)
         base = np.uint64(p * depth * panel)
-        for i in range(panel):
-            if i < count:
-                start = np.uint64((p * panel + i) * stride)
-                for k in range(depth):
-                    packed[base + np.uint64(k * panel + i)] = source[start + np.uint64(k)]
-            else:
-                for k in range(depth):
-                    packed[base + np.uint64(k * panel + i)] = 0
+        for k0 in range(0, depth, KC):  # KC values per line at a time: rows written stay in L1
+            end = min(depth, k0 + KC)
+            for i in range(panel):
+                if i < count:
+                    start = np.uint64((p * panel + i) * stride)
+                    for k in range(k0, end):
+                        packed[base + np.uint64(k * panel + i)] = source[start + np.uint64(k)]
+                else:
+                    for k in range(k0, end):
+                        packed[base + np.uint64(k * panel + i)] = 0
 
 
 @inline_helper
@@ -237,6 +239,11 @@ def matmul(a, packed_a, b, c):
     np.dot(a, b, c)
 
 
+def product(a, b, c, own):
+    """c (M, N) = a (M, K) @ b (K, N), both packed here; on the micro-kernel when ``own``."""
+    np.dot(a, b, c)
+
+
 def matmul_transposed(a, b, c, accumulate, own):
     """c (M, N) [+]= a (M, K) @ b (N, K).T; on the micro-kernel when ``own`` (ENABLED)."""
     if accumulate:
@@ -245,22 +252,54 @@ def matmul_transposed(a, b, c, accumulate, own):
         np.dot(a, b.T, c)
 
 
+@inline_helper
+def _packed_rows(a):
+    """a (M, K) C-contiguous, packed in MR-row panels (pack_rows_a)."""
+    packed = np.empty(packed_size(a.shape[0], a.shape[1], MR), np.float32)
+    pack_rows_a(a.reshape(-1), a.shape[1], a.shape[0], a.shape[1], packed)
+    return packed
+
+
+@inline_helper
+def _times(packed_a, rows, b, c, accumulate, transposed):
+    """c (rows, N) [+]= A @ B from A's packed panels; B = b (K, N), or b.T with ``transposed``
+    (b (N, K)), packed here."""
+    depth, columns = (b.shape[1], b.shape[0]) if transposed else (b.shape[0], b.shape[1])
+    packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
+    if transposed:
+        pack_columns_b(b.reshape(-1), depth, depth, columns, packed_b)
+    else:
+        pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
+    multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, accumulate,
+             np.empty(MR * NR, np.float32))
+
+
 @overload(matmul, inline="always")
 def _matmul(a, packed_a, b, c):
     if _own(a.dtype):
-        def own(a, packed_a, b, c):
-            rows, depth, columns = a.shape[0], a.shape[1], b.shape[1]
-            if packed_a.size == 0 or min(rows, columns) < NARROW:
+        def mine(a, packed_a, b, c):
+            if packed_a.size == 0 or min(a.shape[0], b.shape[1]) < NARROW:
                 np.dot(a, b, c)
-                return
-            packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
-            edge = np.empty(MR * NR, np.float32)
-            pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
-            multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, False,
-                     edge)
-        return own
+            else:
+                _times(packed_a, a.shape[0], b, c, False, False)
+        return mine
 
     def blas(a, packed_a, b, c):
+        np.dot(a, b, c)
+    return blas
+
+
+@overload(product, inline="always")
+def _product(a, b, c, own):
+    if _own(a.dtype):
+        def mine(a, b, c, own):
+            if not own or min(a.shape[0], b.shape[1]) < NARROW:
+                np.dot(a, b, c)
+            else:
+                _times(_packed_rows(a), a.shape[0], b, c, False, False)
+        return mine
+
+    def blas(a, b, c, own):
         np.dot(a, b, c)
     return blas
 
@@ -269,17 +308,10 @@ def _matmul(a, packed_a, b, c):
 def _matmul_transposed(a, b, c, accumulate, own):
     if _own(a.dtype):
         def mine(a, b, c, accumulate, own):
-            rows, depth, columns = a.shape[0], a.shape[1], b.shape[0]
-            if not own or min(rows, columns) < NARROW:
+            if not own or min(a.shape[0], b.shape[0]) < NARROW:
                 _blas_transposed(a, b, c, accumulate)
-                return
-            packed_a = np.empty(packed_size(rows, depth, MR), np.float32)
-            packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
-            edge = np.empty(MR * NR, np.float32)
-            pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
-            pack_columns_b(b.reshape(-1), depth, depth, columns, packed_b)
-            multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns,
-                     accumulate, edge)
+            else:
+                _times(_packed_rows(a), a.shape[0], b, c, accumulate, True)
         return mine
 
     def blas(a, b, c, accumulate, own):
