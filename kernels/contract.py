@@ -162,7 +162,8 @@ class KernelBackend(Protocol):
     # ---- pooling ----------------------------------------------------------
     def maxpool2d_forward(self, x, kernel: int, stride: int, out, argmax) -> None:
         """x (N, C, H, W) -> out (N, C, OH, OW); argmax (N, C, OH, OW) int32 holds
-        the winning input's flat index y*W + x within its (H, W) plane (first maximum wins)."""
+        the winning input's flat index y*W + x within its (H, W) plane (first maximum wins;
+        a NaN beats every number, so the first NaN of a window wins, as in NumPy's argmax)."""
 
     def maxpool2d_backward(self, dout, argmax, dx) -> None:
         """dout (N, C, OH, OW), argmax (N, C, OH, OW) int32 -> dx (N, C, H, W), zero

@@ -167,8 +167,10 @@ def maxpool2d_forward(x, kernel, stride, out, argmax):
                     for i in range(kernel):
                         for j in range(kernel):
                             y, x_pos = oy * stride + i, ox * stride + j
-                            # strictly greater: the first maximum in row-major order wins
-                            if x[n, c, y, x_pos] > x[n, c, best_y, best_x]:
+                            # strictly greater: the first maximum in row-major order wins;
+                            # a NaN beats every number, so the first NaN wins (NumPy's argmax)
+                            value, best = x[n, c, y, x_pos], x[n, c, best_y, best_x]
+                            if value > best or (np.isnan(value) and not np.isnan(best)):
                                 best_y, best_x = y, x_pos
                     out[n, c, oy, ox] = x[n, c, best_y, best_x]
                     argmax[n, c, oy, ox] = best_y * width + best_x

@@ -230,6 +230,8 @@ POOL_SETTINGS = (
     dict(batch=2, channels=64, kernel=3, stride=1, max_size=6),
     dict(batch=1, channels=5, kernel=2, stride=3, ties=True),
     dict(batch=3, channels=7, kernel=2, stride=2, ties=True, max_size=13),
+    # rows of 8 or more outputs: cython's vectorised 2x2 path
+    dict(batch=2, channels=3, kernel=2, stride=2, ties=True, min_size=16, max_size=31),
 )
 """Pooling geometries (no padding); heights and widths are drawn at random."""
 
@@ -243,7 +245,8 @@ def _pool_problems(tiny, topic):
         if tiny:
             batch, channels, max_size = min(batch, TINY_BATCH), min(channels, TINY_CHANNELS), TINY_SIZE
         kernel, stride = setting["kernel"], setting["stride"]
-        height, width = rng.integers(kernel, max_size + 1, size=2)
+        smallest = kernel if tiny else max(kernel, setting.get("min_size", 0))
+        height, width = rng.integers(smallest, max_size + 1, size=2)
         out_shape = (batch, channels, conv_output_size(height, kernel, stride, 0),
                      conv_output_size(width, kernel, stride, 0))
         label = (f"N{batch}-C{channels}-{height}x{width}-k{kernel}-s{stride}"

@@ -212,3 +212,19 @@ def test_conv_forward_without_cols_gives_the_same_output(backend):
         outputs = {name: None if name == "cols" else spec for name, spec in case.outputs.items()}
         check_against_reference(backend, dataclasses.replace(case, outputs=outputs,
                                                              label=case.label + "-no_cols"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_maxpool_forward_picks_the_first_nan_like_numpy(backend):
+    """A window with a NaN pools to NaN, its argmax at the first NaN (NumPy's argmax), on
+    the general loop and on the 2x2 paths; NaN-free planes beside it are unaffected."""
+    for case in kernel_cases.cases("maxpool2d_forward", tiny=TINY[backend]):
+        x = case.arrays["x"].copy()
+        flat = x.reshape(x.shape[0] * x.shape[1], -1)
+        flat[0, :: max(1, flat.shape[1] // 3)] = np.nan  # a few NaNs in the first plane
+        case = dataclasses.replace(case, arrays={**case.arrays, "x": x}, label=case.label + "-nan")
+        expected = run_case(backend_module(REFERENCE), case)
+        actual = run_case(backend_module(backend), case)
+        where = f"{backend}.maxpool2d_forward [{case.label}]"
+        np.testing.assert_array_equal(actual["argmax"], expected["argmax"], err_msg=where)
+        np.testing.assert_array_equal(actual["out"], expected["out"], err_msg=where)  # NaN == NaN

@@ -29,7 +29,9 @@ def _maxpool_forward_kernel(x, h, w, kernel, stride, oh, ow, out, argmax):
             for kx in range(kernel):
                 index = (y0 + ky) * w + x0 + kx
                 value = x[plane * h * w + index]
-                if value > best:  # strict: the first maximum in window order wins
+                # strict: the first maximum in window order wins; a NaN beats every
+                # number, so the first NaN wins (NumPy's argmax) and the NaN shows
+                if value > best or (value != value and best == best):
                     best = value
                     best_index = index
         out[i] = best

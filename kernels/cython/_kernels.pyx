@@ -481,6 +481,32 @@ cdef inline Py_ssize_t _window_argmax(const real* plane, Py_ssize_t width, Py_ss
     return best_at
 
 
+cdef inline void _max2x2_row(const real* plane, Py_ssize_t width, Py_ssize_t oy,
+                             Py_ssize_t out_w, real* out, int* argmax) noexcept nogil:
+    """Output row oy of a 2x2, stride-2 max pool of a NaN-free plane: out[ox] and the flat
+    index of its window's first maximum (the general loop's answer), in one pass over the
+    two input rows whose loop the compiler can vectorise."""
+    cdef const real* top = plane + 2 * oy * width
+    cdef const real* low = top + width
+    cdef Py_ssize_t ox
+    cdef int at, base = <int>(2 * oy * width)
+    cdef real best
+    for ox in range(out_w):
+        best = top[2 * ox]
+        at = base + <int>(2 * ox)
+        if top[2 * ox + 1] > best:
+            best = top[2 * ox + 1]
+            at = base + <int>(2 * ox + 1)
+        if low[2 * ox] > best:
+            best = low[2 * ox]
+            at = base + <int>(width + 2 * ox)
+        if low[2 * ox + 1] > best:
+            best = low[2 * ox + 1]
+            at = base + <int>(width + 2 * ox + 1)
+        out[ox] = best
+        argmax[ox] = at
+
+
 cdef inline Py_ssize_t _row_argmax(const real[:, ::1] a, Py_ssize_t row) noexcept nogil:
     """Column of the first maximum of a[row]."""
     cdef Py_ssize_t j, best = 0
@@ -834,6 +860,13 @@ def maxpool2d_forward(const real[:, ::1] x, Py_ssize_t width, Py_ssize_t kernel,
                         use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
         # the NaN-aware compare costs four times a plain one: only planes with a NaN pay it
         has_nan = _count_nan(&x[plane, 0], x.shape[1]) > 0
+        # 2x2 pools of rows of 8+ outputs (pytorch_cnn's first: 664 -> 475 us); on shorter
+        # rows (its second, 7 outputs) the vectorised loop cost more than it saved
+        if kernel == 2 and stride == 2 and not has_nan and out.shape[2] >= 8:
+            for oy in range(out.shape[1]):
+                _max2x2_row(&x[plane, 0], width, oy, out.shape[2], &out[plane, oy, 0],
+                            &argmax[plane, oy, 0])
+            continue
         for oy in range(out.shape[1]):
             for ox in range(out.shape[2]):
                 if has_nan:
