@@ -100,6 +100,27 @@ def test_packing_a_transposed_operand_matches_numpy(rows, depth, columns):
     assert_product(c, a.astype(np.float64) @ b, depth)
 
 
+@pytest.mark.parametrize("rows, depth, columns", [(8, 5, 3), (16, 300, 33), (288, 196, 64)])
+def test_multiply_reading_a_in_place_matches_numpy(rows, depth, columns):
+    """multiply_rows: A's rows read where they are (rows a multiple of MR), over K slices."""
+    a, b = operands(rows, depth, columns)
+
+    @njit
+    def in_place(a, b, c, accumulate):
+        packed_b = np.empty(gemm.packed_size(b.shape[1], b.shape[0], gemm.NR), np.float32)
+        gemm.pack_rows_b(b.reshape(-1), b.shape[1], b.shape[0], b.shape[1], packed_b)
+        gemm.multiply_rows(a.reshape(-1), a.shape[1], packed_b, a.shape[0], b.shape[1],
+                           a.shape[1], c.reshape(-1), 0, b.shape[1], accumulate,
+                           np.empty(gemm.MR * gemm.NR, np.float32))
+
+    c = np.full((rows, columns), np.nan, np.float32)
+    in_place(a, b, c, False)
+    assert_product(c, a.astype(np.float64) @ b, depth)
+    start = c.copy()
+    in_place(a, b, c, True)
+    assert_product(c, 2 * start.astype(np.float64), depth)
+
+
 def test_multiply_writes_only_inside_c():
     """Edge tiles go through the scratch tile: nothing beyond C's rows and columns changes."""
     a, b = operands(13, 40, 45)
@@ -124,7 +145,8 @@ def test_multiply_writes_only_inside_c():
 
 @pytest.mark.parametrize("own", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows, depth, columns", [(64, 288, 196), (32, 9, 784), (5, 7, 3)])
+@pytest.mark.parametrize("rows, depth, columns",
+                         [(64, 288, 196), (288, 196, 64), (32, 9, 784), (5, 7, 3), (20, 300, 40)])
 def test_matmul_entry_points_match_numpy(monkeypatch, own, dtype, rows, depth, columns):
     """matmul, product and matmul_transposed: the own kernel for float32 where enabled, np.dot for
     float64, for products narrower than gemm.NARROW and with the kernel switched off."""

@@ -144,14 +144,17 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, groups, channels,
               geometry, dweight2d, dbias, dcols, flat_dx):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
-    gradients (dout3[n] @ cols[n].T, (O, K)) to its group's partial sums, and when
+    gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
+    sums, and when
     dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice of
     dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order, then the groups in order: the result never depends on the thread count."""
     batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
-    partial_dweight = np.empty((groups, filters, kernel_size), dout3.dtype)
+    # transposed, (K, O) per group: cols[n] is the product's first operand, which the
+    # micro-kernel reads in place (the second one it packs: dout3[n], 4.5x smaller)
+    partial_dweight = np.empty((groups, kernel_size, filters), dout3.dtype)
     partial_dbias = np.zeros((groups, filters))
     for g in prange(groups):
         total = partial_dweight[g]
@@ -159,7 +162,7 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
             d = dout3[n]
             for o in range(filters):
                 partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
-            matmul_transposed(d, cols[n], total, n != g * batch // groups, own_gemm)
+            matmul_transposed(cols[n], d, total, n != g * batch // groups, own_gemm)
             if dcols is not None:
                 # the group's first slice of dcols is its scratch: in cache for col2im
                 scratch = g * batch // groups
@@ -168,13 +171,12 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
                 for c in range(channels):
                     _col2im_from(flat_dcols, scratch * channels + c, n * channels + c, geometry,
                                  flat_dx)
-    flat_dweight = dweight2d.reshape(-1)
-    flat_partial = partial_dweight.reshape(groups, -1)
-    for k in prange(flat_dweight.size):
-        value = flat_partial[0, k]
-        for g in range(1, groups):
-            value += flat_partial[g, k]
-        flat_dweight[k] = value
+    for o in prange(filters):
+        for k in range(kernel_size):
+            value = partial_dweight[0, k, o]
+            for g in range(1, groups):
+                value += partial_dweight[g, k, o]
+            dweight2d[o, k] = value
     if dbias is not None:
         sum_partials(partial_dbias, dbias)
 

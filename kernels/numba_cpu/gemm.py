@@ -65,15 +65,17 @@ micro-kernel off, e.g. to measure it against BLAS."""
 
 
 @intrinsic
-def _tile(typingctx, depth, a, a_at, b, b_at, c, c_at, ldc, accumulate):
+def _tile(typingctx, depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accumulate):
     """c[c_at + i*ldc + j] (MR x NR tile) [+]= sum over k < depth of
-    a[a_at + k*MR + i] * b[b_at + k*NR + j]; float32 1-D arrays, int64 offsets."""
+    a[a_at + i*a_row + k*a_step] * b[b_at + k*NR + j]; float32 1-D arrays, int64 offsets.
+    A packed in panels: a_row 1, a_step MR; A's rows read in place: a_row its row stride,
+    a_step 1 (each broadcast is a load from its row: nothing to pack)."""
     if not all(isinstance(t, types.Array) and t.dtype == types.float32 for t in (a, b, c)):
         return None
-    sig = types.void(depth, a, a_at, b, b_at, c, c_at, ldc, accumulate)
+    sig = types.void(depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accumulate)
 
     def codegen(context, builder, signature, args):
-        depth_v, a_v, a_at_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
+        depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
         i64 = ir.IntType(64)
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, LANES)
@@ -85,8 +87,9 @@ def _tile(typingctx, depth, a, a_at, b, b_at, c, c_at, ldc, accumulate):
             return context.make_array(array_type)(context, builder, value).data
 
         a_ptr = builder.gep(data(signature.args[1], a_v), [a_at_v])
-        b_ptr = builder.gep(data(signature.args[3], b_v), [b_at_v])
-        c_ptr = builder.gep(data(signature.args[5], c_v), [c_at_v])
+        b_ptr = builder.gep(data(signature.args[5], b_v), [b_at_v])
+        c_ptr = builder.gep(data(signature.args[7], c_v), [c_at_v])
+        a_rows = [builder.mul(ir.Constant(i64, i), a_row_v) for i in range(MR)]
         ldc64 = builder.sext(ldc_v, i64) if ldc_v.type.width < 64 else ldc_v
         keep = builder.icmp_unsigned("!=", acc_v, ir.Constant(acc_v.type, 0))
         per_row = NR // LANES
@@ -113,9 +116,9 @@ def _tile(typingctx, depth, a, a_at, b, b_at, c, c_at, ldc, accumulate):
             columns = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, j * LANES)]),
                                                     vec_ptr), align=4)
                        for j in range(per_row)]
-            a_row = builder.gep(a_ptr, [builder.mul(k, ir.Constant(k.type, MR))])
+            a_column = builder.gep(a_ptr, [builder.mul(k, a_step_v)])
             for i in range(MR):
-                scalar = builder.load(builder.gep(a_row, [ir.Constant(i64, i)]))
+                scalar = builder.load(builder.gep(a_column, [a_rows[i]]))
                 splat = builder.shuffle_vector(builder.insert_element(undef, scalar,
                                                                       ir.Constant(i64, 0)),
                                                undef, splat_mask)
@@ -183,6 +186,22 @@ def pack_columns_b(source, column_stride, depth, columns, packed):
 def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
     """c[c_at + i*ldc + j] (rows x columns) [+]= A @ B from their packed panels;
     edge: a float32 scratch of MR*NR for tiles that hang over C's edge."""
+    _multiply(packed_a, 1, MR, depth * MR, packed_b, rows, columns, depth, c, c_at, ldc,
+              accumulate, edge)
+
+
+@inline_helper
+def multiply_rows(a, lda, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
+    """As :func:`multiply`, A read in place: A[i, k] = a[i*lda + k] (a 1-D; rows a multiple
+    of MR, so that no tile reads past A's last row)."""
+    _multiply(a, lda, 1, MR * lda, packed_b, rows, columns, depth, c, c_at, ldc, accumulate,
+              edge)
+
+
+@inline_helper
+def _multiply(a, a_row, a_step, a_panel, packed_b, rows, columns, depth, c, c_at, ldc,
+              accumulate, edge):
+    """The tiles of C over K slices; A[i, k] at a[(i // MR)*a_panel + (i % MR)*a_row + k*a_step]."""
     row_panels = (rows + MR - 1) // MR
     column_panels = (columns + NR - 1) // NR
     for k0 in range(0, depth, KC):
@@ -192,13 +211,13 @@ def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate,
             b_at = (q * depth + k0) * NR
             width = min(NR, columns - q * NR)
             for p in range(row_panels):
-                a_at = (p * depth + k0) * MR
+                a_at = p * a_panel + k0 * a_step
                 height = min(MR, rows - p * MR)
                 at = c_at + p * MR * ldc + q * NR
                 if width == NR and height == MR:
-                    _tile(kc, packed_a, a_at, packed_b, b_at, c, at, ldc, keep)
+                    _tile(kc, a, a_at, a_row, a_step, packed_b, b_at, c, at, ldc, keep)
                 else:
-                    _tile(kc, packed_a, a_at, packed_b, b_at, edge, 0, NR, False)
+                    _tile(kc, a, a_at, a_row, a_step, packed_b, b_at, edge, 0, NR, False)
                     for i in range(height):
                         for j in range(width):
                             value = edge[i * NR + j]
@@ -261,17 +280,36 @@ def _packed_rows(a):
 
 
 @inline_helper
-def _times(packed_a, rows, b, c, accumulate, transposed):
-    """c (rows, N) [+]= A @ B from A's packed panels; B = b (K, N), or b.T with ``transposed``
-    (b (N, K)), packed here."""
+def _packed_b(b, transposed):
+    """B = b (K, N), or b.T with ``transposed`` (b (N, K)), packed in NR-column panels."""
     depth, columns = (b.shape[1], b.shape[0]) if transposed else (b.shape[0], b.shape[1])
-    packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
+    packed = np.empty(packed_size(columns, depth, NR), np.float32)
     if transposed:
-        pack_columns_b(b.reshape(-1), depth, depth, columns, packed_b)
+        pack_columns_b(b.reshape(-1), depth, depth, columns, packed)
     else:
-        pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
-    multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, accumulate,
-             np.empty(MR * NR, np.float32))
+        pack_rows_b(b.reshape(-1), columns, depth, columns, packed)
+    return packed
+
+
+@inline_helper
+def _times(packed_a, rows, depth, b, c, accumulate, transposed):
+    """c (rows, N) [+]= A (rows, depth) @ B from A's packed panels; B as in _packed_b."""
+    columns = b.shape[0] if transposed else b.shape[1]
+    multiply(packed_a, _packed_b(b, transposed), rows, columns, depth, c.reshape(-1), 0, columns,
+             accumulate, np.empty(MR * NR, np.float32))
+
+
+@inline_helper
+def _times_in_place(a, b, c, accumulate, transposed):
+    """c (M, N) [+]= a (M, K) @ B, a's rows read in place when M is a multiple of MR (packed
+    otherwise); B as in _packed_b."""
+    rows, depth = a.shape
+    columns = b.shape[0] if transposed else b.shape[1]
+    if rows % MR:
+        _times(_packed_rows(a), rows, depth, b, c, accumulate, transposed)
+        return
+    multiply_rows(a.reshape(-1), depth, _packed_b(b, transposed), rows, columns, depth,
+                  c.reshape(-1), 0, columns, accumulate, np.empty(MR * NR, np.float32))
 
 
 @overload(matmul, inline="always")
@@ -281,7 +319,7 @@ def _matmul(a, packed_a, b, c):
             if packed_a.size == 0 or min(a.shape[0], b.shape[1]) < NARROW:
                 np.dot(a, b, c)
             else:
-                _times(packed_a, a.shape[0], b, c, False, False)
+                _times(packed_a, a.shape[0], a.shape[1], b, c, False, False)
         return mine
 
     def blas(a, packed_a, b, c):
@@ -296,7 +334,7 @@ def _product(a, b, c, own):
             if not own or min(a.shape[0], b.shape[1]) < NARROW:
                 np.dot(a, b, c)
             else:
-                _times(_packed_rows(a), a.shape[0], b, c, False, False)
+                _times_in_place(a, b, c, False, False)
         return mine
 
     def blas(a, b, c, own):
@@ -311,7 +349,7 @@ def _matmul_transposed(a, b, c, accumulate, own):
             if not own or min(a.shape[0], b.shape[0]) < NARROW:
                 _blas_transposed(a, b, c, accumulate)
             else:
-                _times(_packed_rows(a), a.shape[0], b, c, accumulate, True)
+                _times_in_place(a, b, c, accumulate, True)
         return mine
 
     def blas(a, b, c, accumulate, own):
