@@ -137,9 +137,10 @@ cdef extern from *:
     }
 
     #if FASTCNN_X86
-    /* c[i*ldc + j] (MR x NR) = (keep ? c : 0) + sum_k a[k*MR + i] * b[k*NR + j] */
-    FASTCNN_AVX512 static void fc_tile(long kc, const float* a, const float* b, float* c,
-                                       long ldc, int keep) {
+    /* c[i*ldc + j] (MR x NR) = (keep ? c : 0) + sum_k a[i*a_row + k*a_step] * b[k*NR + j]:
+       A packed (a_row 1, a_step MR) or read in place (a_row its row stride, a_step 1) */
+    FASTCNN_AVX512 static void fc_tile(long kc, const float* a, long a_row, long a_step,
+                                       const float* b, float* c, long ldc, int keep) {
         __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (keep) {
             c00 = _mm512_loadu_ps(c + 0 * ldc); c01 = _mm512_loadu_ps(c + 0 * ldc + 16);
@@ -154,16 +155,19 @@ cdef extern from *:
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _mm512_setzero_ps();
             c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = _mm512_setzero_ps();
         }
-        for (long k = 0; k < kc; k++, a += FC_MR, b += FC_NR) {
+        const float *a0 = a, *a1 = a + a_row, *a2 = a + 2 * a_row, *a3 = a + 3 * a_row;
+        const float *a4 = a + 4 * a_row, *a5 = a + 5 * a_row, *a6 = a + 6 * a_row;
+        const float *a7 = a + 7 * a_row;
+        for (long k = 0, at = 0; k < kc; k++, at += a_step, b += FC_NR) {
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), s;
-            s = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(s, b0, c00); c01 = _mm512_fmadd_ps(s, b1, c01);
-            s = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(s, b0, c10); c11 = _mm512_fmadd_ps(s, b1, c11);
-            s = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(s, b0, c20); c21 = _mm512_fmadd_ps(s, b1, c21);
-            s = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(s, b0, c30); c31 = _mm512_fmadd_ps(s, b1, c31);
-            s = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(s, b0, c40); c41 = _mm512_fmadd_ps(s, b1, c41);
-            s = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(s, b0, c50); c51 = _mm512_fmadd_ps(s, b1, c51);
-            s = _mm512_set1_ps(a[6]); c60 = _mm512_fmadd_ps(s, b0, c60); c61 = _mm512_fmadd_ps(s, b1, c61);
-            s = _mm512_set1_ps(a[7]); c70 = _mm512_fmadd_ps(s, b0, c70); c71 = _mm512_fmadd_ps(s, b1, c71);
+            s = _mm512_set1_ps(a0[at]); c00 = _mm512_fmadd_ps(s, b0, c00); c01 = _mm512_fmadd_ps(s, b1, c01);
+            s = _mm512_set1_ps(a1[at]); c10 = _mm512_fmadd_ps(s, b0, c10); c11 = _mm512_fmadd_ps(s, b1, c11);
+            s = _mm512_set1_ps(a2[at]); c20 = _mm512_fmadd_ps(s, b0, c20); c21 = _mm512_fmadd_ps(s, b1, c21);
+            s = _mm512_set1_ps(a3[at]); c30 = _mm512_fmadd_ps(s, b0, c30); c31 = _mm512_fmadd_ps(s, b1, c31);
+            s = _mm512_set1_ps(a4[at]); c40 = _mm512_fmadd_ps(s, b0, c40); c41 = _mm512_fmadd_ps(s, b1, c41);
+            s = _mm512_set1_ps(a5[at]); c50 = _mm512_fmadd_ps(s, b0, c50); c51 = _mm512_fmadd_ps(s, b1, c51);
+            s = _mm512_set1_ps(a6[at]); c60 = _mm512_fmadd_ps(s, b0, c60); c61 = _mm512_fmadd_ps(s, b1, c61);
+            s = _mm512_set1_ps(a7[at]); c70 = _mm512_fmadd_ps(s, b0, c70); c71 = _mm512_fmadd_ps(s, b1, c71);
         }
         _mm512_storeu_ps(c + 0 * ldc, c00); _mm512_storeu_ps(c + 0 * ldc + 16, c01);
         _mm512_storeu_ps(c + 1 * ldc, c10); _mm512_storeu_ps(c + 1 * ldc + 16, c11);
@@ -206,12 +210,17 @@ cdef extern from *:
                                             const float* a, long lda, const float* b, long ldb,
                                             int keep, float* c, long ldc) {
         long row_panels = (m + FC_MR - 1) / FC_MR, column_panels = (n + FC_NR - 1) / FC_NR;
-        float* pa = (float*)malloc(sizeof(float) * row_panels * FC_MR * k);
+        /* A's rows are read in place when whole panels of them are there: no packing */
+        int in_place = !trans_a && m % FC_MR == 0;
+        float* pa = in_place ? NULL : (float*)malloc(sizeof(float) * row_panels * FC_MR * k);
         float* pb = (float*)malloc(sizeof(float) * column_panels * FC_NR * k);
         float edge[FC_MR * FC_NR];
-        if (pa == NULL || pb == NULL) { free(pa); free(pb); return -1; }
-        fc_pack(a, trans_a ? 1 : lda, trans_a ? lda : 1, m, k, FC_MR, pa);
+        if ((pa == NULL && !in_place) || pb == NULL) { free(pa); free(pb); return -1; }
+        if (!in_place) fc_pack(a, trans_a ? 1 : lda, trans_a ? lda : 1, m, k, FC_MR, pa);
         fc_pack(b, trans_b ? ldb : 1, trans_b ? 1 : ldb, n, k, FC_NR, pb);
+        const float* a_base = in_place ? a : pa;
+        long a_row = in_place ? lda : 1, a_step = in_place ? 1 : FC_MR;
+        long a_panel = in_place ? FC_MR * lda : FC_MR * k;
         for (long k0 = 0; k0 < k; k0 += FC_KC) {
             long kc = k - k0 < FC_KC ? k - k0 : FC_KC;
             int accumulate = keep || k0 > 0;
@@ -220,13 +229,13 @@ cdef extern from *:
                 const float* bq = pb + (q * k + k0) * FC_NR;
                 for (long p = 0; p < row_panels; p++) {
                     long height = m - p * FC_MR < FC_MR ? m - p * FC_MR : FC_MR;
-                    const float* ap = pa + (p * k + k0) * FC_MR;
+                    const float* ap = a_base + p * a_panel + k0 * a_step;
                     float* tile = c + p * FC_MR * ldc + q * FC_NR;
                     if (width == FC_NR && height == FC_MR) {
-                        fc_tile(kc, ap, bq, tile, ldc, accumulate);
+                        fc_tile(kc, ap, a_row, a_step, bq, tile, ldc, accumulate);
                         continue;
                     }
-                    fc_tile(kc, ap, bq, edge, FC_NR, 0);  /* hangs over C's edge */
+                    fc_tile(kc, ap, a_row, a_step, bq, edge, FC_NR, 0);  /* over C's edge */
                     for (long i = 0; i < height; i++)
                         for (long j = 0; j < width; j++)
                             tile[i * ldc + j] = edge[i * FC_NR + j] +
@@ -630,10 +639,11 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                     real[:, ::1] dweight, real[::1] dbias, real[:, :, ::1] dcols,
                     real[:, :, ::1] dx, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                     Py_ssize_t stride, Py_ssize_t padding):
-    """Per sample: dout[n] *= act'(out[n]); its weight gradient dout[n] @ cols[n].T and bias
-    gradient go to its group's partial sums; with dx (planes (N*C, H, W)) not None,
-    weight.T @ dout[n] into the group's scratch slice of dcols and col2im into dx. Samples are split into ``groups``
-    fixed by the batch alone, summed in order: the result does not depend on the threads."""
+    """Per sample: dout[n] *= act'(out[n]); its weight gradient, transposed (cols[n] @
+    dout[n].T, (K, O)), and bias gradient go to its group's partial sums; with dx (planes
+    (N*C, H, W)) not None, weight.T @ dout[n] into the group's scratch slice of dcols and
+    col2im into dx. Samples are split into ``groups`` fixed by the batch alone, summed in
+    order: the result does not depend on the threads."""
     cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, first, last, c
     cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
     cdef bint has_bias = dbias is not None, has_dx = dx is not None
@@ -665,8 +675,9 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                 for q in range(length):
                     d[q] = _activation_grad(d[q], y[q], act)
                 partial_bias[g * filters + o] += _sum(d, length)
-            _gemm(False, True, filters, size, length, &dout[n, 0, 0], length, &cols[n, 0, 0],
-                  length, 0 if n == first else 1, partial + g * per_group, size)
+            # transposed, (K, O): cols[n] is the first operand, read in place by fastcnn_sgemm
+            _gemm(False, True, size, filters, length, &cols[n, 0, 0], length, &dout[n, 0, 0],
+                  length, 0 if n == first else 1, partial + g * per_group, filters)
             if has_dx:  # into the group's first slice of dcols, its scratch: in cache for col2im
                 _gemm(True, False, size, length, filters, &weight[0, 0], size, &dout[n, 0, 0],
                       length, 0, &dcols[first, 0, 0], length)
@@ -675,9 +686,11 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                                   stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0])
     for q in prange(per_group, nogil=True, num_threads=_num_threads,
                     use_threads_if=groups * per_group > PARALLEL_MIN):
-        total = partial[q]
+        o = q // size  # dweight[o, k] from the partials' (k, o)
+        c = q % size * filters + o
+        total = partial[c]
         for g in range(1, groups):
-            total = total + partial[g * per_group + q]
+            total = total + partial[g * per_group + c]
         (&dweight[0, 0])[q] = <real>total
     if has_bias:
         for o in range(filters):
