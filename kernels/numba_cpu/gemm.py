@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-from .jit import inline_helper, serial_kernel
+from .jit import inline_helper, serial_kernel, serial_sum_kernel
 
 MR = 8
 """Rows of A per micro-tile (broadcast one at a time)."""
@@ -133,7 +133,7 @@ def _tile(typingctx, depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accum
     return sig, codegen
 
 
-@inline_helper
+@serial_kernel
 def _pack_lines(source, stride, lines, depth, panel, packed):
     """packed[(p*depth + k)*panel + i] = source[(p*panel + i)*stride + k]: ``lines``
     contiguous lines of ``depth`` values interleaved in panels of ``panel``, zero-padded."""
@@ -152,14 +152,14 @@ def _pack_lines(source, stride, lines, depth, panel, packed):
                         packed[base + np.uint64(k * panel + i)] = 0
 
 
-@inline_helper
+@serial_kernel
 def pack_rows_a(source, row_stride, rows, depth, packed):
     """packed (ceil(rows/MR)*depth*MR,) = A (rows, depth) in MR-row panels, k-major,
     zero-padded; A[i, k] = source[i*row_stride + k] (source 1-D, rows contiguous)."""
     _pack_lines(source, row_stride, rows, depth, MR, packed)
 
 
-@inline_helper
+@serial_kernel
 def pack_rows_b(source, row_stride, depth, columns, packed):
     """packed (ceil(columns/NR)*depth*NR,) = B (depth, columns) in NR-column panels,
     zero-padded; B[k, j] = source[k*row_stride + j] (source 1-D, rows contiguous)."""
@@ -175,14 +175,14 @@ def pack_rows_b(source, row_stride, depth, columns, packed):
                 packed[base + np.uint64(j)] = 0
 
 
-@inline_helper
+@serial_kernel
 def pack_columns_b(source, column_stride, depth, columns, packed):
     """packed as in pack_rows_b for B (depth, columns) = source's transpose:
     B[k, j] = source[j*column_stride + k] (each column of B contiguous in source)."""
     _pack_lines(source, column_stride, columns, depth, NR, packed)
 
 
-@inline_helper
+@serial_kernel
 def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
     """c[c_at + i*ldc + j] (rows x columns) [+]= A @ B from their packed panels;
     edge: a float32 scratch of MR*NR for tiles that hang over C's edge."""
@@ -190,7 +190,7 @@ def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate,
               accumulate, edge)
 
 
-@inline_helper
+@serial_kernel
 def multiply_rows(a, lda, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
     """As :func:`multiply`, A read in place: A[i, k] = a[i*lda + k] (a 1-D; rows a multiple
     of MR, so that no tile reads past A's last row)."""
@@ -198,7 +198,7 @@ def multiply_rows(a, lda, packed_b, rows, columns, depth, c, c_at, ldc, accumula
               edge)
 
 
-@inline_helper
+@serial_kernel
 def _multiply(a, a_row, a_step, a_panel, packed_b, rows, columns, depth, c, c_at, ldc,
               accumulate, edge):
     """The tiles of C over K slices; A[i, k] at a[(i // MR)*a_panel + (i % MR)*a_row + k*a_step]."""
@@ -271,7 +271,7 @@ def matmul_transposed(a, b, c, accumulate, own):
         np.dot(a, b.T, c)
 
 
-@inline_helper
+@serial_kernel
 def _packed_rows(a):
     """a (M, K) C-contiguous, packed in MR-row panels (pack_rows_a)."""
     packed = np.empty(packed_size(a.shape[0], a.shape[1], MR), np.float32)
@@ -279,7 +279,7 @@ def _packed_rows(a):
     return packed
 
 
-@inline_helper
+@serial_kernel
 def _packed_b(b, transposed):
     """B = b (K, N), or b.T with ``transposed`` (b (N, K)), packed in NR-column panels."""
     depth, columns = (b.shape[1], b.shape[0]) if transposed else (b.shape[0], b.shape[1])
@@ -291,7 +291,7 @@ def _packed_b(b, transposed):
     return packed
 
 
-@inline_helper
+@serial_kernel
 def _times(packed_a, rows, depth, b, c, accumulate, transposed):
     """c (rows, N) [+]= A (rows, depth) @ B from A's packed panels; B as in _packed_b."""
     columns = b.shape[0] if transposed else b.shape[1]
@@ -299,7 +299,7 @@ def _times(packed_a, rows, depth, b, c, accumulate, transposed):
              accumulate, np.empty(MR * NR, np.float32))
 
 
-@inline_helper
+@serial_kernel
 def _times_in_place(a, b, c, accumulate, transposed):
     """c (M, N) [+]= a (M, K) @ B, a's rows read in place when M is a multiple of MR (packed
     otherwise); B as in _packed_b."""
@@ -312,7 +312,7 @@ def _times_in_place(a, b, c, accumulate, transposed):
                   c.reshape(-1), 0, columns, accumulate, np.empty(MR * NR, np.float32))
 
 
-@overload(matmul, inline="always")
+@overload(matmul)
 def _matmul(a, packed_a, b, c):
     if _own(a.dtype):
         def mine(a, packed_a, b, c):
@@ -327,7 +327,7 @@ def _matmul(a, packed_a, b, c):
     return blas
 
 
-@overload(product, inline="always")
+@overload(product)
 def _product(a, b, c, own):
     if _own(a.dtype):
         def mine(a, b, c, own):
@@ -342,7 +342,7 @@ def _product(a, b, c, own):
     return blas
 
 
-@overload(matmul_transposed, inline="always")
+@overload(matmul_transposed)
 def _matmul_transposed(a, b, c, accumulate, own):
     if _own(a.dtype):
         def mine(a, b, c, accumulate, own):
@@ -357,7 +357,7 @@ def _matmul_transposed(a, b, c, accumulate, own):
     return blas
 
 
-@inline_helper
+@serial_sum_kernel
 def _blas_transposed(a, b, c, accumulate):
     """c (M, N) [+]= a (M, K) @ b (N, K).T on BLAS, or as M*N dot products when M or N is
     below NARROW (pytorch_cnn's first weight gradient, (9 x 784) @ (784 x 32) per sample:

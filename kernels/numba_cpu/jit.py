@@ -116,7 +116,13 @@ parallel_sum_kernel = njit(parallel=True, cache=CACHE, fastmath=FASTMATH, error_
 """Decorator: a parallel kernel whose inner sums may be reordered (see FASTMATH)."""
 
 serial_kernel = njit(cache=CACHE, error_model=ERRORS)
-"""Decorator: a single-threaded kernel (the losses: too few rows to split)."""
+"""Decorator: a single-threaded kernel (the losses: too few rows to split), or a piece of
+work each thread of a parallel kernel calls, compiled once instead of inlined into
+every caller (the GEMM's packing and tiles: inlined, they made the first compile 4x
+longer)."""
+
+serial_sum_kernel = njit(cache=CACHE, fastmath=FASTMATH, error_model=ERRORS)
+"""Decorator: a serial kernel whose sums may be reordered (see FASTMATH)."""
 
 inline_helper = njit(cache=CACHE, inline="always", error_model=ERRORS)
 """Decorator: a small helper that numba inlines into each kernel calling it."""
