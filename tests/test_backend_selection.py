@@ -3,8 +3,6 @@ picked, and a named backend never silently falls back to another."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 import fastcnn
@@ -164,16 +162,12 @@ def _openmp_environment(**settings):
     """GOMP_SPINCOUNT and KMP_BLOCKTIME after `import fastcnn` in a fresh interpreter whose
     environment has no OpenMP wait settings but ``settings``."""
     import json
-    import subprocess
-    import sys
 
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
-    env.update(settings)
-    code = ("import os, json, fastcnn; print(json.dumps([os.environ.get('GOMP_SPINCOUNT'), "
-            "os.environ.get('KMP_BLOCKTIME')]))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                            check=True)
+    result = run_python("""
+        import json, os, fastcnn
+        print(json.dumps([os.environ.get("GOMP_SPINCOUNT"), os.environ.get("KMP_BLOCKTIME")]))
+    """, env=settings, unset=("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"))
+    assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

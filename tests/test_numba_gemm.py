@@ -23,7 +23,8 @@ SHAPES = [(1, 1, 1), (8, 32, 1), (5, 7, 3), (8, 256, 32), (13, 37, 45), (64, 288
 
 
 @njit
-def packed_product(a, b, c, accumulate):
+def packed_into(a, b, flat_c, ldc, accumulate):
+    """flat_c[i*ldc + j] [+]= (a @ b)[i, j] through pack_rows_a, pack_rows_b and multiply."""
     rows, depth = a.shape
     columns = b.shape[1]
     packed_a = np.empty(gemm.packed_size(rows, depth, gemm.MR), np.float32)
@@ -31,8 +32,11 @@ def packed_product(a, b, c, accumulate):
     edge = np.empty(gemm.MR * gemm.NR, np.float32)
     gemm.pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
     gemm.pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
-    gemm.multiply(packed_a, packed_b, rows, columns, depth, c.reshape(-1), 0, columns, accumulate,
-                  edge)
+    gemm.multiply(packed_a, packed_b, rows, columns, depth, flat_c, 0, ldc, accumulate, edge)
+
+
+def packed_product(a, b, c, accumulate):
+    packed_into(a, b, c.reshape(-1), c.shape[1], accumulate)
 
 
 @njit
@@ -125,20 +129,7 @@ def test_multiply_writes_only_inside_c():
     """Edge tiles go through the scratch tile: nothing beyond C's rows and columns changes."""
     a, b = operands(13, 40, 45)
     wide = np.full((13, 50), 7.0, np.float32)  # ldc 50 > 45 columns
-    flat = wide.reshape(-1)
-
-    @njit
-    def into_wider(a, b, flat, ldc):
-        rows, depth = a.shape
-        columns = b.shape[1]
-        packed_a = np.empty(gemm.packed_size(rows, depth, gemm.MR), np.float32)
-        packed_b = np.empty(gemm.packed_size(columns, depth, gemm.NR), np.float32)
-        gemm.pack_rows_a(a.reshape(-1), depth, rows, depth, packed_a)
-        gemm.pack_rows_b(b.reshape(-1), columns, depth, columns, packed_b)
-        gemm.multiply(packed_a, packed_b, rows, columns, depth, flat, 0, ldc, False,
-                      np.empty(gemm.MR * gemm.NR, np.float32))
-
-    into_wider(a, b, flat, 50)
+    packed_into(a, b, wide.reshape(-1), 50, False)
     assert_product(wide[:, :45], a.astype(np.float64) @ b, 40)
     assert (wide[:, 45:] == 7.0).all()
 

@@ -121,7 +121,8 @@ cdef extern from *:
     #endif
 
     /* An AVX-512 sgemm of our own, as in the numba backend's gemm.py (BLIS scheme):
-       A packed in panels of MR rows, k-major; B in panels of NR columns; each MR x NR
+       A packed in panels of MR rows, k-major (or its rows read in place when whole
+       panels of them are there); B in panels of NR columns; each MR x NR
        tile of C in 16 zmm accumulators, one FMA per (broadcast of A, 16 columns of B)
        and k; K in slices of KC. Compiled for AVX-512 function by function (the rest of
        the module stays portable) and used only where the CPU has AVX-512F. */
@@ -644,7 +645,7 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
     (N*C, H, W)) not None, weight.T @ dout[n] into the group's scratch slice of dcols and
     col2im into dx. Samples are split into ``groups`` fixed by the batch alone, summed in
     order: the result does not depend on the threads."""
-    cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, first, last, c
+    cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, first, last, c, at
     cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
     cdef bint has_bias = dbias is not None, has_dx = dx is not None
     cdef Py_ssize_t channels = 0, height = 0, width = 0, out_h = 0, out_w = 0
@@ -687,10 +688,10 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
     for q in prange(per_group, nogil=True, num_threads=_num_threads,
                     use_threads_if=groups * per_group > PARALLEL_MIN):
         o = q // size  # dweight[o, k] from the partials' (k, o)
-        c = q % size * filters + o
-        total = partial[c]
+        at = q % size * filters + o
+        total = partial[at]
         for g in range(1, groups):
-            total = total + partial[g * per_group + c]
+            total = total + partial[g * per_group + at]
         (&dweight[0, 0])[q] = <real>total
     if has_bias:
         for o in range(filters):

@@ -145,9 +145,8 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
               geometry, dweight2d, dbias, dcols, flat_dx):
     """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
-    sums, and when
-    dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice of
-    dcols and col2im from there into flat_dx.
+    sums, and when dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's
+    scratch slice of dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order, then the groups in order: the result never depends on the thread count."""

@@ -237,19 +237,12 @@ def _own(dtype) -> bool:
     return dtype == types.float32
 
 
-@serial_kernel
-def _pack_matrix(matrix, packed):
-    pack_rows_a(matrix.reshape(-1), matrix.shape[1], matrix.shape[0], matrix.shape[1], packed)
-
-
 def packed_operand(matrix):
-    """A (M, K) C-contiguous, packed once per call for :func:`matmul` (an empty array where
-    np.dot multiplies instead)."""
+    """A (M, K), packed once per call for :func:`matmul` (an empty array where np.dot
+    multiplies instead)."""
     if not (ENABLED and matrix.dtype == np.float32):
         return np.empty(0, matrix.dtype)
-    packed = np.empty(-(-matrix.shape[0] // MR) * MR * matrix.shape[1], matrix.dtype)
-    _pack_matrix(np.ascontiguousarray(matrix), packed)
-    return packed
+    return _packed_rows(np.ascontiguousarray(matrix))
 
 
 def matmul(a, packed_a, b, c):
