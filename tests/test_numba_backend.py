@@ -209,7 +209,7 @@ CACHE_PROBE = """
     numba_backend.dense_forward(x, w, np.ones(4, np.float32), "relu", out)
     cols = np.empty((1, 9, 30), np.float32)
     numba_backend.im2col(x.reshape(1, 1, 6, 5), 3, 3, 1, 1, cols)
-    kernels = (epilogue.bias_activation, conv._im2col)
+    kernels = (epilogue.bias_activation.serial, conv._im2col.serial)  # small work: the serial twins
     print(json.dumps({
         "cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
         "hits": sum(sum(k.stats.cache_hits.values()) for k in kernels),
@@ -318,4 +318,31 @@ def test_conformance_cases_reach_every_numba_kernel_variant():
     windows = {(case.scalars["kernel"], case.scalars["stride"])
                for case in kernel_cases.cases("maxpool2d_forward")}
     assert {pool.maxpool_forward_kernel(*window) for window in windows} == {
-        pool._maxpool_forward, pool._maxpool_forward_2x2}
+        pool._maxpool_forward, pool.TWO_BY_TWO}  # the other 2x2 kernel: the test below
+
+
+@pytest.mark.parametrize("variant", ["_maxpool_forward_2x2", "_maxpool_forward_2x2_shifted"])
+def test_each_isas_2x2_max_pool_matches_the_reference(monkeypatch, variant):
+    """Both 2x2 kernels (AVX-512: stride-2 reads; AVX2: shifted views of the plane), whichever
+    this host runs, on every 2x2 conformance case (odd sizes, ties) and with NaNs in it."""
+    import dataclasses
+
+    import kernel_cases
+    from test_conformance import REFERENCE, backend_module, check_against_reference, run_case
+    from fastcnn.kernels.numba_cpu import pool
+
+    monkeypatch.setattr(pool, "TWO_BY_TWO", getattr(pool, variant))
+    cases = [case for case in kernel_cases.cases("maxpool2d_forward")
+             if (case.scalars["kernel"], case.scalars["stride"]) == (2, 2)]
+    assert len(cases) >= 3
+    for case in cases:
+        check_against_reference("numba", case)
+        x = case.arrays["x"].copy()
+        flat = x.reshape(x.shape[0] * x.shape[1], -1)
+        flat[0, :: max(1, flat.shape[1] // 3)] = np.nan
+        flat[-1, -1] = np.nan  # the last pixel: outside every window of an odd-sized plane
+        case = dataclasses.replace(case, arrays={**case.arrays, "x": x}, label=case.label + "-nan")
+        expected = run_case(backend_module(REFERENCE), case)
+        actual = run_case(numba_backend, case)
+        for name in ("out", "argmax"):
+            np.testing.assert_array_equal(actual[name], expected[name], err_msg=case.label)

@@ -185,11 +185,26 @@ def test_packed_operand_is_empty_where_np_dot_multiplies():
     assert packed.size == (0 if not gemm.ENABLED else 2 * gemm.MR * 3)
 
 
-def test_enabled_follows_the_cpu_numba_compiles_for(monkeypatch):
+def test_the_tile_follows_the_isa_numba_compiles_for(monkeypatch):
+    """AVX-512 and AVX2 each get a tile shape; below AVX2 (or FMA) the kernels keep BLAS. The
+    features are NUMBA_CPU_FEATURES when set, else the host's, as numba's own codegen does,
+    even with NUMBA_CPU_NAME alone set."""
     import numba
+    from fastcnn.kernels.numba_cpu import jit
 
     monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
     monkeypatch.setattr(numba.config, "CPU_FEATURES", "")
-    assert not gemm._host_has_avx512()
+    assert jit.compiled_isa() is None
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+sse2,+avx,+avx2")
+    assert jit.compiled_isa() is None  # AVX2 without FMA
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,+fma,-avx512f")
+    assert jit.compiled_isa() == "avx2"
     monkeypatch.setattr(numba.config, "CPU_FEATURES", "+avx2,+fma,+avx512f")
-    assert gemm._host_has_avx512()
+    assert jit.compiled_isa() == "avx512"
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", None)
+    import llvmlite.binding as llvm
+
+    host = llvm.get_host_cpu_features()
+    assert (jit.compiled_isa() == "avx512") == bool(host.get("avx512f"))
+    assert (gemm.MR, gemm.NR, gemm.LANES) == ((8, 32, 16) if jit.ISA == "avx512" else (6, 16, 8))
+    assert gemm.MR * gemm.NR // gemm.LANES <= (16 if jit.ISA == "avx512" else 12)  # accumulators

@@ -28,6 +28,7 @@ from __future__ import annotations
 import getpass
 import os
 import tempfile
+import types
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,6 +100,29 @@ if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
     numba.config.CACHE_DIR = CACHE_DIR
 
+def _compiled_features() -> set:
+    """The CPU features LLVM compiles numba's kernels for: NUMBA_CPU_FEATURES when set,
+    else the host's (numba keeps the host's features when only NUMBA_CPU_NAME is set)."""
+    if numba.config.CPU_FEATURES is not None:
+        return {flag[1:] for flag in numba.config.CPU_FEATURES.split(",") if flag.startswith("+")}
+    import llvmlite.binding as llvm
+
+    return {name for name, present in llvm.get_host_cpu_features().items() if present}
+
+
+def compiled_isa() -> str | None:
+    """"avx512" (AVX-512F), "avx2" (AVX2 with FMA) or None: the vector ISA of numba's code."""
+    features = _compiled_features()
+    if "avx512f" in features:
+        return "avx512"
+    if {"avx2", "fma"} <= features:
+        return "avx2"
+    return None
+
+
+ISA = compiled_isa()
+"""The vector ISA numba compiles for here: kernels and the GEMM tile pick their shapes by it."""
+
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 """fastmath flags that let LLVM reorder and vectorise sums but keep NaN and inf
 semantics (no ``nnan``/``ninf``): a diverging loss still shows up as NaN."""
@@ -109,10 +133,35 @@ raising ZeroDivisionError: the check Python's semantics need is a branch in ever
 division, and it keeps LLVM from vectorising loops that divide (sigmoid, softmax:
 34x slower per element)."""
 
-parallel_kernel = njit(parallel=True, cache=CACHE, error_model=ERRORS)
+def _renamed(function, suffix: str):
+    """A copy of ``function`` under another name: numba names a function's cache files
+    after its qualified name, so a twin compiled with other options needs its own."""
+    twin = types.FunctionType(function.__code__, function.__globals__,
+                              function.__name__ + suffix, function.__defaults__,
+                              function.__closure__)
+    twin.__qualname__ = function.__qualname__ + suffix
+    twin.__module__ = function.__module__
+    twin.__doc__ = function.__doc__
+    return twin
+
+
+def _with_serial_twin(**options):
+    """Decorator: ``njit(parallel=True, **options)``, plus ``.serial``: the same source
+    compiled without threads (prange runs as range), which :func:`launch` calls for small
+    work. Running a kernel on one thread by lowering the OpenMP team to one instead cost
+    10-60 us: libgomp wakes the sleeping workers to resize its team, twice per call
+    (a 288-element Adam update right after a parallel kernel: 17 us against 2 us)."""
+    def decorate(function):
+        kernel = njit(parallel=True, **options)(function)
+        kernel.serial = njit(**options)(_renamed(function, "__serial"))
+        return kernel
+    return decorate
+
+
+parallel_kernel = _with_serial_twin(cache=CACHE, error_model=ERRORS)
 """Decorator: a kernel whose outer ``prange`` loop runs on numba's thread pool."""
 
-parallel_sum_kernel = njit(parallel=True, cache=CACHE, fastmath=FASTMATH, error_model=ERRORS)
+parallel_sum_kernel = _with_serial_twin(cache=CACHE, fastmath=FASTMATH, error_model=ERRORS)
 """Decorator: a parallel kernel whose inner sums may be reordered (see FASTMATH)."""
 
 serial_kernel = njit(cache=CACHE, error_model=ERRORS)
@@ -135,19 +184,13 @@ of a 2-core machine at load 10)."""
 
 
 def launch(kernel, work: int, *args):
-    """Call the jitted ``kernel(*args)``, on the calling thread alone when ``work``
-    (elements touched) is below SERIAL_WORK. Thread counts cannot be changed inside
-    cached kernels (numba refuses to cache them), hence this wrapper."""
+    """Call the jitted ``kernel(*args)``; when ``work`` (elements touched) is below
+    SERIAL_WORK, its serial twin on the calling thread instead (kernels made with
+    parallel_kernel / parallel_sum_kernel have one), leaving the thread pool and the
+    thread setting alone."""
     if work >= SERIAL_WORK:
         return kernel(*args)
-    previous = numba.get_num_threads()
-    if previous == 1:
-        return kernel(*args)
-    numba.set_num_threads(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
+    return getattr(kernel, "serial", kernel)(*args)
 
 
 def set_num_threads(n: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import inline_helper, launch, parallel_kernel, prange
+from .jit import ISA, inline_helper, launch, parallel_kernel, prange
 from .scalars import beats
 
 
@@ -71,6 +71,47 @@ def _maxpool_forward_2x2(flat_x, planes, height, width, out_h, out_w, flat_out, 
 
 
 @parallel_kernel
+def _maxpool_forward_2x2_shifted(flat_x, planes, height, width, out_h, out_w, flat_out,
+                                 flat_argmax):
+    """The same 2x2, stride-2 window for AVX2 code: LLVM vectorises the stride-2 reads
+    of :func:`_maxpool_forward_2x2` only with AVX-512 (compiled for AVX2 it ran 2.7 ms at
+    pytorch_cnn's first pool, against 0.36 ms with AVX-512). Here one contiguous loop over
+    the plane picks each position's window from four shifted views (k, k+1, k+W, k+W+1),
+    top pair, then bottom pair, then top against bottom (row-major order: ties and NaNs
+    resolve as in the scan); every other entry of every other row is the output, copied
+    out after. Four times the picks, all in vectors: 0.57 ms there, 0.43 ms with AVX-512."""
+    if out_h == 0 or out_w == 0:
+        return
+    size = height * width
+    span = (2 * out_h - 1) * width - 1  # window origins up to the last output's
+    w32 = np.int32(width)
+    for plane in prange(planes):
+        src = flat_x[plane * size:(plane + 1) * size]
+        best = np.empty(span, flat_x.dtype)
+        best_at = np.empty(span, np.int32)
+        top, right = src[:span], src[1:span + 1]
+        below, corner = src[width:width + span], src[width + 1:width + 1 + span]
+        for k in range(span):
+            at = np.int32(k)
+            upper, upper_at = _pick(right[k], at + 1, top[k], at)
+            lower, lower_at = _pick(corner[k], at + w32 + 1, below[k], at + w32)
+            best[k], best_at[k] = _pick(lower, lower_at, upper, upper_at)
+        for oy in range(out_h):
+            row = (plane * out_h + oy) * out_w
+            dst = flat_out[row:row + out_w]
+            where = flat_argmax[row:row + out_w]
+            origins = best[2 * oy * width:2 * oy * width + 2 * out_w]
+            origins_at = best_at[2 * oy * width:2 * oy * width + 2 * out_w]
+            for ox in range(out_w):
+                dst[ox] = origins[2 * ox]
+                where[ox] = origins_at[2 * ox]
+
+
+TWO_BY_TWO = _maxpool_forward_2x2 if ISA == "avx512" else _maxpool_forward_2x2_shifted
+"""The 2x2, stride-2 kernel for the ISA numba compiles for (see the two kernels)."""
+
+
+@parallel_kernel
 def _maxpool_backward(dout, argmax, dx):
     # dout, argmax (N*C, OH*OW); dx (N*C, H*W)
     for plane in prange(dx.shape[0]):
@@ -118,13 +159,13 @@ def _planes(images, flat=False):
 
 
 def maxpool_forward_kernel(kernel, stride):
-    """The forward kernel for this window: the unrolled 2x2/stride-2 one, else the general one."""
-    return _maxpool_forward_2x2 if (kernel, stride) == (2, 2) else _maxpool_forward
+    """The forward kernel for this window: a 2x2/stride-2 one (TWO_BY_TWO), else the general one."""
+    return TWO_BY_TWO if (kernel, stride) == (2, 2) else _maxpool_forward
 
 
 def maxpool2d_forward(x, kernel, stride, out, argmax):
     chosen = maxpool_forward_kernel(kernel, stride)
-    if chosen is _maxpool_forward_2x2:
+    if chosen is not _maxpool_forward:
         n, c, h, w = x.shape
         launch(chosen, x.size, x.reshape(-1), n * c, h, w, out.shape[2], out.shape[3],
                out.reshape(-1), argmax.reshape(-1))
