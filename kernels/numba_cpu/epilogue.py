@@ -43,13 +43,20 @@ def activate_row(row, bias, b, code):
 @inline_helper
 def activate_units(row, bias, code):
     """row (U,) += bias (U,) or None, then the activation ``code``, in place: a dense row."""
-    for u in range(row.size):
-        value = row[u] + bias[u] if bias is not None else row[u]
+    activate_units_from(row, row, bias, 0, code)
+
+
+@inline_helper
+def activate_units_from(dst, src, bias, first, code):
+    """dst (U,) = activation ``code`` of src (U,) + bias[first:first + U] (bias or None): a
+    block of a dense row's units (dst may be src)."""
+    for u in range(dst.size):
+        value = src[u] + bias[first + u] if bias is not None else src[u]
         if code == RELU:
             value = 0 if value < 0 else value
         elif code == SIGMOID:
             value = sigmoid(value)
-        row[u] = value
+        dst[u] = value
 
 
 @inline_helper

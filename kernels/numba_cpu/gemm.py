@@ -255,6 +255,13 @@ def matmul_transposed(a, b, c, accumulate, own):
         np.dot(a, b.T, c)
 
 
+def product_block(a, b, first, last, c, own):
+    """c[:, first:last] (M, L) = a (M, K) @ b[:, first:last] (K, L) for b (K, F) and c (M, F),
+    C-contiguous: a block of columns (a piece of a product split by columns, which packs
+    only its block of b); on the micro-kernel when ``own``."""
+    c[:, first:last] = a @ b[:, first:last]
+
+
 @serial_kernel
 def _packed_rows(a):
     """a (M, K) C-contiguous, packed in MR-row panels (pack_rows_a)."""
@@ -294,6 +301,46 @@ def _times_in_place(a, b, c, accumulate, transposed):
         return
     multiply_rows(a.reshape(-1), depth, _packed_b(b, transposed), rows, columns, depth,
                   c.reshape(-1), 0, columns, accumulate, np.empty(MR * NR, np.float32))
+
+
+@serial_kernel
+def _times_block(a, b, first, last, c):
+    """product_block on the micro-kernel: b's block packed with b's row stride, a's rows
+    read in place when they are whole tiles."""
+    rows, depth = a.shape
+    columns = last - first
+    packed_b = np.empty(packed_size(columns, depth, NR), np.float32)
+    pack_rows_b(b.reshape(-1)[first:], b.shape[1], depth, columns, packed_b)
+    edge = np.empty(MR * NR, np.float32)
+    if rows % MR:
+        multiply(_packed_rows(a), packed_b, rows, columns, depth, c.reshape(-1), first,
+                 c.shape[1], False, edge)
+    else:
+        multiply_rows(a.reshape(-1), depth, packed_b, rows, columns, depth, c.reshape(-1), first,
+                      c.shape[1], False, edge)
+
+
+@serial_kernel
+def _blas_block(a, b, first, last, c):
+    block = np.empty((a.shape[0], last - first), c.dtype)
+    np.dot(a, np.ascontiguousarray(b[:, first:last]), block)
+    for i in range(a.shape[0]):
+        c[i, first:last] = block[i]
+
+
+@overload(product_block)
+def _product_block(a, b, first, last, c, own):
+    if _own(a.dtype):
+        def mine(a, b, first, last, c, own):
+            if not own or min(a.shape[0], last - first) < NARROW:
+                _blas_block(a, b, first, last, c)
+            else:
+                _times_block(a, b, first, last, c)
+        return mine
+
+    def blas(a, b, first, last, c, own):
+        _blas_block(a, b, first, last, c)
+    return blas
 
 
 @overload(matmul)
