@@ -111,6 +111,22 @@ def test_small_kernels_leave_the_thread_setting_alone(restore_threads):
     np.testing.assert_array_equal(out, np.maximum(x, 0))
 
 
+def test_a_process_whose_first_kernel_runs_serially_works():
+    """Small work runs a kernel's serial twin; the convolution's reads numba's thread id, which
+    needs the threading layer loaded even though no parallel kernel ran yet (it crashed)."""
+    out = run_python("""
+        import numpy as np
+        from fastcnn.kernels import numba_backend
+        x = np.ones((2, 1, 8, 8), np.float32)
+        weight = np.ones((4, 1, 3, 3), np.float32)
+        out = np.empty((2, 4, 6, 6), np.float32)
+        for cols in (np.empty((2, 9, 36), np.float32), None):
+            numba_backend.conv2d_forward(x, weight, None, 1, 0, "relu", cols, out)
+            print(float(out.min()), float(out.max()))
+    """)
+    assert out.split() == ["9.0", "9.0"] * 2
+
+
 def test_numba_num_threads_environment_variable_sizes_the_pool():
     out = run_python("""
         from fastcnn.kernels import numba_backend

@@ -92,6 +92,9 @@ except ImportError as exc:
 
 from numba import njit, prange  # noqa: E402
 
+numba.get_num_threads()  # loads the threading layer: serial twins call get_thread_id() too,
+# which without it jumps through a null pointer (a kernel's first call being serial crashed)
+
 from ..inner_blas import load as _load_inner_blas  # noqa: E402
 
 _load_inner_blas("numba")  # what np.dot in the kernels calls
