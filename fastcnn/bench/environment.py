@@ -74,26 +74,29 @@ def describe_blas(libraries: list[dict], coretype: str | None = None) -> str:
 
 
 def own_gemm() -> dict:
-    """Backend -> whether its float32 GEMMs run on fastcnn's own AVX-512 micro-kernel
-    (True) or on BLAS (False); backends that cannot load here are left out."""
+    """Backend -> the ISA of fastcnn's own micro-kernel its float32 GEMMs run on ("avx512",
+    "avx2"), or None for BLAS; backends that cannot load here are left out."""
     found = {}
     try:
         from ..kernels.numba_cpu import gemm
-        found["numba"] = bool(gemm.ENABLED)
+        found["numba"] = gemm.ISA if gemm.ENABLED else None
     except ImportError:
         pass
     try:
         from ..kernels.cython import _kernels
-        found["cython"] = bool(_kernels.own_gemm())
+        found["cython"] = "avx512" if _kernels.own_gemm() else None
     except ImportError:
         pass
     return found
 
 
+_TILES = {"avx512": "own AVX-512 micro-kernel", "avx2": "own AVX2 micro-kernel", True:
+          "own AVX-512 micro-kernel"}  # True: results files written before the AVX2 tile
+
+
 def describe_gemm(own: dict) -> str:
     """"numba: own AVX-512 micro-kernel; cython: BLAS" (or "unknown")."""
-    return "; ".join(f"{name}: {'own AVX-512 micro-kernel' if mine else 'BLAS'}"
-                     for name, mine in own.items()) or "unknown"
+    return "; ".join(f"{name}: {_TILES.get(isa, 'BLAS')}" for name, isa in own.items()) or "unknown"
 
 
 def _version(module: str) -> str | None:

@@ -230,8 +230,9 @@ def markdown_report(document: dict) -> str:
         "as NumPy has it for the numpy "
         "backend and PyTorch-free code; the numba and cython kernels call SciPy's BLAS on one "
         "thread from each of their own threads.",
-        f"- **float32 GEMMs:** {describe_gemm(document.get('own_gemm', {}))} (the micro-kernel "
-        "runs where the CPU has AVX-512F; the matmul peak below is NumPy's BLAS).",
+        f"- **float32 GEMMs:** {describe_gemm(document.get('own_gemm', {}))} (numba's micro-kernel "
+        "has an AVX-512 and an AVX2 tile, cython's an AVX-512 one; elsewhere BLAS multiplies; "
+        "the matmul peak below is NumPy's BLAS).",
         f"- **Load:** 1-minute load average {machine.get('load_average', '?')} at the start, "
         f"{machine.get('load_average_end', '?')} at the end: other processes shared the "
         f"{machine['cores']} cores, which is why every figure is a side-by-side ratio or a median.",

@@ -10,8 +10,8 @@ vectorise the row copies (3x faster than signed indexing at conv2's shape).
 conv2d_forward and conv2d_backward are each one parallel region over the samples:
 a thread takes a sample through im2col, its GEMMs and the epilogue while its rows
 are in cache, so every core runs GEMMs and no BLAS thread pool competes with
-numba's. The GEMMs are :mod:`.gemm`'s: the own AVX-512 micro-kernel for float32 where
-the host has AVX-512F, else ``np.dot`` in the jitted code (single-threaded BLAS
+numba's. The GEMMs are :mod:`.gemm`'s: the own micro-kernel for float32 (its AVX-512
+or AVX2 tile), else ``np.dot`` in the jitted code (single-threaded BLAS
 through SciPy's bindings, see jit.py). Measured at conv2 of pytorch_cnn (batch 64,
 2 cores, Zen 5): NumPy matmul over the batch on one BLAS thread 110 GFLOP/s, per-sample
 np.dot 195 GFLOP/s (forward 3.1 ms, backward 5.8 ms), the micro-kernel forward 2.0 ms,
