@@ -170,12 +170,16 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
                 for c in range(channels):
                     _col2im_from(flat_dcols, scratch * channels + c, n * channels + c, geometry,
                                  flat_dx)
-    for o in prange(filters):
-        for k in range(kernel_size):
-            value = partial_dweight[0, k, o]
-            for g in range(1, groups):
-                value += partial_dweight[g, k, o]
-            dweight2d[o, k] = value
+    # the groups' sums added in order into the first, along rows of O (contiguous: over
+    # columns of O, each cache line was fetched once per filter: 190 us against 18 at conv2)
+    for k in prange(kernel_size):
+        total = partial_dweight[0, k]
+        for g in range(1, groups):
+            part = partial_dweight[g, k]
+            for o in range(filters):
+                total[o] += part[o]
+        for o in range(filters):
+            dweight2d[o, k] = total[o]
     if dbias is not None:
         sum_partials(partial_dbias, dbias)
 
