@@ -539,8 +539,11 @@ cdef inline (Py_ssize_t, Py_ssize_t) _inside(Py_ssize_t offset, Py_ssize_t size,
 cdef inline void _im2col_plane(const real* x, Py_ssize_t height, Py_ssize_t width,
                                Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
                                Py_ssize_t padding, Py_ssize_t out_h, Py_ssize_t out_w,
-                               real* cols) noexcept nogil:
-    """One plane x (H, W) -> its rows cols (KH*KW, OH*OW); padded pixels read as 0."""
+                               real* cols, bint runs) noexcept nogil:
+    """One plane x (H, W) -> its rows cols (KH*KW, OH*OW); padded pixels read as 0. With
+    ``runs``, at stride 1 with OW == W, the valid rows of each row (i, j) are the plane
+    shifted by a constant: one contiguous copy, then the columns that wrapped around a row
+    edge zeroed (for a sample's columns multiplied next, while in cache; see numba's conv)."""
     cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
     cdef real* row
     for i in range(kernel_h):
@@ -549,30 +552,49 @@ cdef inline void _im2col_plane(const real* x, Py_ssize_t height, Py_ssize_t widt
             x_lo, x_hi = _inside(j - padding, width, stride, out_w)
             row = cols + (i * kernel_w + j) * out_h * out_w
             _zero(row, y_lo * out_w)  # window rows above the image
-            for oy in range(y_lo, y_hi):
-                _zero(row + oy * out_w, x_lo)
-                _copy_strided(row + oy * out_w + x_lo,
-                              x + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
-                              x_hi - x_lo, stride)
-                _zero(row + oy * out_w + x_hi, out_w - x_hi)
+            if runs and stride == 1 and out_w == width and y_lo < y_hi and x_lo < x_hi:
+                _copy_strided(row + y_lo * width + x_lo,
+                              x + (y_lo + i - padding) * width + x_lo + j - padding,
+                              (y_hi - 1 - y_lo) * width + x_hi - x_lo, 1)
+                for oy in range(y_lo, y_hi):
+                    _zero(row + oy * width, x_lo)
+                    _zero(row + oy * width + x_hi, width - x_hi)
+            else:
+                for oy in range(y_lo, y_hi):
+                    _zero(row + oy * out_w, x_lo)
+                    _copy_strided(row + oy * out_w + x_lo,
+                                  x + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
+                                  x_hi - x_lo, stride)
+                    _zero(row + oy * out_w + x_hi, out_w - x_hi)
             _zero(row + y_hi * out_w, (out_h - y_hi) * out_w)  # and below it
 
 
-cdef inline void _col2im_plane(const real* cols, Py_ssize_t height, Py_ssize_t width,
+cdef inline void _col2im_plane(real* cols, Py_ssize_t height, Py_ssize_t width,
                                Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
                                Py_ssize_t padding, Py_ssize_t out_h, Py_ssize_t out_w,
-                               real* dx) noexcept nogil:
-    """One plane's rows cols (KH*KW, OH*OW) -> dx (H, W), summing overlapping windows."""
+                               real* dx, bint runs) noexcept nogil:
+    """One plane's rows cols (KH*KW, OH*OW) -> dx (H, W), summing overlapping windows. With
+    ``runs`` (cols is scratch the caller lets us overwrite), at stride 1 with OW == W, the
+    padding columns' entries are zeroed and each row (i, j) is added as one contiguous run;
+    without it cols is only read."""
     cdef Py_ssize_t i, j, oy, y_lo, y_hi, x_lo, x_hi
+    cdef real* row
     _zero(dx, height * width)
     for i in range(kernel_h):
         y_lo, y_hi = _inside(i - padding, height, stride, out_h)
         for j in range(kernel_w):
             x_lo, x_hi = _inside(j - padding, width, stride, out_w)
-            for oy in range(y_lo, y_hi):
-                _add_strided(dx + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
-                             cols + (i * kernel_w + j) * out_h * out_w + oy * out_w + x_lo,
-                             x_hi - x_lo, stride)
+            row = cols + (i * kernel_w + j) * out_h * out_w
+            if runs and stride == 1 and out_w == width and y_lo < y_hi and x_lo < x_hi:
+                for oy in range(y_lo, y_hi):
+                    _zero(row + oy * width, x_lo)
+                    _zero(row + oy * width + x_hi, width - x_hi)
+                _add_strided(dx + (y_lo + i - padding) * width + x_lo + j - padding,
+                             row + y_lo * width + x_lo, (y_hi - 1 - y_lo) * width + x_hi - x_lo, 1)
+            else:
+                for oy in range(y_lo, y_hi):
+                    _add_strided(dx + (oy * stride + i - padding) * width + x_lo * stride + j - padding,
+                                 row + oy * out_w + x_lo, x_hi - x_lo, stride)
 
 
 def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
@@ -585,7 +607,7 @@ def im2col(const real[:, :, ::1] x, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
         _im2col_plane(&x[plane, 0, 0], height, width, kernel_h, kernel_w, stride, padding,
-                      out_h, out_w, &cols[plane, 0, 0])
+                      out_h, out_w, &cols[plane, 0, 0], False)
 
 
 def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
@@ -597,8 +619,8 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
     cdef Py_ssize_t plane
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=cols.shape[0] * cols.shape[1] * cols.shape[2] > PARALLEL_MIN):
-        _col2im_plane(&cols[plane, 0, 0], height, width, kernel_h, kernel_w, stride, padding,
-                      out_h, out_w, &dx[plane, 0, 0])
+        _col2im_plane(<real*>&cols[plane, 0, 0], height, width, kernel_h, kernel_w, stride,
+                      padding, out_h, out_w, &dx[plane, 0, 0], False)  # cols only read
 
 
 # ---- convolution as one parallel loop over samples --------------------------------------
@@ -627,7 +649,7 @@ def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const rea
         columns = &cols[threadid() if scratch else n, 0, 0]
         for c in range(channels):
             _im2col_plane(&x[n * channels + c, 0, 0], height, width, kernel_h, kernel_w, stride,
-                          padding, out_h, out_w, columns + c * taps)
+                          padding, out_h, out_w, columns + c * taps, True)
         _gemm(False, False, filters, length, size, &weight[0, 0], size, columns, length,
               0, &out[n, 0, 0], length)
         for o in range(filters):
@@ -684,7 +706,7 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                       length, 0, &dcols[first, 0, 0], length)
                 for c in range(channels):
                     _col2im_plane(&dcols[first, 0, 0] + c * taps, height, width, kernel_h, kernel_w,
-                                  stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0])
+                                  stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0], True)
     # dweight[o, k] from the partials' (k, o), k by k: o walks each group's row of the
     # partials in order (o outermost fetched every cache line once per filter: 10x slower)
     for k in prange(size, nogil=True, num_threads=_num_threads,
