@@ -3,15 +3,15 @@
 Shapes: x (N, F); weight (U, F); bias (U,); out/dout (N, U). The epilogues
 see out as (N, U, 1), so the bias runs along U as it does along O for conv.
 
-A big layer's GEMMs run inside one parallel kernel, each thread multiplying
-its pieces with ``np.dot`` (single-threaded BLAS, see jit.py), or in the backward
-pass with gemm's micro-kernel where it runs (pytorch_cnn's 3136 -> 128 at batch 64:
-0.78 -> 0.39 ms; the forward pass stays on BLAS, which packs the transposed weight
-faster than gemm's packing: 0.41 ms against 0.63): the forward pass
-and dx in pieces of rows of x, dweight in pieces of units (or, for a tall layer with
-few units, in partial sums over pieces of rows). Pieces are fixed by
-the shape alone, so results never depend on the thread count. A small layer
-(fewer than PARALLEL_FLOPS multiply-adds) is one NumPy GEMM on the calling thread.
+A big layer's GEMMs run inside one parallel kernel, each thread multiplying its
+blocks on gemm's micro-kernel (or ``np.dot``, single-threaded BLAS, see jit.py) and
+packing only the operands of its own block: the forward pass in blocks of rows of x
+times blocks of units, the backward pass (dweight and dx together) in one block of
+features per thread, or, for a tall layer with few units, in partial sums over pieces
+of rows. Every output element is computed by one block, in one order, so results never
+depend on the thread count. pytorch_cnn's 3136 -> 128 at batch 64: forward 0.38 -> 0.18
+ms, backward 0.35 -> 0.26 ms, against pieces that each packed a whole operand. A small
+layer (fewer than PARALLEL_FLOPS multiply-adds) is one NumPy GEMM on the calling thread.
 
 A narrow layer (at most NARROW_UNITS units: fixed_kernel_cnn's 169 -> 4, 4 -> 4 and
 4 -> 10 on 60,000 rows) skips BLAS, whose packing and tiles are made for wide
@@ -35,17 +35,17 @@ PARALLEL_FLOPS = 1 << 21
 """Multiply-adds (N*F*U) from which a dense GEMM is split across the threads."""
 
 PIECE_ROWS = 128
-"""Rows of x per piece of the forward GEMM and of dx (at least two pieces, one per core
-of a 2-core machine): BLAS packs the whole weight for every piece, so thin pieces cost
-(one thread, (1000 x 784) @ (784 x 128) in pieces of 32 rows: 2.60 ms; of 128: 1.81 ms;
-one GEMM 1.61 ms)."""
+"""Rows of x per block of the forward GEMM: each block packs its units of the weight, so
+thin blocks cost (one thread, (1000 x 784) @ (784 x 128) in pieces of 32 rows: 2.60 ms;
+of 128: 1.81 ms; one GEMM 1.61 ms)."""
 
 PIECE_FEATURES = 256
 """Fewest features per block of the backward pass."""
 
 PIECE_UNITS = 64
-"""Units per piece of dweight (dout[:, units].T @ x): thinner pieces run BLAS below its
-speed (one thread, (units x 256) @ (256 x 784): 81 GFLOP/s for 16 units, 113 for 64)."""
+"""Units per block of the forward GEMM (at least two blocks, one per core of a 2-core
+machine): thinner blocks run BLAS below its speed (one thread, (units x 256) @
+(256 x 784): 81 GFLOP/s for 16 units, 113 for 64)."""
 
 
 DWEIGHT_ROWS = 1024
@@ -62,7 +62,8 @@ NARROW_ROWS = 1024
 do not depend on the thread count."""
 
 
-def _pieces(size, per_piece=PIECE_ROWS):
+def _pieces(size, per_piece):
+    """At least two pieces (fewer only when size is 1) of about ``per_piece`` each."""
     return max(min(size, 2), -(-size // per_piece))
 
 
@@ -91,8 +92,8 @@ def _backward(dout, dout_t, x, weight, dx, dweight, pieces, with_dx, own_gemm):
     """dweight[:, block] = dout.T @ x[:, block] and, when ``with_dx``, dx[:, block] =
     dout @ weight[:, block], for ``pieces`` blocks of the F features, one per iteration:
     each packs only its block of x and of the weight (split by units and by rows, every
-    piece packed all of x or all of the weight: 0.35 -> 0.2 ms at pytorch_cnn's 3136 -> 128,
-    batch 64). dout_t: dout.T, C-contiguous. Blocks are whole tiles but the last."""
+    piece packed all of x or all of the weight: 0.35 -> 0.26 ms at pytorch_cnn's 3136 ->
+    128, batch 64). dout_t: dout.T, C-contiguous. Blocks are whole tiles but the last."""
     features = x.shape[1]
     panels = -(-features // gemm.NR)
     for piece in prange(pieces):

@@ -103,6 +103,7 @@ if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
     numba.config.CACHE_DIR = CACHE_DIR
 
+
 def _compiled_features() -> set:
     """The CPU features LLVM compiles numba's kernels for: NUMBA_CPU_FEATURES when set,
     else the host's (numba keeps the host's features when only NUMBA_CPU_NAME is set)."""
@@ -135,6 +136,7 @@ ERRORS = "numpy"
 raising ZeroDivisionError: the check Python's semantics need is a branch in every
 division, and it keeps LLVM from vectorising loops that divide (sigmoid, softmax:
 34x slower per element)."""
+
 
 def _renamed(function, suffix: str):
     """A copy of ``function`` under another name: numba names a function's cache files
