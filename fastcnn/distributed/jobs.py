@@ -156,19 +156,23 @@ def run_job(job: Job, x: np.ndarray, y: np.ndarray, threads: int | None = None) 
 
 
 def warm_up(job: Job, x: np.ndarray, y: np.ndarray) -> None:
-    """One training step and one evaluation of ``job``'s model on two of its images.
+    """Two training steps and one evaluation of ``job``'s model on a few of its images:
+    a batch of the job's batch size and one of two images.
 
     Run once before workers start: it checks the parameters here, where an error
     is clearest, and leaves every kernel in Numba's on-disk cache, so workers load
-    them instead of compiling them all at once.
+    them instead of compiling them all at once. Both batch sizes are needed: the
+    numba backend runs small work on serial twins of its parallel kernels, so a
+    two-image step alone would leave the workers' full batches to compile.
     """
     from ..backend import use_backend
 
+    batch = int(job.fit.get("batch_size", 32))
     with use_backend(job.backend):
         model = build_model(job.model, job.params, job.seed)
-        few = job.train_idx[:2]
+        few = job.train_idx[:batch + 2]
         try:
-            model.fit(x[few], y[few], epochs=1, batch_size=2, verbose=0)
+            model.fit(x[few], y[few], epochs=1, batch_size=batch, shuffle=False, verbose=0)
             model.evaluate(x[few], y[few])
         except FloatingPointError:
             pass  # a diverging learning rate is a result of the search, not an input error
