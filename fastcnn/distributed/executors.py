@@ -111,8 +111,7 @@ class ProcessPool:
         context = multiprocessing.get_context("spawn")  # fork would copy Numba's threads' state
         count = max(1, min(self.workers or cores(), len(jobs)))
         threads = max(1, cores() // count)
-        pool = [_PoolWorker(context, x, y, threads) for _ in range(count)]
-        idle, busy = list(pool), {}
+        pool, busy = [], {}
         pending, attempts = deque(jobs), {}
         finished = False
 
@@ -123,6 +122,9 @@ class ProcessPool:
             return pool[-1]
 
         try:
+            for _ in range(count):  # inside the try: Ctrl-C while they start ends those started
+                pool.append(_PoolWorker(context, x, y, threads))
+            idle = list(pool)
             while pending or busy:
                 while pending and idle:
                     worker, job = idle.pop(), pending.popleft()
