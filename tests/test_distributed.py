@@ -256,7 +256,7 @@ def test_ctrl_c_cancels_the_remaining_folds_and_ends_the_workers(tmp_path):
             time.sleep(0.05)
         assert len(workers) == 2, "the two local workers never started"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 130
+        assert process.wait(timeout=180) == 130  # fresh clone: ended after 30 s+
         assert process.stdout.read().strip() == "interrupted"
         gone, alive = psutil.wait_procs(workers, timeout=10)
         assert not alive
