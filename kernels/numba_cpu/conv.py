@@ -26,7 +26,7 @@ from ..contract import conv_output_size
 from . import gemm
 from .gemm import matmul, matmul_transposed, packed_operand
 from .epilogue import activate_row, fold_activation_row, sum_partials
-from .jit import (SERIAL_WORK, inline_helper, launch, parallel_kernel, parallel_sum_kernel,
+from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   pool_size, prange)
 from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
 from .scalars import activation_code
@@ -275,11 +275,6 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              out.shape[2] * out.shape[3])  # cols (N, K, P)
     work = shape[0] * shape[1] * shape[2]
-    if cols is None and work < SERIAL_WORK:
-        # the serial twin runs: whole columns, this small, instead of the per-thread scratch,
-        # whose slot is get_thread_id(), which needs numba's threading layer loaded (a first
-        # call through the serial twin crashed in it)
-        cols = np.empty(shape, dtype=x.dtype)
     scratch = cols is None
     if scratch:  # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
         cols = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
