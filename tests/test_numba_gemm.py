@@ -208,3 +208,44 @@ def test_the_tile_follows_the_isa_numba_compiles_for(monkeypatch):
     assert (jit.compiled_isa() == "avx512") == bool(host.get("avx512f"))
     assert (gemm.MR, gemm.NR, gemm.LANES) == ((8, 32, 16) if jit.ISA == "avx512" else (6, 16, 8))
     assert gemm.MR * gemm.NR // gemm.LANES <= (16 if jit.ISA == "avx512" else 12)  # accumulators
+
+
+def _host_features_without_avx512() -> str:
+    """This CPU's features for numba (NUMBA_CPU_FEATURES), with every AVX-512 and later
+    EVEX extension off: the code numba generates on an AVX2 machine, which runs here."""
+    import llvmlite.binding as llvm
+
+    evex = ("avx512", "avx10", "amx", "evex512")
+    flags = llvm.get_host_cpu_features()
+    return ",".join(("+" if on and not name.startswith(evex) else "-") + name
+                    for name, on in sorted(flags.items()))
+
+
+@pytest.mark.skipif(__import__("fastcnn.kernels.numba_cpu.jit", fromlist=["ISA"]).ISA != "avx512",
+                    reason="on an AVX2 host the suite itself runs the AVX2 tile, and AVX-512 "
+                           "code cannot run on it")
+def test_the_avx2_tile_passes_the_gemm_and_conformance_tests():
+    """The 6 x 16 ymm tile that AVX2 machines run, compiled for AVX2 on this AVX-512 host
+    (numba caches it apart: its cache key holds the CPU features): this file's tests and
+    the conformance suite's convolution and dense cases, in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("FASTCNN_BACKEND", "FASTCNN_OWN_GEMM")}
+    env.update(NUMBA_CPU_FEATURES=_host_features_without_avx512(),
+               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    probe = subprocess.run([sys.executable, "-c", "from fastcnn.kernels.numba_cpu import gemm, jit; "
+                            "print(jit.ISA, gemm.MR, gemm.NR, gemm.ENABLED)"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert probe.stdout.split() == ["avx2", "6", "16", "True"], probe.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_numba_gemm.py", "tests/test_conformance.py",
+                          "-k", "numba_gemm or (numba and (conv2d or dense))"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in summary and "failed" not in summary, summary
