@@ -317,7 +317,7 @@ class Sequential:
                     raise FloatingPointError(
                         f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
                         "the learning rate or check the inputs' scale")
-                loss_sum += float(stats[0]) * len(y[index])
+                loss_sum += float(stats[0]) * xb.shape[0]
                 correct += float(stats[1])
                 seen = min((step + 1) * batch_size, n)
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
