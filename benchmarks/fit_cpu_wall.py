@@ -1,0 +1,54 @@
+"""CPU time / wall time of whole fit() epochs, as issue 9 measured it.
+
+``fastcnn bench`` times training steps; this times what a user runs: pytorch_cnn's
+``fit()`` on the first 3,840 MNIST training images (60 steps of 64), shuffling,
+batching, loss bookkeeping and callbacks included. Each line is one epoch.
+
+    FASTCNN_DATA=../shared/datasets python3 benchmarks/fit_cpu_wall.py --backends numba,cython
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import fastcnn
+from fastcnn import zoo
+from fastcnn.datasets import load_mnist
+
+
+def epochs_of(backend: str, images, labels, epochs: int, batch: int) -> list[tuple[float, float]]:
+    """[(ms per step, CPU/wall)] for ``epochs`` fit() epochs on ``backend``, after one warm-up."""
+    with fastcnn.use_backend(backend):
+        model = zoo.get("pytorch_cnn", seed=0)
+        model.compile(optimizer="adam", loss="cross_entropy", lr=1e-3)
+        model.fit(images[:2 * batch], labels[:2 * batch], epochs=1, batch_size=batch, verbose=0)
+        steps = -(-len(images) // batch)
+        rows = []
+        for _ in range(epochs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            model.fit(images, labels, epochs=1, batch_size=batch, verbose=0)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            rows.append((wall * 1e3 / steps, cpu / wall))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="numba,cython")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--images", type=int, default=3840)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        fastcnn.set_num_threads(args.threads)
+    images, labels = load_mnist("train")
+    images, labels = images[:args.images], labels[:args.images]
+    for backend in args.backends.split(","):
+        for step_ms, ratio in epochs_of(backend, images, labels, args.epochs, args.batch_size):
+            print(f"{backend}: {step_ms:.2f} ms per step, CPU/wall {ratio:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
