@@ -147,7 +147,12 @@ def col2im(cols, kernel_h, kernel_w, stride, padding, dx) -> None:
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> None:
     """x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None -> cols (None in inference),
     out (N, O, OH, OW)."""
-    op = "conv2d_forward"
+    _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
+    get_backend().conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
+
+
+def _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out,
+                          op="conv2d_forward") -> None:
     n, c, h, w = _rank(op, "x", x, 4)
     o, _, kh, kw = _rank(op, "weight", weight, 4)
     oh, ow = _conv_geometry(op, x.shape, kh, kw, stride, padding)
@@ -157,14 +162,20 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> N
     _check(op, "bias", bias, (o,), optional=True)
     _check(op, "cols", cols, (n, c * kh * kw, oh * ow), optional=True)
     _check(op, "out", out, (n, o, oh, ow))
-    get_backend().conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
                     dx, dweight, dbias, dcols) -> None:
     """dout, out (N, O, OH, OW); weight (O, C, KH, KW); cols (N, C*KH*KW, OH*OW) ->
     dx (N, C, H, W) or None, dweight, dbias (O,) or None, dcols workspace."""
-    op = "conv2d_backward"
+    _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                           dbias, dcols)
+    get_backend().conv2d_backward(dout, out, weight, cols, stride, padding, activation,
+                                  dx, dweight, dbias, dcols)
+
+
+def _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                           dbias, dcols, op="conv2d_backward") -> None:
     n, o, oh, ow = _rank(op, "dout", dout, 4)
     _, c, kh, kw = _rank(op, "weight", weight, 4)
     _activation(op, activation)
@@ -182,23 +193,63 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
             raise KernelArgumentError(f"{op}: dx {tuple(dx.shape)} does not give the "
                                       f"{oh}x{ow} output of dout")
         _check(op, "dcols", dcols, cols.shape)
-    get_backend().conv2d_backward(dout, out, weight, cols, stride, padding, activation,
-                                  dx, dweight, dbias, dcols)
+
+
+def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,
+                           pooled, argmax) -> None:
+    """conv2d_forward (x, weight, bias -> cols, out (N, O, OH, OW)), then
+    maxpool2d_forward(out, pool, pool, pooled, argmax) (N, O, PH, PW): one fused pass
+    where the backend has it (contract.FUSED), else the two operations."""
+    op = "conv2d_maxpool_forward"
+    _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
+    _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
+    backend = get_backend()
+    if hasattr(backend, op):
+        backend.conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols,
+                                       out, pooled, argmax)
+    else:
+        backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
+        backend.maxpool2d_forward(out, pool, pool, pooled, argmax)
+
+
+def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
+                            dx, dweight, dbias, dcols, dout) -> None:
+    """maxpool2d_backward(dpooled, argmax, dout) (N, O, PH, PW) -> dout (N, O, OH, OW), then
+    conv2d_backward(dout, out, ...): fused where the backend has it, else the two."""
+    op = "conv2d_maxpool_backward"
+    _check_maxpool2d_backward(dpooled, argmax, dout, op)
+    _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                           dbias, dcols, op)
+    backend = get_backend()
+    if hasattr(backend, op):
+        backend.conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
+                                        activation, dx, dweight, dbias, dcols, dout)
+    else:
+        backend.maxpool2d_backward(dpooled, argmax, dout)
+        backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx,
+                                dweight, dbias, dcols)
 
 
 # ---- pooling ----------------------------------------------------------------------------------
 def maxpool2d_forward(x, kernel, stride, out, argmax) -> None:
     """x (N, C, H, W) -> out, argmax (N, C, OH, OW) (argmax int32)."""
-    op = "maxpool2d_forward"
+    _check_maxpool2d_forward(x, kernel, stride, out, argmax)
+    get_backend().maxpool2d_forward(x, kernel, stride, out, argmax)
+
+
+def _check_maxpool2d_forward(x, kernel, stride, out, argmax, op="maxpool2d_forward") -> None:
     pooled = _image_side(op, "x", x, kernel, kernel, stride, 0)
     _check(op, "out", out, pooled)
     _check(op, "argmax", argmax, pooled, _INT)
-    get_backend().maxpool2d_forward(x, kernel, stride, out, argmax)
 
 
 def maxpool2d_backward(dout, argmax, dx) -> None:
     """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W); argmax must come from the forward pass of dx's shape."""
-    op = "maxpool2d_backward"
+    _check_maxpool2d_backward(dout, argmax, dx)
+    get_backend().maxpool2d_backward(dout, argmax, dx)
+
+
+def _check_maxpool2d_backward(dout, argmax, dx, op="maxpool2d_backward") -> None:
     n, c, oh, ow = _rank(op, "dout", dout, 4)
     _, _, h, w = _rank(op, "dx", dx, 4)
     _check(op, "dout", dout, dout.shape)
@@ -206,7 +257,6 @@ def maxpool2d_backward(dout, argmax, dx) -> None:
     _check(op, "dx", dx, (n, c, h, w))
     if oh > h or ow > w:
         raise KernelArgumentError(f"{op}: dx {tuple(dx.shape)} is smaller than dout {tuple(dout.shape)}")
-    get_backend().maxpool2d_backward(dout, argmax, dx)
 
 
 def avgpool2d_forward(x, kernel, stride, out) -> None:

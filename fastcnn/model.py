@@ -14,7 +14,7 @@ from .backend import backend_name, get_backend
 from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import InputError
 from .inputs import as_images, as_targets, whole_number
-from .layers import Conv2D, Dense, Dropout, Flatten, Layer, ReLU, Sigmoid, Softmax
+from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Softmax
 from .metrics import roc_auc
 
 _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid"}
@@ -81,9 +81,10 @@ class Sequential:
         return self
 
     def _plan(self, training_loss: bool):
-        """(layer, fused activation) in run order: a Conv2D/Dense followed by a ReLU or
-        Sigmoid runs as one kernel; a final Softmax before cross-entropy is folded
-        into the fused loss."""
+        """(layer, fused activation, fused pool) in run order: a Conv2D/Dense followed by
+        a ReLU or Sigmoid runs as one kernel, and a Conv2D (with its activation) followed
+        by a MaxPool2D whose window is its stride runs with it (functional's fused
+        operation); a final Softmax before cross-entropy is folded into the fused loss."""
         layers = self.layers
         if training_loss and isinstance(layers[-1], Softmax) and \
                 isinstance(self.loss, loss_registry.CrossEntropy):
@@ -91,14 +92,14 @@ class Sequential:
         plan, i = [], 0
         while i < len(layers):
             layer = layers[i]
-            follower = layers[i + 1] if i + 1 < len(layers) else None
-            fused = _FUSABLE.get(type(follower)) if isinstance(layer, (Conv2D, Dense)) else None
-            if fused is not None and layer.activation is None:
-                plan.append((layer, fused))
-                i += 2
-            else:
-                plan.append((layer, None))
-                i += 1
+            i += 1
+            fused = _FUSABLE.get(type(layers[i])) if i < len(layers) and \
+                isinstance(layer, (Conv2D, Dense)) and layer.activation is None else None
+            i += fused is not None
+            pool = layers[i] if i < len(layers) and isinstance(layer, Conv2D) and \
+                type(layers[i]) is MaxPool2D and layers[i].kernel_size == layers[i].stride else None
+            i += pool is not None
+            plan.append((layer, fused, pool))
         return plan
 
     @property
@@ -162,14 +163,16 @@ class Sequential:
     def _run(self, x, plan, training, keep_for_backward: bool = True):
         """x through ``plan``; ``keep_for_backward`` False (predict, evaluate) lets the
         convolutions skip keeping their im2col columns."""
-        for layer, fused in plan:
+        for layer, fused, pool in plan:
             if isinstance(layer, (Conv2D, Dense)):
                 layer.fused_activation = fused
             if isinstance(layer, Conv2D):
                 layer.keep_for_backward = keep_for_backward
+                layer.fused_pool = pool
             x = layer.forward(x, training=training)
             if isinstance(layer, Conv2D):
                 layer.keep_for_backward = True
+                layer.fused_pool = None
             if fused is not None:
                 # the fused activation lives in the layer's saved state only: a later
                 # stand-alone call of the layer must not apply its follower's activation
@@ -187,7 +190,7 @@ class Sequential:
             raise RuntimeError("call forward() before backward()")
         dout = functional.to_backend(dout, "dout (the gradient of the last forward output)",
                                      shape=self._last_output_shape)
-        first_needed = next((i for i, (layer, _) in enumerate(plan)
+        first_needed = next((i for i, (layer, *_) in enumerate(plan)
                              if any(p.trainable for p in layer.params.values())), len(plan))
         for i in range(len(plan) - 1, first_needed - 1, -1):
             dout = plan[i][0].backward(dout, need_input_grad=i > first_needed)
@@ -338,11 +341,11 @@ class Sequential:
         """How many leading plan steps have no trainable weights and no randomness,
         counted only when they include a frozen weighted layer (else 0)."""
         count = 0
-        for layer, _ in plan:
+        for layer, *_ in plan:
             if isinstance(layer, Dropout) or any(p.trainable for p in layer.params.values()):
                 break
             count += 1
-        has_frozen_weights = any(layer.params for layer, _ in plan[:count])
+        has_frozen_weights = any(layer.params for layer, *_ in plan[:count])
         return count if has_frozen_weights and count < len(plan) else 0
 
     def _precomputed(self, x, head, batch_size) -> np.ndarray:
@@ -371,7 +374,7 @@ class Sequential:
         """What predict returns for a batch run through ``plan``: the network's output,
         softmaxed when the network ends in logits or its final Softmax was folded into the loss."""
         folded = isinstance(self.layers[-1], Softmax) and all(layer is not self.layers[-1]
-                                                              for layer, _ in plan)
+                                                              for layer, *_ in plan)
         if not (self.outputs_logits or folded):
             return out
         probs = self._workspace("probabilities", out.shape)

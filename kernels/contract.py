@@ -69,6 +69,11 @@ OPERATIONS = (
 OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable")
 """Functions a backend may define; callers check with ``hasattr``."""
 
+FUSED = ("conv2d_maxpool_forward", "conv2d_maxpool_backward")
+"""Fused operations a backend may define: each does what two operations of
+:data:`OPERATIONS` do, in one pass (one parallel region). ``fastcnn.functional``
+composes the two for a backend without them, with the same result."""
+
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Spatial output size of a convolution or pooling window along one axis."""
@@ -221,6 +226,20 @@ class KernelBackend(Protocol):
 
     def dropout_backward(self, dout, mask, dx) -> None:
         """dx = dout * mask."""
+
+    # ---- fused (optional, see FUSED) ---------------------------------------
+    def conv2d_maxpool_forward(self, x, weight, bias, stride: int, padding: int, activation,
+                               pool: int, cols, out, pooled, argmax) -> None:
+        """conv2d_forward(x, weight, bias, stride, padding, activation, cols, out), then
+        maxpool2d_forward(out, pool, pool, pooled, argmax): pooled, argmax (N, O, PH, PW)
+        with PH = (OH - pool) // pool + 1. out (N, O, OH, OW) is kept for the backward pass."""
+
+    def conv2d_maxpool_backward(self, dpooled, argmax, out, weight, cols, stride: int,
+                                padding: int, activation, dx, dweight, dbias, dcols,
+                                dout) -> None:
+        """maxpool2d_backward(dpooled, argmax, dout) into dout (N, O, OH, OW), then
+        conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+        dbias, dcols)."""
 
     # ---- optimizers (in place; param, grad and state of one shape) --------
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:

@@ -204,6 +204,14 @@ def conv2d_forward_cases(tiny=False):
     return cases
 
 
+def _conv_gradients(problem):
+    """The backward pass's outputs: dx and dcols (None without an input gradient), dweight, dbias."""
+    return {"dx": _float(problem.x_shape) if problem.input_grad else None,
+            "dweight": _float(problem.weight_shape),
+            "dbias": _float(problem.weight_shape[:1]) if problem.bias else None,
+            "dcols": _float(problem.cols_shape) if problem.input_grad else None}
+
+
 def conv2d_backward_cases(tiny=False):
     rng = _rng("conv2d_backward")
     cases = []
@@ -212,12 +220,54 @@ def conv2d_backward_cases(tiny=False):
                   "out": _activated(rng, problem.activation, problem.out_shape),
                   "weight": _normal(rng, problem.weight_shape),
                   "cols": _normal(rng, problem.cols_shape)}
-        outputs = {"dx": _float(problem.x_shape) if problem.input_grad else None,
-                   "dweight": _float(problem.weight_shape),
-                   "dbias": _float(problem.weight_shape[:1]) if problem.bias else None,
-                   "dcols": _float(problem.cols_shape) if problem.input_grad else None}
+        outputs = _conv_gradients(problem)
         cases.append(Case("conv2d_backward", problem.label + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols",)))
+    return cases
+
+
+def _pooled_problems(tiny, topic):
+    """(problem, pool, pooled shape (N, O, PH, PW), rng) for each convolution geometry whose
+    output a pool window fits: windows 2 and 3 in turn, so odd sizes leave rows over."""
+    rng = _rng(topic)
+    found = []
+    for number, problem in enumerate(_conv_problems(tiny)):
+        batch, filters, out_h, out_w = problem.out_shape
+        pool = 2 + number % 2
+        if min(out_h, out_w) < pool:
+            pool = 2
+        if min(out_h, out_w) < pool:
+            continue
+        found.append((problem, pool, (batch, filters, out_h // pool, out_w // pool), rng))
+    return found
+
+
+def conv2d_maxpool_forward_cases(tiny=False):
+    cases = []
+    for problem, pool, pooled, rng in _pooled_problems(tiny, "conv2d_maxpool_forward"):
+        fan_in = np.prod(problem.weight_shape[1:])
+        arrays = {"x": _normal(rng, problem.x_shape),
+                  "weight": _normal(rng, problem.weight_shape, 1 / np.sqrt(fan_in)),
+                  "bias": _normal(rng, problem.weight_shape[:1]) if problem.bias else None}
+        outputs = {"cols": _float(problem.cols_shape), "out": _float(problem.out_shape),
+                   "pooled": _float(pooled), "argmax": (pooled, np.int32)}
+        cases.append(Case("conv2d_maxpool_forward", f"{problem.label}-pool{pool}", arrays,
+                          {**problem.layer_arguments(), "pool": pool}, outputs, exact=("argmax",)))
+    return cases
+
+
+def conv2d_maxpool_backward_cases(tiny=False):
+    cases = []
+    for problem, pool, pooled, rng in _pooled_problems(tiny, "conv2d_maxpool_backward"):
+        arrays = {"dpooled": _normal(rng, pooled),
+                  "argmax": _winners(rng, pool, pool, problem.out_shape, pooled),
+                  "out": _activated(rng, problem.activation, problem.out_shape),
+                  "weight": _normal(rng, problem.weight_shape),
+                  "cols": _normal(rng, problem.cols_shape)}
+        outputs = {**_conv_gradients(problem), "dout": _float(problem.out_shape)}
+        cases.append(Case("conv2d_maxpool_backward",
+                          f"{problem.label}-pool{pool}" + _skipped_label(outputs), arrays,
+                          problem.layer_arguments(), outputs, workspace=("dcols", "dout")))
     return cases
 
 

@@ -19,6 +19,7 @@ import pytest
 
 import fastcnn
 import kernel_cases
+from fastcnn import functional
 from conftest import backend_is_simulated, usable_backends
 from fastcnn.kernels import contract
 from kernel_cases import COMPUTE_OPERATIONS, MEMORY_OPERATIONS, parameters
@@ -50,7 +51,9 @@ def run_case(module, case):
               for name, array in case.arrays.items()}
     outputs = {name: None if spec is None else poisoned(module, *spec)
                for name, spec in case.outputs.items()}
-    kernel = getattr(module, case.op)
+    kernel = getattr(module, case.op, None)
+    if kernel is None and case.op in contract.FUSED:
+        kernel = _composed(module.name, case.op)
     for step in case.steps:
         step = {name: module.to_device(value.copy()) if isinstance(value, np.ndarray) else value
                 for name, value in step.items()}
@@ -98,9 +101,22 @@ def check_against_reference(backend, case):
     assert_matches_reference(case, actual, expected, backend)
 
 
+def _composed(backend, op):
+    """A fused operation the backend lacks, as fastcnn.functional runs it there: its two
+    operations (the reference's fused results come from this)."""
+    def run(*args):
+        with fastcnn.use_backend(backend):
+            getattr(functional, op)(*args)
+    return run
+
+
 def _backend_cases(op):
+    """Every backend for an operation of the contract; for a fused one (contract.FUSED),
+    the backends that define it."""
+    backends = [backend for backend in BACKENDS
+                if op not in contract.FUSED or hasattr(backend_module(backend), op)]
     return [pytest.param(backend, case, id=f"{backend}-case{number}")
-            for backend in BACKENDS
+            for backend in backends
             for number, case in enumerate(kernel_cases.cases(op, tiny=TINY[backend]))]
 
 
@@ -115,7 +131,7 @@ def _conformance_test(op):
 
 
 # one test per kernel, named after it: test_conv2d_forward_matches_reference[numba-case3]
-for _op in COMPUTE_OPERATIONS:
+for _op in COMPUTE_OPERATIONS + contract.FUSED:
     globals()[f"test_{_op}_matches_reference"] = _conformance_test(_op)
 
 

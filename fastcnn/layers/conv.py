@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import init as initializers
 from .. import functional
 from ..kernels.contract import conv_output_size
@@ -81,6 +83,7 @@ class Conv2D(Layer):
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
         self.fused_activation = None  # set by Sequential when a ReLU/Sigmoid layer follows
+        self.fused_pool = None  # set by Sequential when a MaxPool2D (window = stride) follows
 
     @property
     def kernel_size(self):
@@ -122,15 +125,26 @@ class Conv2D(Layer):
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
         activation = self._activation()
-        functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
-                                  activation, cols, out)
-        self._saved = (cols, out, activation)
-        return out
+        pool = self.fused_pool
+        if pool is None:
+            functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride,
+                                      self.padding, activation, cols, out)
+            self._saved = (cols, out, activation, None)
+            return out
+        # the following max pool in the same pass: its output and argmax in its own buffers
+        shape = (n,) + pool.output_shape
+        pooled = pool.workspace.get("out", shape)
+        argmax = pool.workspace.get("argmax", shape, dtype=np.int32)
+        functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
+                                          self.padding, activation, pool.kernel_size, cols, out,
+                                          pooled, argmax)
+        self._saved = (cols, out, activation, argmax)
+        return pooled
 
     def backward(self, dout, need_input_grad=True):
         if not self.trainable and not need_input_grad:
             return None
-        cols, out, activation = self._saved
+        cols, out, activation, pool_argmax = self._saved
         if cols is None:
             raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
                                "inputs (model.forward / train_step), not predict or evaluate")
@@ -143,8 +157,14 @@ class Conv2D(Layer):
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
-        functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
-                                   activation, dx, dweight, dbias, dcols)
+        if pool_argmax is None:
+            functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
+                                       activation, dx, dweight, dbias, dcols)
+        else:  # dout is the fused max pool's output gradient
+            functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
+                                               self.stride, self.padding, activation, dx,
+                                               dweight, dbias, dcols,
+                                               self.workspace.get("dout", out.shape))
         return dx
 
     def get_config(self):

@@ -10,7 +10,10 @@ vectorise the row copies (3x faster than signed indexing at conv2's shape).
 conv2d_forward and conv2d_backward are each one parallel region over the samples:
 a thread takes a sample through im2col, its GEMMs and the epilogue while its rows
 are in cache, so every core runs GEMMs and no BLAS thread pool competes with
-numba's. The GEMMs are :mod:`.gemm`'s: the own micro-kernel for float32 (its AVX-512
+numba's. conv2d_maxpool_forward/backward (contract.FUSED) max pool each sample's
+planes in the same iteration, and scatter the pool's gradient there: one parallel
+region per direction instead of two, which saves the second thread's wake-up and the
+Python between them (pytorch_cnn's fit() steps 4% faster). The GEMMs are :mod:`.gemm`'s: the own micro-kernel for float32 (its AVX-512
 or AVX2 tile), else ``np.dot`` in the jitted code (single-threaded BLAS
 through SciPy's bindings, see jit.py). Measured at conv2 of pytorch_cnn (batch 64,
 2 cores, Zen 5): NumPy matmul over the batch on one BLAS thread 110 GFLOP/s, per-sample
@@ -29,6 +32,7 @@ from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   pool_size, prange)
 from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
+from .pool import max_plane, max_plane_backward
 from .scalars import activation_code
 
 
@@ -169,12 +173,19 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 
 @parallel_kernel
-def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch):
+def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
+             pool, flat_pooled, flat_argmax):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
-    ``scratch`` (inference) to the thread's own slice of cols (threads, K, P)."""
+    ``scratch`` (inference) to the thread's own slice of cols (threads, K, P).
+
+    With ``pool`` (kernel, stride, PH, PW), kernel > 0: then each plane of out3[n] is max
+    pooled into flat_pooled and flat_argmax (N*O*PH*PW,), in the same parallel region."""
     flat_cols = cols.reshape(-1)
+    filters, out_w = out3.shape[1], geometry[7]
+    pool_kernel, pool_stride, pool_h, pool_w = pool
+    pooled_size = pool_h * pool_w
     for n in prange(out3.shape[0]):
         slot = np.int64(n)
         if scratch:
@@ -184,14 +195,21 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
                           True)
         result = out3[n]
         matmul(weight2d, packed_weight, cols[slot], result)
-        for o in range(result.shape[0]):
+        for o in range(filters):
             activate_row(result[o], bias, o, code)
+            if pool_kernel > 0:
+                at = (n * filters + o) * pooled_size
+                max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
+                          flat_pooled[at:at + pooled_size], flat_argmax[at:at + pooled_size])
 
 
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, groups, channels,
-              geometry, dweight2d, dbias, dcols, flat_dx):
-    """Per sample: fold the activation into dout3[n] (O, P), add its bias and weight
+              geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
+              flat_argmax):
+    """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
+    pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,); then
+    fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
     sums, and when dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's
     scratch slice of dcols and col2im from there into flat_dx.
@@ -208,6 +226,10 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
         for n in range(g * batch // groups, (g + 1) * batch // groups):
             d = dout3[n]
             for o in range(filters):
+                if pooled_size > 0:
+                    at = (n * filters + o) * pooled_size
+                    max_plane_backward(flat_dpooled[at:at + pooled_size],
+                                       flat_argmax[at:at + pooled_size], d[o])
                 partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
             matmul_transposed(cols[n], d, total, n != g * batch // groups, own_gemm)
             if dcols is not None:
@@ -270,7 +292,23 @@ def _groups(batch):
     return max(1, min(batch, -(-batch // GROUP_SAMPLES)))
 
 
+_NO_POOL = np.empty(0, np.float32), np.empty(0, np.int32)
+
+
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
+    _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, (0, 0, 0, 0),
+                       *_NO_POOL)
+
+
+def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,
+                           pooled, argmax):
+    _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out,
+                       (pool, pool, pooled.shape[2], pooled.shape[3]), pooled.reshape(-1),
+                       argmax.reshape(-1))
+
+
+def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, pool,
+                       flat_pooled, flat_argmax):
     _, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              out.shape[2] * out.shape[3])  # cols (N, K, P)
@@ -281,11 +319,24 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
     weight2d = _as_matrix(weight)
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
-           _as_rows(out), scratch)
+           _as_rows(out), scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax)
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
                     dx, dweight, dbias, dcols):
+    _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                        dbias, dcols, *_NO_POOL)
+
+
+def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
+                            dx, dweight, dbias, dcols, dout):
+    _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                        dbias, dcols, dpooled.reshape(-1), argmax.reshape(-1))
+
+
+def _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                        dbias, dcols, flat_dpooled, flat_argmax):
+    pooled_size = flat_dpooled.size // (dout.shape[0] * dout.shape[1]) if flat_dpooled.size else 0
     geometry, flat_dx = (0,) * 8, None  # no col2im without dx
     if dx is not None:
         geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
@@ -294,4 +345,5 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
     packed_t = packed_operand(weight_t) if dx is not None else np.empty(0, weight.dtype)
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
            weight_t, packed_t, gemm.ENABLED, cols, _groups(dout.shape[0]), weight.shape[1],
-           geometry, _as_matrix(dweight), dbias, dcols, flat_dx)
+           geometry, _as_matrix(dweight), dbias, dcols, flat_dx, pooled_size,
+           flat_dpooled.astype(dout.dtype, copy=False), flat_argmax)

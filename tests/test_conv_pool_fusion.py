@@ -1,0 +1,91 @@
+"""A Conv2D (with its activation) followed by a MaxPool2D runs as one fused operation.
+
+Sequential plans the fusion; fastcnn.functional runs a backend's fused kernel
+(contract.FUSED) or, for a backend without one, its two operations. Either way
+the model must compute exactly what the layers compute one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcnn
+from conftest import usable_backends
+from fastcnn import functional, layers
+from fastcnn.functional import KernelArgumentError
+from fastcnn.kernels import contract
+
+CPU_BACKENDS = [name for name in usable_backends() if name in ("numpy", "numba", "cython")]
+
+
+def network(pool=2, pool_stride=None, activation_layer=True, pool_type=layers.MaxPool2D):
+    stack = [layers.Conv2D(1, 4, 3, padding=1, name="conv")]
+    stack += [layers.ReLU(name="relu")] if activation_layer else []
+    stack += [pool_type(pool, pool_stride, name="pool"), layers.Flatten(name="flatten"),
+              layers.Dense(80, 10, name="fc")]  # 4 x 4 x 5 after every pool here
+    model = fastcnn.Sequential(stack, input_shape=(1, 9, 11), seed=5)
+    return model.compile("sgd", "cross_entropy", lr=0.1)
+
+
+def plan_names(model):
+    return [(layer.name, fused, pool and pool.name) for layer, fused, pool in model._plan(True)]
+
+
+def test_the_plan_fuses_a_max_pool_whose_window_is_its_stride():
+    assert plan_names(network()) == [("conv", "relu", "pool"), ("flatten", None, None),
+                                     ("fc", None, None)]
+    assert plan_names(network(activation_layer=False))[0] == ("conv", None, "pool")
+    assert plan_names(network(pool=3, pool_stride=2))[:2] == [("conv", "relu", None),
+                                                              ("pool", None, None)]
+    assert plan_names(network(pool_type=layers.AvgPool2D))[1] == ("pool", None, None)
+
+
+def unfused(model):
+    """The model with its plan split back into one step per layer."""
+    plan_of = model._plan
+
+    def plan(training_loss):
+        steps = []
+        for layer, fused, pool in plan_of(training_loss):
+            steps += [(layer, fused, None)] + ([(pool, None, None)] if pool is not None else [])
+        return steps
+
+    model._plan = plan
+    return model
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 1, 9, 11)).astype(np.float32)
+    y = rng.integers(0, 10, 5)
+    with fastcnn.use_backend(backend):
+        fused, separate = network(), unfused(network())
+        assert len(fused._plan(True)) == len(separate._plan(True)) - 1
+        for model in (fused, separate):
+            model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0)
+        for (name, a), (_, b) in zip(fused.named_parameters(), separate.named_parameters()):
+            np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data), err_msg=name)
+        np.testing.assert_array_equal(fused.predict(x), separate.predict(x))
+
+
+def test_the_numba_backend_fuses_natively():
+    assert all(hasattr(fastcnn.kernels.numba_backend, op) for op in contract.FUSED)
+
+
+def test_functional_checks_the_fused_pools_buffers():
+    with fastcnn.use_backend("numpy"):
+        x = np.zeros((2, 1, 6, 6), np.float32)
+        weight = np.zeros((3, 1, 3, 3), np.float32)
+        out = np.zeros((2, 3, 4, 4), np.float32)
+        cols = np.zeros((2, 9, 16), np.float32)
+        with pytest.raises(KernelArgumentError, match="conv2d_maxpool_forward: out"):
+            functional.conv2d_maxpool_forward(x, weight, None, 1, 0, "relu", 2, cols, out,
+                                              np.zeros((2, 3, 3, 3), np.float32),
+                                              np.zeros((2, 3, 2, 2), np.int32))
+        with pytest.raises(KernelArgumentError, match="conv2d_maxpool_backward: argmax"):
+            functional.conv2d_maxpool_backward(np.zeros((2, 3, 2, 2), np.float32),
+                                               np.zeros((2, 3, 2, 2), np.float32), out, weight,
+                                               cols, 1, 0, "relu", None, np.zeros_like(weight),
+                                               None, None, np.zeros_like(out))
