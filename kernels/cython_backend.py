@@ -105,6 +105,12 @@ def _groups(batch):
 
 
 def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
+    conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, 0, cols, out, None, None)
+
+
+def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,
+                           pooled, argmax):
+    """pool 0: conv2d_forward alone (pooled, argmax None)."""
     n, o = out.shape[:2]
     scratch = cols is None
     if scratch:  # inference: one (K, P) im2col buffer per thread
@@ -112,16 +118,27 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
                         dtype=x.dtype)
     _kernels.conv2d_forward(_planes(x), weight.reshape(o, -1), bias, _ACTIVATION_CODES[activation],
                             weight.shape[2], weight.shape[3], stride, padding, cols,
-                            out.reshape(n, o, -1), scratch)
+                            out.reshape(n, o, -1), scratch, pool,
+                            None if pooled is None else _planes(pooled),
+                            None if argmax is None else _planes(argmax))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight, dbias, dcols):
+    conv2d_maxpool_backward(None, None, out, weight, cols, stride, padding, activation, dx,
+                            dweight, dbias, dcols, dout)
+
+
+def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
+                            dx, dweight, dbias, dcols, dout):
+    """dpooled, argmax None: conv2d_backward alone."""
     n, o = dout.shape[:2]
     d = dout.reshape(n, o, -1)
     _kernels.conv2d_backward(d, d if out is None else out.reshape(n, o, -1),
                              _ACTIVATION_CODES[activation], weight.reshape(o, -1), cols, _groups(n),
                              dweight.reshape(o, -1), dbias, dcols, None if dx is None else _planes(dx),
-                             weight.shape[2], weight.shape[3], stride, padding)
+                             weight.shape[2], weight.shape[3], stride, padding,
+                             None if dpooled is None else _flat_planes(dpooled),
+                             None if argmax is None else _flat_planes(argmax))
 
 
 # ---- pooling ------------------------------------------------------------------

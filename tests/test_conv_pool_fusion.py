@@ -70,8 +70,10 @@ def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
         np.testing.assert_array_equal(fused.predict(x), separate.predict(x))
 
 
-def test_the_numba_backend_fuses_natively():
-    assert all(hasattr(fastcnn.kernels.numba_backend, op) for op in contract.FUSED)
+@pytest.mark.parametrize("backend", [name for name in CPU_BACKENDS if name != "numpy"])
+def test_the_compiled_cpu_backends_fuse_natively(backend):
+    with fastcnn.use_backend(backend):
+        assert all(callable(getattr(fastcnn.get_backend(), op, None)) for op in contract.FUSED)
 
 
 def test_functional_checks_the_fused_pools_buffers():

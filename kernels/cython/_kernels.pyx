@@ -623,16 +623,52 @@ def col2im(const real[:, :, ::1] cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                       padding, out_h, out_w, &dx[plane, 0, 0], False)  # cols only read
 
 
+# ---- max pool of one plane (flat H*W -> flat OH*OW), shared by the pool and the fused kernels
+cdef inline void _maxpool_plane(const real* src, Py_ssize_t size, Py_ssize_t width,
+                                Py_ssize_t kernel, Py_ssize_t stride, Py_ssize_t out_h,
+                                Py_ssize_t out_w, real* dst, int* where) noexcept nogil:
+    """argmax = y*W + x of the first maximum, or of the first NaN (NumPy's argmax)."""
+    cdef Py_ssize_t oy, ox, at
+    # the NaN-aware compare costs four times a plain one: only planes with a NaN pay it
+    cdef bint has_nan = _count_nan(src, size) > 0
+    # 2x2 pools of rows of 8+ outputs (pytorch_cnn's first: 664 -> 475 us); on shorter
+    # rows (its second, 7 outputs) the vectorised loop cost more than it saved
+    if kernel == 2 and stride == 2 and not has_nan and out_w >= 8:
+        for oy in range(out_h):
+            _max2x2_row(src, width, oy, out_w, dst + oy * out_w, where + oy * out_w)
+        return
+    for oy in range(out_h):
+        for ox in range(out_w):
+            if has_nan:
+                at = _window_argmax(src, width, oy * stride, ox * stride, kernel, True)
+            else:
+                at = _window_argmax(src, width, oy * stride, ox * stride, kernel, False)
+            dst[oy * out_w + ox] = src[at]
+            where[oy * out_w + ox] = <int>at
+
+
+cdef inline void _maxpool_plane_backward(const real* dout, const int* argmax, Py_ssize_t count,
+                                         real* dx, Py_ssize_t size) noexcept nogil:
+    """dx (size,) = 0, then each of the count dout values added at its argmax."""
+    cdef Py_ssize_t k
+    _zero(dx, size)
+    for k in range(count):
+        dx[argmax[k]] += dout[k]
+
+
 # ---- convolution as one parallel loop over samples --------------------------------------
 # x (N, C, H, W) as planes (N*C, H, W); weight (O, K) with K = C*KH*KW; cols (N, K, P);
 # out/dout (N, O, P). A thread takes a sample through im2col, its GEMMs and the epilogue.
 def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const real[::1] bias,
                    int act, Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride,
                    Py_ssize_t padding, real[:, :, ::1] cols, real[:, :, ::1] out,
-                   bint scratch=False):
+                   bint scratch=False, Py_ssize_t pool=0, real[:, :, ::1] pooled=None,
+                   int[:, :, ::1] pool_argmax=None):
     """cols[n] = im2col(x[n]); out[n] (O, P) = act(weight @ cols[n] + bias), per sample.
     With ``scratch`` (inference), cols is (threads, K, P): each thread's im2col buffer,
-    which stays in cache, instead of one slice per sample."""
+    which stays in cache, instead of one slice per sample. With ``pool`` > 0, each plane
+    of out[n] is then max pooled (window and stride ``pool``) into pooled and pool_argmax
+    (N*O, PH, PW), in the same parallel loop."""
     cdef Py_ssize_t batch = out.shape[0], channels = x.shape[0] // out.shape[0]
     cdef Py_ssize_t height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t out_w = _out_size(width, kernel_w, stride, padding)
@@ -642,8 +678,11 @@ def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const rea
     cdef bint has_bias = bias is not None
     cdef real* row
     cdef real* columns
+    cdef Py_ssize_t pool_h = 0, pool_w = 0
     if scratch and cols.shape[0] < (_num_threads if FASTCNN_OPENMP else 1):
         raise ValueError("conv2d_forward: the scratch needs one (K, P) slice per thread")
+    if pool > 0:
+        pool_h, pool_w = pooled.shape[1], pooled.shape[2]
     for n in prange(batch, nogil=True, num_threads=_num_threads,
                     use_threads_if=batch * size * length > PARALLEL_MIN):
         columns = &cols[threadid() if scratch else n, 0, 0]
@@ -655,14 +694,19 @@ def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const rea
         for o in range(filters):
             row = &out[n, o, 0]
             _bias_activate(row, row, length, bias[o] if has_bias else 0, act)
+            if pool > 0:
+                _maxpool_plane(row, length, out_w, pool, pool, pool_h, pool_w,
+                               &pooled[n * filters + o, 0, 0], &pool_argmax[n * filters + o, 0, 0])
 
 
 def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                     const real[:, ::1] weight, const real[:, :, ::1] cols, Py_ssize_t groups,
                     real[:, ::1] dweight, real[::1] dbias, real[:, :, ::1] dcols,
                     real[:, :, ::1] dx, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                    Py_ssize_t stride, Py_ssize_t padding):
-    """Per sample: dout[n] *= act'(out[n]); its weight gradient, transposed (cols[n] @
+                    Py_ssize_t stride, Py_ssize_t padding, const real[:, ::1] dpooled=None,
+                    const int[:, ::1] pool_argmax=None):
+    """Per sample: with dpooled and pool_argmax (N*O, PH*PW), dout[n] is first the fused
+    max pool's input gradient (zero, then dpooled added at each argmax); dout[n] *= act'(out[n]); its weight gradient, transposed (cols[n] @
     dout[n].T, (K, O)), and bias gradient go to its group's partial sums; with dx (planes
     (N*C, H, W)) not None, weight.T @ dout[n] into the group's scratch slice of dcols and
     col2im into dx. Samples are split into ``groups`` fixed by the batch alone, summed in
@@ -670,6 +714,8 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
     cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, k, first, last, c, at
     cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
     cdef bint has_bias = dbias is not None, has_dx = dx is not None
+    cdef bint has_pool = dpooled is not None
+    cdef Py_ssize_t pooled_size = dpooled.shape[1] if has_pool else 0
     cdef Py_ssize_t channels = 0, height = 0, width = 0, out_h = 0, out_w = 0
     cdef Py_ssize_t taps = kernel_h * kernel_w * length, per_group = filters * size
     cdef real* d
@@ -695,6 +741,10 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
             for o in range(filters):
                 d = &dout[n, o, 0]
                 y = &out[n, o, 0]
+                if has_pool:
+                    _maxpool_plane_backward(&dpooled[n * filters + o, 0],
+                                            &pool_argmax[n * filters + o, 0], pooled_size, d,
+                                            length)
                 for q in range(length):
                     d[q] = _activation_grad(d[q], y[q], act)
                 partial_bias[g * filters + o] += _sum(d, length)
@@ -892,37 +942,20 @@ def maxpool2d_forward(const real[:, ::1] x, Py_ssize_t width, Py_ssize_t kernel,
                       Py_ssize_t stride, real[:, :, ::1] out, int[:, :, ::1] argmax):
     """x planes (B, H*W) of width W -> out, argmax (B, OH, OW); argmax = y*W + x of the
     first maximum, or of the first NaN (NumPy's argmax)."""
-    cdef Py_ssize_t plane, oy, ox, at
-    cdef bint has_nan
+    cdef Py_ssize_t plane
     for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
-        # the NaN-aware compare costs four times a plain one: only planes with a NaN pay it
-        has_nan = _count_nan(&x[plane, 0], x.shape[1]) > 0
-        # 2x2 pools of rows of 8+ outputs (pytorch_cnn's first: 664 -> 475 us); on shorter
-        # rows (its second, 7 outputs) the vectorised loop cost more than it saved
-        if kernel == 2 and stride == 2 and not has_nan and out.shape[2] >= 8:
-            for oy in range(out.shape[1]):
-                _max2x2_row(&x[plane, 0], width, oy, out.shape[2], &out[plane, oy, 0],
-                            &argmax[plane, oy, 0])
-            continue
-        for oy in range(out.shape[1]):
-            for ox in range(out.shape[2]):
-                if has_nan:
-                    at = _window_argmax(&x[plane, 0], width, oy * stride, ox * stride, kernel, True)
-                else:
-                    at = _window_argmax(&x[plane, 0], width, oy * stride, ox * stride, kernel, False)
-                out[plane, oy, ox] = x[plane, at]
-                argmax[plane, oy, ox] = <int>at
+        _maxpool_plane(&x[plane, 0], x.shape[1], width, kernel, stride, out.shape[1],
+                       out.shape[2], &out[plane, 0, 0], &argmax[plane, 0, 0])
 
 
 def maxpool2d_backward(const real[:, ::1] dout, const int[:, ::1] argmax, real[:, ::1] dx):
     """dout, argmax (B, OH*OW) -> dx planes (B, H*W): dout added at each window's winner."""
-    cdef Py_ssize_t plane, k
+    cdef Py_ssize_t plane
     for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
                         use_threads_if=dx.shape[0] * dx.shape[1] > PARALLEL_MIN):
-        _zero(&dx[plane, 0], dx.shape[1])
-        for k in range(dout.shape[1]):
-            dx[plane, argmax[plane, k]] += dout[plane, k]
+        _maxpool_plane_backward(&dout[plane, 0], &argmax[plane, 0], dout.shape[1],
+                                &dx[plane, 0], dx.shape[1])
 
 
 def avgpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
