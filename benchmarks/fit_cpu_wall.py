@@ -14,11 +14,14 @@ import time
 
 import fastcnn
 from fastcnn import zoo
+from fastcnn.bench.environment import cpu_ticks, steal_share
 from fastcnn.datasets import load_mnist
 
 
-def epochs_of(backend: str, images, labels, epochs: int, batch: int) -> list[tuple[float, float]]:
-    """[(ms per step, CPU/wall)] for ``epochs`` fit() epochs on ``backend``, after one warm-up."""
+def epochs_of(backend: str, images, labels, epochs: int,
+              batch: int) -> list[tuple[float, float, float | None]]:
+    """[(ms per step, CPU/wall, host steal share)] for ``epochs`` fit() epochs on
+    ``backend``, after one warm-up."""
     with fastcnn.use_backend(backend):
         model = zoo.get("pytorch_cnn", seed=0)
         model.compile(optimizer="adam", loss="cross_entropy", lr=1e-3)
@@ -26,10 +29,10 @@ def epochs_of(backend: str, images, labels, epochs: int, batch: int) -> list[tup
         steps = -(-len(images) // batch)
         rows = []
         for _ in range(epochs):
-            wall, cpu = time.perf_counter(), time.process_time()
+            ticks, wall, cpu = cpu_ticks(), time.perf_counter(), time.process_time()
             model.fit(images, labels, epochs=1, batch_size=batch, verbose=0)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rows.append((wall * 1e3 / steps, cpu / wall))
+            rows.append((wall * 1e3 / steps, cpu / wall, steal_share(ticks, cpu_ticks())))
     return rows
 
 
@@ -46,8 +49,10 @@ def main() -> None:
     images, labels = load_mnist("train")
     images, labels = images[:args.images], labels[:args.images]
     for backend in args.backends.split(","):
-        for step_ms, ratio in epochs_of(backend, images, labels, args.epochs, args.batch_size):
-            print(f"{backend}: {step_ms:.2f} ms per step, CPU/wall {ratio:.2f}", flush=True)
+        for step_ms, ratio, steal in epochs_of(backend, images, labels, args.epochs,
+                                               args.batch_size):
+            stolen = "" if steal is None else f", host steal {steal:.1%}"
+            print(f"{backend}: {step_ms:.2f} ms per step, CPU/wall {ratio:.2f}{stolen}", flush=True)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,20 @@ def test_fastcnn_bench_quick_writes_json_markdown_and_chart(tmp_path, capsys):
     text = (out / "bench.md").read_text()
     assert "--backends numpy" in text and "## Training steps" in text
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
-    assert "Training steps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Training steps" in printed and "host steal time:" in printed
+    share = document["machine"]["steal_share"]
+    assert share is None or 0.0 <= share <= 1.0
+
+
+def test_steal_share_is_the_stolen_part_of_the_ticks_between_two_readings():
+    from fastcnn.bench import environment
+
+    assert environment.steal_share((10, 1000), (15, 1100)) == pytest.approx(0.05)
+    assert environment.steal_share(None, (15, 1100)) is None
+    assert environment.steal_share((10, 1000), (10, 1000)) is None
+    ticks = environment.cpu_ticks()
+    assert ticks is None or 0 <= ticks[0] <= ticks[1]
 
 
 def test_fastcnn_bench_rejects_an_unknown_competitor(capsys):

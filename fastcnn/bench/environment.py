@@ -123,6 +123,24 @@ def load_average() -> float | None:
         return None
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all CPUs so far, from Linux's /proc/stat; steal is the
+    time a hypervisor ran something else while this VM's CPUs wanted to run. None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The share of CPU time the host stole between two :func:`cpu_ticks` readings."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def machine() -> dict:
     return {"cpu": cpu_model(), "cores": cpu_count(), "isa": isa_flags(),
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE") or None,

@@ -92,7 +92,17 @@ def console_report(document: dict) -> str:
             parts.append(f"\n{title}\n" + results_table(document["rows"], kind))
     parts.append(f"\nmatmul peak: {document['peak']['gflops']:.1f} GFLOP/s "
                  f"(NumPy float32 {document['peak']['size']}^3, {document['threads']} threads)")
+    parts.append(_steal_line(document))
     return "\n".join(parts)
+
+
+def _steal_line(document: dict) -> str:
+    """How much CPU time a hypervisor took from this machine during the run (Linux VMs)."""
+    share = document["machine"].get("steal_share")
+    if share is None:
+        return "host steal time: not reported here"
+    return (f"host steal time: {share:.1%} of this machine's CPU time during the run (another "
+            "guest of the hypervisor ran instead; CPU/wall falls with it)")
 
 
 # ---- headline figures ----------------------------------------------------------------
@@ -235,7 +245,8 @@ def markdown_report(document: dict) -> str:
         "the matmul peak below is NumPy's BLAS).",
         f"- **Load:** 1-minute load average {machine.get('load_average', '?')} at the start, "
         f"{machine.get('load_average_end', '?')} at the end: other processes shared the "
-        f"{machine['cores']} cores, which is why every figure is a side-by-side ratio or a median.",
+        f"{machine['cores']} cores, which is why every figure is a side-by-side ratio or a median; "
+        + _steal_line(document) + ".",
         "- **Versions:** " + ", ".join(f"{name} {version or 'not installed'}"
                                        for name, version in versions.items()) + ".",
         f"- **Threads:** {document['threads']} for every competitor (fastcnn kernels, NumPy's "

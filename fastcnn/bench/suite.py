@@ -106,6 +106,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         f"batch {config.batch_size} (naive {preset['naive_batch_size']}), inference batch "
         f"{config.infer_batch_size}")
     cpu = environment.machine()
+    ticks = environment.cpu_ticks()
     log(f"CPU: {cpu['cpu']}, {cpu['cores']} cores, ISA {' '.join(cpu['isa']) or 'unknown'}; "
         f"BLAS: {environment.describe_blas(blas, cpu['openblas_coretype'])} (numba and cython "
         "call theirs on 1 thread "
@@ -146,6 +147,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         document.update(_extras(competitors, models, threads, config.batch_size, preset, log))
     document["seconds"] = time.perf_counter() - started
     document["machine"]["load_average_end"] = environment.load_average()
+    document["machine"]["steal_share"] = environment.steal_share(ticks, environment.cpu_ticks())
     return document
 
 
