@@ -1,0 +1,65 @@
+"""A/B in one process: pytorch_cnn's fit() epochs with each convolution fused with its max
+pool (what Sequential plans) and with the two run as separate steps, alternating.
+
+    FASTCNN_DATA=../shared/datasets python3 benchmarks/fusion_ab.py --backend numba --rounds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import fastcnn
+from fastcnn import zoo
+from fastcnn.datasets import load_mnist
+from fastcnn.model import Sequential
+
+
+def unfused(model):
+    """``model`` with every fused pool of its plan run as a step of its own."""
+    def plan(training_loss):
+        steps = []
+        for layer, activation, pool in Sequential._plan(model, training_loss):
+            steps += [(layer, activation, None)] + ([(pool, None, None)] if pool else [])
+        return steps
+
+    model._plan = plan
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="numba")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--images", type=int, default=3840)
+    args = parser.parse_args()
+    fastcnn.set_backend(args.backend)
+    images, labels = load_mnist("train")
+    images, labels = images[:args.images], labels[:args.images]
+    steps = -(-len(images) // 64)
+    models = {}
+    for name in ("fused", "unfused"):
+        model = zoo.get("pytorch_cnn", seed=0)
+        model.compile(optimizer="adam", loss="cross_entropy", lr=1e-3)
+        models[name] = unfused(model) if name == "unfused" else model
+        model.fit(images[:128], labels[:128], epochs=1, batch_size=64, verbose=0)
+    results = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            model.fit(images, labels, epochs=1, batch_size=64, verbose=0)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            results[name].append((wall * 1e3 / steps, cpu / wall))
+    for name, rows in results.items():
+        print(f"{name}: ms per step {[round(ms, 2) for ms, _ in rows]}, "
+              f"CPU/wall {[round(ratio, 2) for _, ratio in rows]}")
+    ratios = [u[0] / f[0] for f, u in zip(results["fused"], results["unfused"])]
+    print(f"unfused / fused step time: median {statistics.median(ratios):.3f} "
+          f"({', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"CPU/wall medians: fused {statistics.median(r for _, r in results['fused']):.3f}, "
+          f"unfused {statistics.median(r for _, r in results['unfused']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
