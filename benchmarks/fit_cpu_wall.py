@@ -18,22 +18,31 @@ from fastcnn.bench.environment import cpu_ticks, steal_share
 from fastcnn.datasets import load_mnist
 
 
+def warmed_pytorch_cnn(images, labels, batch: int):
+    """pytorch_cnn compiled with its recipe's Adam, after one warm-up epoch of two batches
+    (kernels compiled or loaded, buffers allocated), on the active backend."""
+    model = zoo.get("pytorch_cnn", seed=0)
+    model.compile(optimizer="adam", loss="cross_entropy", lr=1e-3)
+    model.fit(images[:2 * batch], labels[:2 * batch], epochs=1, batch_size=batch, verbose=0)
+    return model
+
+
+def timed_epoch(model, images, labels, batch: int) -> tuple[float, float, float | None]:
+    """(ms per step, CPU/wall, host steal share) of one fit() epoch of ``model``."""
+    steps = -(-len(images) // batch)
+    ticks, wall, cpu = cpu_ticks(), time.perf_counter(), time.process_time()
+    model.fit(images, labels, epochs=1, batch_size=batch, verbose=0)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall * 1e3 / steps, cpu / wall, steal_share(ticks, cpu_ticks())
+
+
 def epochs_of(backend: str, images, labels, epochs: int,
               batch: int) -> list[tuple[float, float, float | None]]:
     """[(ms per step, CPU/wall, host steal share)] for ``epochs`` fit() epochs on
     ``backend``, after one warm-up."""
     with fastcnn.use_backend(backend):
-        model = zoo.get("pytorch_cnn", seed=0)
-        model.compile(optimizer="adam", loss="cross_entropy", lr=1e-3)
-        model.fit(images[:2 * batch], labels[:2 * batch], epochs=1, batch_size=batch, verbose=0)
-        steps = -(-len(images) // batch)
-        rows = []
-        for _ in range(epochs):
-            ticks, wall, cpu = cpu_ticks(), time.perf_counter(), time.process_time()
-            model.fit(images, labels, epochs=1, batch_size=batch, verbose=0)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rows.append((wall * 1e3 / steps, cpu / wall, steal_share(ticks, cpu_ticks())))
-    return rows
+        model = warmed_pytorch_cnn(images, labels, batch)
+        return [timed_epoch(model, images, labels, batch) for _ in range(epochs)]
 
 
 def main() -> None:

@@ -706,7 +706,8 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                     Py_ssize_t stride, Py_ssize_t padding, const real[:, ::1] dpooled=None,
                     const int[:, ::1] pool_argmax=None):
     """Per sample: with dpooled and pool_argmax (N*O, PH*PW), dout[n] is first the fused
-    max pool's input gradient (zero, then dpooled added at each argmax); dout[n] *= act'(out[n]); its weight gradient, transposed (cols[n] @
+    max pool's input gradient (zero, then dpooled added at each argmax); then
+    dout[n] *= act'(out[n]); its weight gradient, transposed (cols[n] @
     dout[n].T, (K, O)), and bias gradient go to its group's partial sums; with dx (planes
     (N*C, H, W)) not None, weight.T @ dout[n] into the group's scratch slice of dcols and
     col2im into dx. Samples are split into ``groups`` fixed by the batch alone, summed in

@@ -13,9 +13,9 @@ are in cache, so every core runs GEMMs and no BLAS thread pool competes with
 numba's. conv2d_maxpool_forward/backward (contract.FUSED) max pool each sample's
 planes in the same iteration, and scatter the pool's gradient there: one parallel
 region per direction instead of two, which saves the second thread's wake-up and the
-Python between them (pytorch_cnn's fit() steps 4% faster). The GEMMs are :mod:`.gemm`'s: the own micro-kernel for float32 (its AVX-512
-or AVX2 tile), else ``np.dot`` in the jitted code (single-threaded BLAS
-through SciPy's bindings, see jit.py). Measured at conv2 of pytorch_cnn (batch 64,
+Python between them (pytorch_cnn's fit() steps 4-7% faster). The GEMMs are
+:mod:`.gemm`'s: the own micro-kernel for float32 (its AVX-512 or AVX2 tile), else
+``np.dot`` in the jitted code (single-threaded BLAS through SciPy's bindings, see jit.py). Measured at conv2 of pytorch_cnn (batch 64,
 2 cores, Zen 5): NumPy matmul over the batch on one BLAS thread 110 GFLOP/s, per-sample
 np.dot 195 GFLOP/s (forward 3.1 ms, backward 5.8 ms), the micro-kernel forward 2.0 ms,
 backward 3.7-3.9 ms.
