@@ -112,8 +112,8 @@ def test_small_kernels_leave_the_thread_setting_alone(restore_threads):
 
 
 def test_a_process_whose_first_kernel_runs_serially_works():
-    """Small work runs a kernel's serial twin; the convolution's reads numba's thread id, which
-    needs the threading layer loaded even though no parallel kernel ran yet (it crashed)."""
+    """Small work runs a kernel's serial twin before any parallel kernel has loaded numba's
+    threading layer (the convolution's once read numba's thread id there, and crashed)."""
     out = run_python("""
         import numpy as np
         from fastcnn.kernels import numba_backend

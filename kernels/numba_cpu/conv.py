@@ -28,11 +28,12 @@ import numpy as np
 from ..contract import conv_output_size
 from . import gemm
 from .gemm import matmul, matmul_transposed, packed_operand
+from .claims import claim, claiming_threads, count_out, new_counter, wait_for
 from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   pool_size, prange)
-from numba import get_thread_id  # noqa: E402 (after .jit, which sets numba's cache up)
 from .pool import max_plane, max_plane_backward
+from .scratch import scratch
 from .scalars import activation_code
 
 
@@ -174,84 +175,97 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 @parallel_kernel
 def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
-             pool, flat_pooled, flat_argmax):
+             pool, flat_pooled, flat_argmax, threads, counter):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
-    ``scratch`` (inference) to the thread's own slice of cols (threads, K, P).
+    ``scratch`` (inference) to the thread's own slice of cols (threads, K, P). Each of
+    the ``threads`` claims its next sample from ``counter`` (see .claims).
 
     With ``pool`` (kernel, stride, PH, PW), kernel > 0: then each plane of out3[n] is max
     pooled into flat_pooled and flat_argmax (N*O*PH*PW,), in the same parallel region."""
     flat_cols = cols.reshape(-1)
-    filters, out_w = out3.shape[1], geometry[7]
+    batch, filters, out_w = out3.shape[0], out3.shape[1], geometry[7]
     pool_kernel, pool_stride, pool_h, pool_w = pool
     pooled_size = pool_h * pool_w
-    for n in prange(out3.shape[0]):
-        slot = np.int64(n)
-        if scratch:
-            slot = np.int64(get_thread_id())
-        for c in range(channels):
-            _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry, flat_cols,
-                          True)
-        result = out3[n]
-        matmul(weight2d, packed_weight, cols[slot], result)
-        for o in range(filters):
-            activate_row(result[o], bias, o, code)
-            if pool_kernel > 0:
-                at = (n * filters + o) * pooled_size
-                max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
-                          flat_pooled[at:at + pooled_size], flat_argmax[at:at + pooled_size])
+    for t in prange(threads):
+        n = claim(counter)
+        while n < batch:
+            slot = np.int64(t) if scratch else n
+            for c in range(channels):
+                _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
+                              flat_cols, True)
+            result = out3[n]
+            matmul(weight2d, packed_weight, cols[slot], result)
+            for o in range(filters):
+                activate_row(result[o], bias, o, code)
+                if pool_kernel > 0:
+                    at = (n * filters + o) * pooled_size
+                    max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
+                              flat_pooled[at:at + pooled_size], flat_argmax[at:at + pooled_size])
+            n = claim(counter)
+        count_out(counter)
+        wait_for(counter, threads)
 
 
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, groups, channels,
               geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
-              flat_argmax):
+              flat_argmax, partial_dweight, partial_dbias, threads, counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
     pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,); then
     fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
-    sums, and when dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's
-    scratch slice of dcols and col2im from there into flat_dx.
+    sums, partial_dbias (groups, O) float64 and partial_dweight (groups, K, O), and when
+    dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice
+    of dcols and col2im from there into flat_dx.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
-    order, then the groups in order: the result never depends on the thread count."""
+    order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
+    and the last one out adds the groups' sums in order. The result never depends on
+    the thread count, nor on which thread took which group."""
     batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
-    # transposed, (K, O) per group: cols[n] is the product's first operand, which the
-    # micro-kernel reads in place (the second one it packs: dout3[n], 4.5x smaller)
-    partial_dweight = np.empty((groups, kernel_size, filters), dout3.dtype)
-    partial_dbias = np.zeros((groups, filters))
-    for g in prange(groups):
-        total = partial_dweight[g]
-        for n in range(g * batch // groups, (g + 1) * batch // groups):
-            d = dout3[n]
+    for t in prange(threads):
+        g = claim(counter)
+        while g < groups:
+            total = partial_dweight[g]
+            first = g * batch // groups
             for o in range(filters):
-                if pooled_size > 0:
-                    at = (n * filters + o) * pooled_size
-                    max_plane_backward(flat_dpooled[at:at + pooled_size],
-                                       flat_argmax[at:at + pooled_size], d[o])
-                partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
-            matmul_transposed(cols[n], d, total, n != g * batch // groups, own_gemm)
-            if dcols is not None:
-                # the group's first slice of dcols is its scratch: in cache for col2im
-                scratch = g * batch // groups
-                matmul(weight_t, packed_weight_t, d, dcols[scratch])
-                flat_dcols = dcols.reshape(-1)
-                for c in range(channels):
-                    _col2im_from(flat_dcols, scratch * channels + c, n * channels + c, geometry,
-                                 flat_dx, True)
-    # the groups' sums added in order into the first, along rows of O (contiguous: over
-    # columns of O, each cache line was fetched once per filter: 190 us against 18 at conv2)
-    for k in prange(kernel_size):
-        total = partial_dweight[0, k]
-        for g in range(1, groups):
-            part = partial_dweight[g, k]
-            for o in range(filters):
-                total[o] += part[o]
-        for o in range(filters):
-            dweight2d[o, k] = total[o]
-    if dbias is not None:
-        sum_partials(partial_dbias, dbias)
+                partial_dbias[g, o] = 0
+            # the group's first slice of dcols is its scratch: in cache for col2im
+            for n in range(first, (g + 1) * batch // groups):
+                d = dout3[n]
+                for o in range(filters):
+                    if pooled_size > 0:
+                        at = (n * filters + o) * pooled_size
+                        max_plane_backward(flat_dpooled[at:at + pooled_size],
+                                           flat_argmax[at:at + pooled_size], d[o])
+                    partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
+                matmul_transposed(cols[n], d, total, n != first, own_gemm)
+                if dcols is not None:
+                    matmul(weight_t, packed_weight_t, d, dcols[first])
+                    flat_dcols = dcols.reshape(-1)
+                    for c in range(channels):
+                        _col2im_from(flat_dcols, first * channels + c, n * channels + c,
+                                     geometry, flat_dx, True)
+            g = claim(counter)
+        if count_out(counter) == threads:
+            # every group is done: one thread adds them up, in order, along rows of O
+            # (contiguous; over columns of O, each cache line was fetched once per
+            # filter: 190 us against 18 at conv2); a second parallel region for it
+            # cost 30-130 us of fork, wake-up and join
+            for k in range(kernel_size):
+                row = partial_dweight[0, k]
+                for h in range(1, groups):
+                    part = partial_dweight[h, k]
+                    for o in range(filters):
+                        row[o] += part[o]
+                for o in range(filters):
+                    dweight2d[o, k] = row[o]
+            if dbias is not None:
+                sum_partials(partial_dbias, dbias)
+            count_out(counter)
+        wait_for(counter, threads + 1)
 
 
 def _geometry(image_shape, kernel_h, kernel_w, stride, padding):
@@ -314,12 +328,13 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
              out.shape[2] * out.shape[3])  # cols (N, K, P)
     work = shape[0] * shape[1] * shape[2]
     scratch = cols is None
-    if scratch:  # one slice per pool thread: get_thread_id() numbers them 0 .. pool size - 1
+    if scratch:  # one slice per claiming thread, at most the pool's size
         cols = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
     weight2d = _as_matrix(weight)
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
-           _as_rows(out), scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax)
+           _as_rows(out), scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax,
+           claiming_threads(x.shape[0], work), new_counter())
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -343,7 +358,11 @@ def _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx
             dx.reshape(-1)
     weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
     packed_t = packed_operand(weight_t) if dx is not None else np.empty(0, weight.dtype)
+    groups, kernel_size, filters = _groups(dout.shape[0]), weight_t.shape[0], dout.shape[1]
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
-           weight_t, packed_t, gemm.ENABLED, cols, _groups(dout.shape[0]), weight.shape[1],
+           weight_t, packed_t, gemm.ENABLED, cols, groups, weight.shape[1],
            geometry, _as_matrix(dweight), dbias, dcols, flat_dx, pooled_size,
-           flat_dpooled.astype(dout.dtype, copy=False), flat_argmax)
+           flat_dpooled.astype(dout.dtype, copy=False), flat_argmax,
+           scratch("conv partial dweight", (groups, kernel_size, filters), dout.dtype),
+           scratch("conv partial dbias", (groups, filters), np.float64),
+           claiming_threads(groups, cols.size), new_counter())

@@ -185,9 +185,6 @@ descheduled worker (a 64x10 dense epilogue: 7 us on 1 thread, 12-24 ms on 2 thre
 of a 2-core machine at load 10)."""
 
 
-_threading_layer_loaded = False
-
-
 def launch(kernel, work: int, *args):
     """Call the jitted ``kernel(*args)``; when ``work`` (elements touched) is below
     SERIAL_WORK, its serial twin on the calling thread instead (kernels made with
@@ -195,13 +192,6 @@ def launch(kernel, work: int, *args):
     thread setting alone."""
     if work >= SERIAL_WORK:
         return kernel(*args)
-    global _threading_layer_loaded
-    if not _threading_layer_loaded:
-        # a serial twin may call get_thread_id(), which jumps through a null pointer until
-        # numba has loaded its threading layer (a process's first, serial, convolution
-        # crashed); loaded here rather than at import, which spawned workers do too
-        numba.get_num_threads()
-        _threading_layer_loaded = True
     return getattr(kernel, "serial", kernel)(*args)
 
 
