@@ -388,6 +388,42 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step) -> None:
     get_backend().adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
 
 
+def _lists(op, first_name, first, **others) -> None:
+    """Lists of one length, their arrays pairwise of one shape (each checked as in the
+    operation on one parameter)."""
+    for name, values in others.items():
+        if len(values) != len(first):
+            raise KernelArgumentError(f"{op}: {len(first)} {first_name} but {len(values)} {name}")
+    for i, reference in enumerate(first):
+        _same(op, f"{first_name}[{i}]", reference,
+              **{f"{name}[{i}]": values[i] for name, values in others.items()})
+
+
+def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
+    """sgd_update on each (params[i], grads[i], velocities[i]): one call on a backend with
+    contract.MULTI_TENSOR, else one per parameter."""
+    _lists("sgd_update_many", "params", params, grads=grads, velocities=velocities)
+    backend = get_backend()
+    if hasattr(backend, "sgd_update_many"):
+        backend.sgd_update_many(params, grads, velocities, lr, momentum)
+        return
+    for param, grad, velocity in zip(params, grads, velocities):
+        backend.sgd_update(param, grad, velocity, lr, momentum)
+
+
+def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
+    """adam_update on each (params[i], grads[i], ms[i], vs[i]), as sgd_update_many."""
+    if step < 1:
+        raise KernelArgumentError(f"adam_update_many: step must be >= 1, got {step}")
+    _lists("adam_update_many", "params", params, grads=grads, exp_avgs=ms, exp_avg_sqs=vs)
+    backend = get_backend()
+    if hasattr(backend, "adam_update_many"):
+        backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
+        return
+    for param, grad, m, v in zip(params, grads, ms, vs):
+        backend.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+
+
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
     _same("adadelta_update", "param", param, grad=grad, square_avg=square_avg, acc_delta=acc_delta)
     get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)

@@ -1,4 +1,5 @@
-"""Optimizers: SGD with momentum, Adam, AdamW and Adadelta, each an in-place kernel per parameter.
+"""Optimizers: SGD with momentum, Adam, AdamW and Adadelta: in-place kernels, one call over
+every parameter where the backend has it (contract.MULTI_TENSOR), else one per parameter.
 
 PyTorch-style use: ``opt = Adam(model.parameters(), lr=1e-3)`` (or
 ``SGD(model.parameters(), 0.1)``), then after each backward pass ``opt.step()``.
@@ -81,15 +82,21 @@ class Optimizer:
         """Update every trainable parameter that has a gradient."""
         self.iterations += 1
         backend = get_backend()
-        for param in self.params:
-            if not param.trainable or param.grad is None:
-                continue
+        params = [param for param in self.params if param.trainable and param.grad is not None]
+        for param in params:
             for slot in self.slots:
                 if slot not in param.state:
                     param.state[slot] = backend.zeros(param.shape)
             if self.weight_decay:
                 self._decay(param)
-            self.update(param, *(param.state[slot] for slot in self.slots))
+        if params:
+            self.update_all(params, *([param.state[slot] for param in params]
+                                      for slot in self.slots))
+
+    def update_all(self, params, *states) -> None:
+        """:meth:`update` on every parameter; ``states`` holds one list per slot."""
+        for param, *state in zip(params, *states):
+            self.update(param, *state)
 
     def _decay(self, param) -> None:
         """PyTorch's L2 weight decay: grad += weight_decay * param."""
@@ -127,6 +134,10 @@ class SGD(Optimizer):
     def update(self, param, velocity):
         functional.sgd_update(param.data, param.grad, velocity, self.lr, self.momentum)
 
+    def update_all(self, params, velocities):
+        functional.sgd_update_many([p.data for p in params], [p.grad for p in params],
+                                   velocities, self.lr, self.momentum)
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum}
 
@@ -149,6 +160,10 @@ class Adam(Optimizer):
     def update(self, param, m, v):
         functional.adam_update(param.data, param.grad, m, v, self.lr, self.beta1, self.beta2,
                                self.eps, self.iterations)
+
+    def update_all(self, params, ms, vs):
+        functional.adam_update_many([p.data for p in params], [p.grad for p in params], ms, vs,
+                                    self.lr, self.beta1, self.beta2, self.eps, self.iterations)
 
     def get_config(self):
         return {**super().get_config(), "betas": [self.beta1, self.beta2], "eps": self.eps}

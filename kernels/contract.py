@@ -74,6 +74,11 @@ FUSED = ("conv2d_maxpool_forward", "conv2d_maxpool_backward")
 :data:`OPERATIONS` do, in one pass (one parallel region). ``fastcnn.functional``
 composes the two for a backend without them, with the same result."""
 
+MULTI_TENSOR = ("sgd_update_many", "adam_update_many")
+"""Optimizer steps a backend may define over lists of parameters: the operation of the
+same name without ``_many`` on each parameter in turn, in one call (one parallel
+region). ``fastcnn.functional`` loops over the parameters for a backend without them."""
+
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Spatial output size of a convolution or pooling window along one axis."""
@@ -240,6 +245,16 @@ class KernelBackend(Protocol):
         """maxpool2d_backward(dpooled, argmax, dout) into dout (N, O, OH, OW), then
         conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
         dbias, dcols)."""
+
+    # ---- multi-tensor optimizer steps (optional, see MULTI_TENSOR) ---------
+    def sgd_update_many(self, params: list, grads: list, velocities: list, lr: float,
+                        momentum: float) -> None:
+        """sgd_update(params[i], grads[i], velocities[i], lr, momentum) for every i."""
+
+    def adam_update_many(self, params: list, grads: list, ms: list, vs: list, lr: float,
+                         beta1: float, beta2: float, eps: float, step: int) -> None:
+        """adam_update(params[i], grads[i], ms[i], vs[i], lr, beta1, beta2, eps, step) for
+        every i."""
 
     # ---- optimizers (in place; param, grad and state of one shape) --------
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:

@@ -22,6 +22,7 @@ except ImportError as exc:
                       "reinstall with a C compiler: pip install .") from exc
 
 from . import inner_blas
+from .scratch import scratch
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
 
 _capsules = inner_blas.load("cython").__pyx_capi__
@@ -132,11 +133,13 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
                             dx, dweight, dbias, dcols, dout):
     """dpooled, argmax None: conv2d_backward alone."""
     n, o = dout.shape[:2]
-    d = dout.reshape(n, o, -1)
+    d, groups = dout.reshape(n, o, -1), _groups(n)
     _kernels.conv2d_backward(d, d if out is None else out.reshape(n, o, -1),
-                             _ACTIVATION_CODES[activation], weight.reshape(o, -1), cols, _groups(n),
+                             _ACTIVATION_CODES[activation], weight.reshape(o, -1), cols, groups,
                              dweight.reshape(o, -1), dbias, dcols, None if dx is None else _planes(dx),
                              weight.shape[2], weight.shape[3], stride, padding,
+                             scratch("conv partial dweight", (groups * weight[0].size * o,), dout.dtype),
+                             scratch("conv partial dbias", (groups * o,), np.float64),
                              None if dpooled is None else _flat_planes(dpooled),
                              None if argmax is None else _flat_planes(argmax))
 

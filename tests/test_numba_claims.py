@@ -15,7 +15,8 @@ pytest.importorskip("numba")
 from numba import njit, prange  # noqa: E402
 
 from fastcnn.kernels import numba_backend  # noqa: E402
-from fastcnn.kernels.numba_cpu import claims, scratch  # noqa: E402
+from fastcnn.kernels import scratch  # noqa: E402
+from fastcnn.kernels.numba_cpu import claims  # noqa: E402
 
 
 @njit(parallel=True)

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 
 from ..backend import get_backend, use_backend
-from ..kernels.contract import FUSED, OPERATIONS
+from ..kernels.contract import FUSED, MULTI_TENSOR, OPERATIONS
 from . import models
 from .environment import torch_module
 from .timing import Competitor, race
@@ -38,6 +38,7 @@ _FASTCNN = {
     "dropout_forward": "dropout", "dropout_backward": "dropout",
     "softmax_cross_entropy": "loss", "mse_loss": "loss",
     "sgd_update": "optimizer", "adam_update": "optimizer", "adadelta_update": "optimizer",
+    "sgd_update_many": "optimizer", "adam_update_many": "optimizer",
     # fused: the convolution with the max pool that follows it (contract.FUSED)
     "conv2d_maxpool_forward": "conv forward", "conv2d_maxpool_backward": "conv backward",
 }
@@ -66,7 +67,7 @@ def timed_kernels(module):
     runs; yields {(operation, input shape): [seconds, calls]}."""
     totals = defaultdict(lambda: [0.0, 0])
     sync = getattr(module, "synchronize", None)
-    originals = {op: getattr(module, op) for op in OPERATIONS + FUSED
+    originals = {op: getattr(module, op) for op in OPERATIONS + FUSED + MULTI_TENSOR
                  if op not in ("to_device", "to_host", "empty", "zeros") and hasattr(module, op)}
 
     def wrap(op, function):

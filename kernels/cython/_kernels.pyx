@@ -17,7 +17,7 @@ over ``_num_threads`` threads once the work is big enough to pay for them.
 import os
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, sqrt, sqrtf
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -683,7 +683,9 @@ def conv2d_forward(const real[:, :, ::1] x, const real[:, ::1] weight, const rea
         raise ValueError("conv2d_forward: the scratch needs one (K, P) slice per thread")
     if pool > 0:
         pool_h, pool_w = pooled.shape[1], pooled.shape[2]
-    for n in prange(batch, nogil=True, num_threads=_num_threads,
+    # dynamic: each thread takes the next sample when it is free (numba's claims.py says
+    # why: the second core of a shared VM starts late and often runs slower)
+    for n in prange(batch, nogil=True, num_threads=_num_threads, schedule="dynamic",
                     use_threads_if=batch * size * length > PARALLEL_MIN):
         columns = &cols[threadid() if scratch else n, 0, 0]
         for c in range(channels):
@@ -703,7 +705,8 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
                     const real[:, ::1] weight, const real[:, :, ::1] cols, Py_ssize_t groups,
                     real[:, ::1] dweight, real[::1] dbias, real[:, :, ::1] dcols,
                     real[:, :, ::1] dx, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                    Py_ssize_t stride, Py_ssize_t padding, const real[:, ::1] dpooled=None,
+                    Py_ssize_t stride, Py_ssize_t padding, real[::1] partial,
+                    double[::1] partial_bias, const real[:, ::1] dpooled=None,
                     const int[:, ::1] pool_argmax=None):
     """Per sample: with dpooled and pool_argmax (N*O, PH*PW), dout[n] is first the fused
     max pool's input gradient (zero, then dpooled added at each argmax); then
@@ -711,7 +714,9 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
     dout[n].T, (K, O)), and bias gradient go to its group's partial sums; with dx (planes
     (N*C, H, W)) not None, weight.T @ dout[n] into the group's scratch slice of dcols and
     col2im into dx. Samples are split into ``groups`` fixed by the batch alone, summed in
-    order: the result does not depend on the threads."""
+    order: the result does not depend on the threads, nor on which thread (free first)
+    takes which group. partial (groups*K*O,) and partial_bias (groups*O,) are workspace.
+    Both loops run in one parallel region: a second one cost its own wake-up."""
     cdef Py_ssize_t batch = dout.shape[0], g, n, o, q, k, first, last, c, at
     cdef int filters = dout.shape[1], size = cols.shape[1], length = cols.shape[2]
     cdef bint has_bias = dbias is not None, has_dx = dx is not None
@@ -722,57 +727,53 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
     cdef real* d
     cdef const real* y
     cdef double total
-    cdef real* partial = <real*>malloc(groups * per_group * sizeof(real))
-    cdef double* partial_bias = <double*>malloc(groups * filters * sizeof(double))
-    if partial == NULL or partial_bias == NULL:
-        free(partial)
-        free(partial_bias)
-        raise MemoryError("conv2d_backward: no memory for the partial weight gradients")
+    if partial.shape[0] < groups * per_group or partial_bias.shape[0] < groups * filters:
+        raise ValueError("conv2d_backward: the partial sums need groups*K*O and groups*O elements")
     if has_dx:
         channels, height, width = dx.shape[0] // batch, dx.shape[1], dx.shape[2]
         out_w = _out_size(width, kernel_w, stride, padding)
         out_h = _out_size(height, kernel_h, stride, padding)
-    for g in prange(groups, nogil=True, num_threads=_num_threads,
-                    use_threads_if=batch * size * length > PARALLEL_MIN):
-        first = g * batch // groups
-        last = (g + 1) * batch // groups
-        for o in range(filters):
-            partial_bias[g * filters + o] = 0
-        for n in range(first, last):
+    with nogil, parallel(num_threads=_num_threads,
+                         use_threads_if=batch * size * length > PARALLEL_MIN):
+        for g in prange(groups, schedule="dynamic"):
+            first = g * batch // groups
+            last = (g + 1) * batch // groups
             for o in range(filters):
-                d = &dout[n, o, 0]
-                y = &out[n, o, 0]
-                if has_pool:
-                    _maxpool_plane_backward(&dpooled[n * filters + o, 0],
-                                            &pool_argmax[n * filters + o, 0], pooled_size, d,
-                                            length)
-                for q in range(length):
-                    d[q] = _activation_grad(d[q], y[q], act)
-                partial_bias[g * filters + o] += _sum(d, length)
-            # transposed, (K, O): cols[n] is the first operand, read in place by fastcnn_sgemm
-            _gemm(False, True, size, filters, length, &cols[n, 0, 0], length, &dout[n, 0, 0],
-                  length, 0 if n == first else 1, partial + g * per_group, filters)
-            if has_dx:  # into the group's first slice of dcols, its scratch: in cache for col2im
-                _gemm(True, False, size, length, filters, &weight[0, 0], size, &dout[n, 0, 0],
-                      length, 0, &dcols[first, 0, 0], length)
-                for c in range(channels):
-                    _col2im_plane(&dcols[first, 0, 0] + c * taps, height, width, kernel_h, kernel_w,
-                                  stride, padding, out_h, out_w, &dx[n * channels + c, 0, 0], True)
-    # dweight[o, k] from the partials' (k, o), k by k: o walks each group's row of the
-    # partials in order (o outermost fetched every cache line once per filter: 10x slower)
-    for k in prange(size, nogil=True, num_threads=_num_threads,
-                    use_threads_if=groups * per_group > PARALLEL_MIN):
-        for o in range(filters):
-            at = k * filters + o
-            total = partial[at]
-            for g in range(1, groups):
-                total = total + partial[g * per_group + at]
-            dweight[o, k] = <real>total
+                partial_bias[g * filters + o] = 0
+            for n in range(first, last):
+                for o in range(filters):
+                    d = &dout[n, o, 0]
+                    y = &out[n, o, 0]
+                    if has_pool:
+                        _maxpool_plane_backward(&dpooled[n * filters + o, 0],
+                                                &pool_argmax[n * filters + o, 0], pooled_size,
+                                                d, length)
+                    for q in range(length):
+                        d[q] = _activation_grad(d[q], y[q], act)
+                    partial_bias[g * filters + o] += _sum(d, length)
+                # transposed, (K, O): cols[n] is the first operand, read in place by fastcnn_sgemm
+                _gemm(False, True, size, filters, length, &cols[n, 0, 0], length,
+                      &dout[n, 0, 0], length, 0 if n == first else 1, &partial[g * per_group],
+                      filters)
+                if has_dx:  # into the group's first slice of dcols, its scratch: in cache
+                    _gemm(True, False, size, length, filters, &weight[0, 0], size,
+                          &dout[n, 0, 0], length, 0, &dcols[first, 0, 0], length)
+                    for c in range(channels):
+                        _col2im_plane(&dcols[first, 0, 0] + c * taps, height, width, kernel_h,
+                                      kernel_w, stride, padding, out_h, out_w,
+                                      &dx[n * channels + c, 0, 0], True)
+        # dweight[o, k] from the partials' (k, o), k by k: o walks each group's row of the
+        # partials in order (o outermost fetched every cache line once per filter: 10x slower)
+        for k in prange(size, schedule="static"):
+            for o in range(filters):
+                at = k * filters + o
+                total = partial[at]
+                for g in range(1, groups):
+                    total = total + partial[g * per_group + at]
+                dweight[o, k] = <real>total
     if has_bias:
         for o in range(filters):
-            dbias[o] = <real>_strided_sum(partial_bias + o, groups, filters)
-    free(partial)
-    free(partial_bias)
+            dbias[o] = <real>_strided_sum(&partial_bias[o], groups, filters)
 
 
 # ---- dense: GEMMs in pieces, one parallel loop --------------------------------------------

@@ -33,7 +33,7 @@ from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   pool_size, prange)
 from .pool import max_plane, max_plane_backward
-from .scratch import scratch
+from ..scratch import scratch
 from .scalars import activation_code
 
 

@@ -1,9 +1,9 @@
-"""Buffers the kernels keep between calls (partial sums), instead of allocating them
-inside a parallel kernel.
+"""Buffers the compiled CPU backends keep between calls (partial sums), instead of
+allocating them in each call of a parallel kernel.
 
-A 1.2 MB ``np.empty`` at the top of conv2's backward kernel (pytorch_cnn, batch 64)
-cost 70-100 us before any thread started: the allocator hands the pages back to the
-OS after each call, so every call faults them in again. Kept here, the kernel's
+A 1.2 MB ``np.empty`` at the top of numba's conv2 backward kernel (pytorch_cnn, batch
+64) cost 70-100 us before any thread started: the allocator hands the pages back to
+the OS after each call, so every call faults them in again. Kept here, the kernel's
 threads start 20 us after the call. Buffers are per Python thread (two threads
 calling kernels at once never share one) and per shape, the most recent few only.
 """
