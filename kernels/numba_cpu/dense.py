@@ -28,7 +28,9 @@ from .epilogue import (activate_all, activate_units_from, activation_grad_bias_s
                        bias_activation, fold_unit, sum_partials)
 from . import gemm
 from .gemm import matmul_transposed, product_block
-from .jit import get_num_threads, launch, parallel_kernel, parallel_sum_kernel, prange
+from .claims import claim, claiming_threads, count_out, new_counter, wait_for
+from .jit import (SERIAL_WORK, get_num_threads, launch, parallel_kernel, parallel_sum_kernel,
+                  prange)
 from .scalars import activation_code
 
 PARALLEL_FLOPS = 1 << 21
@@ -41,6 +43,10 @@ of 128: 1.81 ms; one GEMM 1.61 ms)."""
 
 PIECE_FEATURES = 256
 """Fewest features per block of the backward pass."""
+
+CLAIMED_PIECES = 4
+"""Blocks of the backward pass per thread: threads claim them (see .claims), so a
+thread that starts late or runs slower takes fewer."""
 
 PIECE_UNITS = 64
 """Units per block of the forward GEMM (at least two blocks, one per core of a 2-core
@@ -68,7 +74,7 @@ def _pieces(size, per_piece):
 
 
 @parallel_kernel
-def _forward(x, weight, bias, code, out, row_pieces, unit_pieces, own_gemm):
+def _forward(x, weight, bias, code, out, row_pieces, unit_pieces, own_gemm, threads, counter):
     """out (N, U) = act(x @ weight.T + bias) in row_pieces x unit_pieces blocks, one per
     iteration: block (rows, units) = x[rows] @ weight[units].T, then its epilogue. Each
     block packs only its units of the weight (pieces of rows alone each packed all of it,
@@ -76,19 +82,24 @@ def _forward(x, weight, bias, code, out, row_pieces, unit_pieces, own_gemm):
     On gemm's micro-kernel when ``own_gemm`` and the block's rows are whole tiles (read in
     place), else BLAS: packing x too was slower than BLAS (AVX2: 0.30 against 0.28 ms)."""
     batch, units = x.shape[0], weight.shape[0]
-    for piece in prange(row_pieces * unit_pieces):
-        r, u = piece // unit_pieces, piece % unit_pieces
-        lo, hi = r * batch // row_pieces, (r + 1) * batch // row_pieces
-        first, last = u * units // unit_pieces, (u + 1) * units // unit_pieces
-        block = np.empty((hi - lo, last - first), out.dtype)
-        matmul_transposed(x[lo:hi], weight[first:last], block, False,
-                          own_gemm and (hi - lo) % gemm.MR == 0)
-        for i in range(hi - lo):
-            activate_units_from(out[lo + i, first:last], block[i], bias, first, code)
+    for t in prange(threads):
+        piece = claim(counter)
+        while piece < row_pieces * unit_pieces:
+            r, u = piece // unit_pieces, piece % unit_pieces
+            lo, hi = r * batch // row_pieces, (r + 1) * batch // row_pieces
+            first, last = u * units // unit_pieces, (u + 1) * units // unit_pieces
+            block = np.empty((hi - lo, last - first), out.dtype)
+            matmul_transposed(x[lo:hi], weight[first:last], block, False,
+                              own_gemm and (hi - lo) % gemm.MR == 0)
+            for i in range(hi - lo):
+                activate_units_from(out[lo + i, first:last], block[i], bias, first, code)
+            piece = claim(counter)
+        count_out(counter)
+        wait_for(counter, threads)
 
 
 @parallel_kernel
-def _backward(dout, dout_t, x, weight, dx, dweight, pieces, with_dx, own_gemm):
+def _backward(dout, dout_t, x, weight, dx, dweight, pieces, with_dx, own_gemm, threads, counter):
     """dweight[:, block] = dout.T @ x[:, block] and, when ``with_dx``, dx[:, block] =
     dout @ weight[:, block], for ``pieces`` blocks of the F features, one per iteration:
     each packs only its block of x and of the weight (split by units and by rows, every
@@ -96,12 +107,17 @@ def _backward(dout, dout_t, x, weight, dx, dweight, pieces, with_dx, own_gemm):
     128, batch 64). dout_t: dout.T, C-contiguous. Blocks are whole tiles but the last."""
     features = x.shape[1]
     panels = -(-features // gemm.NR)
-    for piece in prange(pieces):
-        first = piece * panels // pieces * gemm.NR
-        last = min(features, (piece + 1) * panels // pieces * gemm.NR)
-        product_block(dout_t, x, first, last, dweight, own_gemm)
-        if with_dx:
-            product_block(dout, weight, first, last, dx, own_gemm)
+    for t in prange(threads):
+        piece = claim(counter)
+        while piece < pieces:
+            first = piece * panels // pieces * gemm.NR
+            last = min(features, (piece + 1) * panels // pieces * gemm.NR)
+            product_block(dout_t, x, first, last, dweight, own_gemm)
+            if with_dx:
+                product_block(dout, weight, first, last, dx, own_gemm)
+            piece = claim(counter)
+        count_out(counter)
+        wait_for(counter, threads)
 
 
 @parallel_kernel
@@ -212,9 +228,10 @@ def _narrow_work(x, weight):
 
 
 def _column_pieces(features):
-    """Blocks of features for the backward pass: one per thread (each output element is one
-    block's, so results do not depend on the split), fewer where blocks would be thin."""
-    return max(1, min(get_num_threads(), -(-features // PIECE_FEATURES)))
+    """Blocks of features for the backward pass, claimed by the threads: CLAIMED_PIECES per
+    thread (each output element is one block's, so results do not depend on the split),
+    fewer where blocks would be thin."""
+    return max(1, min(CLAIMED_PIECES * get_num_threads(), -(-features // PIECE_FEATURES)))
 
 
 def _as_rows(matrix):
@@ -234,8 +251,10 @@ def dense_forward(x, weight, bias, activation, out):
         launch(_narrow_forward, _narrow_work(x, weight), x, weight, bias, code, out)
         return
     if _split(x, weight):
-        _forward(x, weight, bias, code, out, -(-x.shape[0] // PIECE_ROWS),
-                 _pieces(weight.shape[0], PIECE_UNITS), gemm.ENABLED)
+        row_pieces = -(-x.shape[0] // PIECE_ROWS)
+        unit_pieces = _pieces(weight.shape[0], PIECE_UNITS)
+        _forward(x, weight, bias, code, out, row_pieces, unit_pieces, gemm.ENABLED,
+                 claiming_threads(row_pieces * unit_pieces, SERIAL_WORK), new_counter())
         return
     np.matmul(x, weight.T, out=out)
     launch(bias_activation, out.size, _as_rows(out), bias, code)
@@ -255,8 +274,10 @@ def dense_backward(dout, out, x, weight, activation, dx, dweight, dbias):
         return
     if _split(x, weight):
         # without dx, x stands in for it (one compiled kernel): nothing writes it
+        pieces = _column_pieces(x.shape[1])
         _backward(dout, np.ascontiguousarray(dout.T), x, weight, x if dx is None else dx, dweight,
-                  _column_pieces(x.shape[1]), dx is not None, gemm.ENABLED)
+                  pieces, dx is not None, gemm.ENABLED, claiming_threads(pieces, SERIAL_WORK),
+                  new_counter())
         return
     np.matmul(dout.T, x, out=dweight)
     if dx is not None:
