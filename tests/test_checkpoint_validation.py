@@ -111,5 +111,5 @@ def test_a_wrong_sized_optimizer_buffer_never_reaches_a_compiled_kernel(backend)
             print("refused:", exc)
         """)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "refused: adam_update: exp_avg is float32 (3,)" in result.stdout
+    assert "refused: adam_update_many: exp_avgs[0] is float32 (3,)" in result.stdout
     assert "needs C-contiguous float32 (4, 1, 3, 3)" in result.stdout
