@@ -22,6 +22,7 @@ except ImportError as exc:
                       "reinstall with a C compiler: pip install .") from exc
 
 from . import inner_blas
+from .multi_tensor import all_float32, one_by_one, tables
 from .scratch import scratch
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
 
@@ -263,6 +264,20 @@ def sgd_update(param, grad, velocity, lr, momentum):
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
     _kernels.adam_update(_flat(param), _flat(grad), _flat(m), _flat(v), lr, beta1, beta2, eps, step)
+
+
+def sgd_update_many(params, grads, velocities, lr, momentum):
+    if not all_float32(params, grads, velocities):
+        return one_by_one(sgd_update, (params, grads, velocities), lr, momentum)
+    table, chunks, elements = tables(params, grads, velocities)
+    _kernels.sgd_update_many(table, chunks, lr, momentum, 3 * elements)
+
+
+def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step):
+    if not all_float32(params, grads, ms, vs):
+        return one_by_one(adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    table, chunks, elements = tables(params, grads, ms, vs)
+    _kernels.adam_update_many(table, chunks, lr, beta1, beta2, eps, step, 4 * elements)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):

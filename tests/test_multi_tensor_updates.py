@@ -11,9 +11,10 @@ import fastcnn
 from conftest import backend_is_simulated, usable_backends
 from fastcnn import functional
 from fastcnn.kernels import contract
+from helpers import compiled_backends
 from test_conformance import assert_close
 
-# odd sizes, one element, and one parameter that numba splits into several claimed chunks
+# odd sizes, one element, and one parameter split into several claimed chunks
 # (left out under the CUDA simulator, where it takes a minute)
 SHAPES = ((7,), (4, 3, 3, 3), (1,), (10, 20), (301, 123))
 
@@ -80,9 +81,9 @@ def test_every_multi_tensor_op_has_cases():
     assert sorted(CASES) == sorted(contract.MULTI_TENSOR)
 
 
-def test_the_numba_backend_runs_them_in_one_call():
-    pytest.importorskip("numba")
-    with fastcnn.use_backend("numba"):
+@pytest.mark.parametrize("backend", [b for b in compiled_backends() if b in ("numba", "cython")])
+def test_the_compiled_cpu_backends_run_them_in_one_call(backend):
+    with fastcnn.use_backend(backend):
         module = fastcnn.get_backend()
         assert all(callable(getattr(module, op, None)) for op in contract.MULTI_TENSOR)
 

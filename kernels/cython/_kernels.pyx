@@ -19,6 +19,7 @@ import os
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport exp, log, sqrt, sqrtf
+from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
@@ -1182,6 +1183,55 @@ def adam_update(real[::1] param, const real[::1] grad, real[::1] m, real[::1] v,
         m[i] = b1 * m[i] + one_minus_b1 * g
         v[i] = b2 * v[i] + one_minus_b2 * g * g
         param[i] -= rate * (m[i] / correction1) / (_sqrt(v[i] / correction2) + epsilon)
+
+
+# ---- every parameter in one parallel loop (contract.MULTI_TENSOR) ----------------------------
+# table (T, 1 + arrays) int64: each parameter's size, then the addresses of its arrays;
+# chunks (C, 3) int64: row, first, last element (kernels/multi_tensor.py). float32 only;
+# the caller keeps the arrays alive. Each thread takes the next chunk when it is free.
+cdef inline float* _at(const int64_t[:, ::1] table, Py_ssize_t row, Py_ssize_t column) noexcept nogil:
+    return <float*><size_t>table[row, column]
+
+
+def sgd_update_many(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double lr,
+                    double momentum, Py_ssize_t elements):
+    """sgd_update on every parameter of the table."""
+    cdef Py_ssize_t c, i, row
+    cdef float rate = <float>lr, keep = <float>momentum
+    cdef float* param
+    cdef float* grad
+    cdef float* velocity
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        row = chunks[c, 0]
+        param, grad, velocity = _at(table, row, 1), _at(table, row, 2), _at(table, row, 3)
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            velocity[i] = keep * velocity[i] + grad[i]
+            param[i] -= rate * velocity[i]
+
+
+def adam_update_many(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double lr,
+                     double beta1, double beta2, double eps, long step, Py_ssize_t elements):
+    """adam_update on every parameter of the table."""
+    cdef Py_ssize_t c, i, row
+    cdef float b1 = <float>beta1, b2 = <float>beta2, rate = <float>lr, epsilon = <float>eps
+    cdef float one_minus_b1 = <float>(1 - beta1), one_minus_b2 = <float>(1 - beta2)
+    cdef float correction1 = <float>(1 - beta1 ** step), correction2 = <float>(1 - beta2 ** step)
+    cdef float g
+    cdef float* param
+    cdef float* grad
+    cdef float* m
+    cdef float* v
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        row = chunks[c, 0]
+        param, grad = _at(table, row, 1), _at(table, row, 2)
+        m, v = _at(table, row, 3), _at(table, row, 4)
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            g = grad[i]
+            m[i] = b1 * m[i] + one_minus_b1 * g
+            v[i] = b2 * v[i] + one_minus_b2 * g * g
+            param[i] -= rate * (m[i] / correction1) / (sqrtf(v[i] / correction2) + epsilon)
 
 
 def adadelta_update(real[::1] param, const real[::1] grad, real[::1] square_avg,

@@ -6,9 +6,8 @@ float32 model is updated in float32 arithmetic, as PyTorch and the NumPy
 reference do. The update formulas are those of contract.KernelBackend.
 
 The multi-tensor kernels take a table of the arrays' addresses, so that one compiled
-kernel serves any number of parameters (a tuple of arrays would compile once per
-length), and split every parameter into chunks of CHUNK elements that the threads
-claim (see .claims). pytorch_cnn's Adam step was eight calls, one a parallel region
+kernel serves any number of parameters, and split every parameter into chunks that the
+threads claim (see ..multi_tensor and .claims). pytorch_cnn's Adam step was eight calls, one a parallel region
 and seven on the calling thread, each through fastcnn.functional; it is one region.
 """
 
@@ -19,6 +18,7 @@ import numpy as np
 from numba import carray, types
 from numba.extending import intrinsic
 
+from ..multi_tensor import all_float32, one_by_one, tables
 from .claims import claim, claiming_threads, count_out, new_counter, wait_for
 from .jit import inline_helper, launch, parallel_kernel, prange
 
@@ -74,10 +74,6 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
 
 
 # ---- every parameter in one region (contract.MULTI_TENSOR) --------------------------------
-CHUNK = 1 << 14
-"""Elements per claimed piece of a parameter (64 KB of each float32 array)."""
-
-
 @intrinsic
 def _float32_at(typingctx, address):
     """The float32 pointer at an integer address (of an array the caller keeps alive)."""
@@ -133,46 +129,19 @@ def _adam_many(table, chunks, lr, beta1, beta2, one_minus_beta1, one_minus_beta2
         wait_for(counter, threads)
 
 
-_CHUNK_TABLES: dict = {}
-
-
-def _tables(*lists):
-    """(addresses (T, 1 + len(lists)) int64, chunks (C, 3) int64, elements) for parallel
-    lists of float32 arrays; the chunk table is kept per list of sizes."""
-    sizes = tuple(array.size for array in lists[0])
-    table = np.empty((len(sizes), 1 + len(lists)), np.int64)
-    table[:, 0] = sizes
-    for column, arrays in enumerate(lists, start=1):
-        table[:, column] = [array.__array_interface__["data"][0] for array in arrays]
-    chunks = _CHUNK_TABLES.get(sizes)
-    if chunks is None:
-        chunks = np.array([(row, lo, min(size, lo + CHUNK)) for row, size in enumerate(sizes)
-                           for lo in range(0, size, CHUNK)], np.int64).reshape(-1, 3)
-        _CHUNK_TABLES[sizes] = chunks
-    return table, chunks, sum(sizes)
-
-
-def _all_float32(*lists):
-    return all(array.dtype == np.float32 for arrays in lists for array in arrays)
-
-
 def sgd_update_many(params, grads, velocities, lr, momentum):
-    if not _all_float32(params, grads, velocities):
-        for param, grad, velocity in zip(params, grads, velocities):
-            sgd_update(param, grad, velocity, lr, momentum)
-        return
-    table, chunks, work = _tables(params, grads, velocities)
+    if not all_float32(params, grads, velocities):
+        return one_by_one(sgd_update, (params, grads, velocities), lr, momentum)
+    table, chunks, work = tables(params, grads, velocities)
     cast = np.float32
     launch(_sgd_many, 3 * work, table, chunks, cast(lr), cast(momentum),
            claiming_threads(len(chunks), 3 * work), new_counter())
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step):
-    if not _all_float32(params, grads, ms, vs):
-        for param, grad, m, v in zip(params, grads, ms, vs):
-            adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
-        return
-    table, chunks, work = _tables(params, grads, ms, vs)
+    if not all_float32(params, grads, ms, vs):
+        return one_by_one(adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    table, chunks, work = tables(params, grads, ms, vs)
     cast = np.float32
     launch(_adam_many, 4 * work, table, chunks, cast(lr), cast(beta1), cast(beta2),
            cast(1 - beta1), cast(1 - beta2), cast(1 - beta1 ** step), cast(1 - beta2 ** step),
