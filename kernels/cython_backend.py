@@ -168,12 +168,16 @@ PARALLEL_FLOPS = 1 << 21
 """Multiply-adds (N*F*U) from which a dense layer's GEMMs are split across the threads."""
 
 PIECE_ROWS = 128
-"""Rows of x per piece of the forward GEMM and of dx, at least two pieces (as in numba's
-dense.PIECE_ROWS: BLAS packs the whole weight for every piece)."""
+"""Rows of x per piece of dx, at least two pieces (as in numba's dense.PIECE_ROWS: BLAS
+packs the whole weight for every piece)."""
 
 PIECE_UNITS = 64
 """Units per piece of dweight: thinner pieces run BLAS below its speed (as in numba's
 dense.PIECE_UNITS)."""
+
+FORWARD_UNITS = 32
+"""Units per block of the forward GEMM (at least two blocks), taken by the threads as they
+come free: a thread that starts late or runs slower takes fewer."""
 
 
 NARROW_UNITS = 16
@@ -191,9 +195,9 @@ def dense_forward(x, weight, bias, activation, out):
     if weight.shape[0] <= NARROW_UNITS:
         _kernels.dense_narrow_forward(x, weight, bias, _ACTIVATION_CODES[activation], out)
         return
-    pieces = _pieces(x, weight)
-    if pieces:
-        _kernels.dense_forward(x, weight, bias, _ACTIVATION_CODES[activation], out, pieces)
+    if _pieces(x, weight):
+        _kernels.dense_forward(x, weight, bias, _ACTIVATION_CODES[activation], out,
+                               max(2, -(-weight.shape[0] // FORWARD_UNITS)))
         return
     np.matmul(x, weight.T, out=out)
     # bias per unit: the (N, O, P) layout of the convolution with P = 1

@@ -781,30 +781,33 @@ def conv2d_backward(real[:, :, ::1] dout, const real[:, :, ::1] out, int act,
 # x (N, F); weight (U, F); out/dout (N, U); pieces fixed by the shape (see cython_backend).
 def dense_forward(const real[:, ::1] x, const real[:, ::1] weight, const real[::1] bias, int act,
                   real[:, ::1] out, Py_ssize_t pieces):
-    """out[rows] = act(x[rows] @ weight.T + bias), ``pieces`` pieces of rows."""
+    """out[:, units] = act(x @ weight[units].T + bias[units]) in ``pieces`` blocks of units,
+    each taken by the next free thread; each block packs only its units of the weight
+    (pieces of rows each packed all of it)."""
     cdef int batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
     cdef Py_ssize_t piece, first, last, r, u
     cdef bint has_bias = bias is not None
-    for piece in prange(pieces, nogil=True, num_threads=_num_threads):
-        first = piece * batch // pieces
-        last = (piece + 1) * batch // pieces
-        _gemm(False, True, last - first, units, features, &x[first, 0], features, &weight[0, 0],
-              features, 0, &out[first, 0], units)
-        if has_bias:
-            for r in range(first, last):
-                for u in range(units):
+    for piece in prange(pieces, nogil=True, num_threads=_num_threads, schedule="dynamic"):
+        first = piece * units // pieces
+        last = (piece + 1) * units // pieces
+        _gemm(False, True, batch, last - first, features, &x[0, 0], features, &weight[first, 0],
+              features, 0, &out[0, first], units)
+        for r in range(batch):
+            if has_bias:
+                for u in range(first, last):
                     out[r, u] = out[r, u] + bias[u]
-        _bias_activate(&out[first, 0], &out[first, 0], (last - first) * units, 0, act)
+            _bias_activate(&out[r, first], &out[r, first], last - first, 0, act)
 
 
 def dense_backward(const real[:, ::1] dout, const real[:, ::1] x, const real[:, ::1] weight,
                    real[:, ::1] dx, real[:, ::1] dweight, Py_ssize_t unit_pieces,
                    Py_ssize_t pieces):
     """dweight = dout.T @ x in ``unit_pieces`` pieces of units, then, when dx is not None,
-    dx = dout @ weight in ``pieces`` pieces of rows, in one parallel loop (dout already folded)."""
+    dx = dout @ weight in ``pieces`` pieces of rows, in one parallel loop (dout already folded),
+    each piece taken by the next free thread."""
     cdef int batch = x.shape[0], features = x.shape[1], units = weight.shape[0]
     cdef Py_ssize_t piece, first, last, count = unit_pieces + (pieces if dx is not None else 0)
-    for piece in prange(count, nogil=True, num_threads=_num_threads):
+    for piece in prange(count, nogil=True, num_threads=_num_threads, schedule="dynamic"):
         if piece < unit_pieces:
             first = piece * units // unit_pieces
             last = (piece + 1) * units // unit_pieces
