@@ -4,8 +4,9 @@ allocating them in each call of a parallel kernel.
 A 1.2 MB ``np.empty`` at the top of numba's conv2 backward kernel (pytorch_cnn, batch
 64) cost 70-100 us before any thread started (most likely the allocator handing the
 pages back to the OS after each call, so that every call faults them in again; not
-traced further). Kept here, the kernel's threads start 20 us after the call. Buffers are per Python thread (two threads
-calling kernels at once never share one) and per shape, the most recent few only.
+traced further). Kept here, the kernel's threads start 20 us after the call. Buffers are
+per Python thread (two threads calling kernels at once never share one) and per shape,
+the most recent few only.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ reference do. The update formulas are those of contract.KernelBackend.
 
 The multi-tensor kernels take a table of the arrays' addresses, so that one compiled
 kernel serves any number of parameters, and split every parameter into chunks that the
-threads claim (see ..multi_tensor and .claims). pytorch_cnn's Adam step was eight calls, one a parallel region
-and seven on the calling thread, each through fastcnn.functional; it is one region.
+threads claim (see ..multi_tensor and .claims). pytorch_cnn's Adam step was eight calls,
+one a parallel region and seven on the calling thread, each through fastcnn.functional;
+it is one region.
 """
 
 from __future__ import annotations
