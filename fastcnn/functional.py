@@ -20,6 +20,7 @@ from .backend import get_backend
 from .errors import InputError
 from .inputs import _host
 from .kernels.contract import ACTIVATIONS, conv_output_size
+from .kernels.multi_tensor import one_by_one
 
 _FLOAT = np.dtype(np.float32)
 """The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
@@ -406,9 +407,8 @@ def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
     backend = get_backend()
     if hasattr(backend, "sgd_update_many"):
         backend.sgd_update_many(params, grads, velocities, lr, momentum)
-        return
-    for param, grad, velocity in zip(params, grads, velocities):
-        backend.sgd_update(param, grad, velocity, lr, momentum)
+    else:
+        one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
@@ -419,9 +419,8 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None
     backend = get_backend()
     if hasattr(backend, "adam_update_many"):
         backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
-        return
-    for param, grad, m, v in zip(params, grads, ms, vs):
-        backend.adam_update(param, grad, m, v, lr, beta1, beta2, eps, step)
+    else:
+        one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:

@@ -42,6 +42,7 @@ def all_float32(*lists) -> bool:
 
 def one_by_one(update, lists, *scalars) -> None:
     """``update(*arrays, *scalars)`` for each parameter's arrays: the one-parameter
-    operation, where the arrays are not all float32."""
+    operation, where the arrays are not all float32 or the backend has no multi-tensor
+    step (fastcnn.functional)."""
     for arrays in zip(*lists):
         update(*arrays, *scalars)

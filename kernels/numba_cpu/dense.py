@@ -75,12 +75,13 @@ def _pieces(size, per_piece):
 
 @parallel_kernel
 def _forward(x, weight, bias, code, out, row_pieces, unit_pieces, own_gemm, threads, counter):
-    """out (N, U) = act(x @ weight.T + bias) in row_pieces x unit_pieces blocks, one per
-    iteration: block (rows, units) = x[rows] @ weight[units].T, then its epilogue. Each
-    block packs only its units of the weight (pieces of rows alone each packed all of it,
-    3136 x 128 floats for pytorch_cnn's first dense layer: 0.38 -> 0.19 ms at batch 64).
-    On gemm's micro-kernel when ``own_gemm`` and the block's rows are whole tiles (read in
-    place), else BLAS: packing x too was slower than BLAS (AVX2: 0.30 against 0.28 ms)."""
+    """out (N, U) = act(x @ weight.T + bias) in row_pieces x unit_pieces blocks, which the
+    ``threads`` claim from ``counter`` (see .claims): block (rows, units) = x[rows] @
+    weight[units].T, then its epilogue. Each block packs only its units of the weight
+    (pieces of rows alone each packed all of it, 3136 x 128 floats for pytorch_cnn's
+    first dense layer: 0.38 -> 0.19 ms at batch 64). On gemm's micro-kernel when
+    ``own_gemm`` and the block's rows are whole tiles (read in place), else BLAS:
+    packing x too was slower than BLAS (AVX2: 0.30 against 0.28 ms)."""
     batch, units = x.shape[0], weight.shape[0]
     for t in prange(threads):
         piece = claim(counter)
@@ -101,8 +102,8 @@ def _forward(x, weight, bias, code, out, row_pieces, unit_pieces, own_gemm, thre
 @parallel_kernel
 def _backward(dout, dout_t, x, weight, dx, dweight, pieces, with_dx, own_gemm, threads, counter):
     """dweight[:, block] = dout.T @ x[:, block] and, when ``with_dx``, dx[:, block] =
-    dout @ weight[:, block], for ``pieces`` blocks of the F features, one per iteration:
-    each packs only its block of x and of the weight (split by units and by rows, every
+    dout @ weight[:, block], for ``pieces`` blocks of the F features, claimed as in
+    _forward: each packs only its block of x and of the weight (split by units and by rows, every
     piece packed all of x or all of the weight: 0.35 -> 0.26 ms at pytorch_cnn's 3136 ->
     128, batch 64). dout_t: dout.T, C-contiguous. Blocks are whole tiles but the last."""
     features = x.shape[1]
