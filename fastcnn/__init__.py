@@ -12,6 +12,10 @@ the fastest that works here.
 
 import os as _os
 
+from ._kernels_path import register_source_kernels as _register_source_kernels
+
+_register_source_kernels(_os.path.dirname(_os.path.abspath(__file__)))
+
 # Idle OpenMP threads (numba's omp layer, the cython kernels) spin for a moment, then
 # sleep. Sleeping at once (OMP_WAIT_POLICY=PASSIVE) cost a ~33 us futex wake-up at
 # each of a step's ~40 parallel kernels (pytorch_cnn, batch 64: 10.4 ms against 9.7 ms
