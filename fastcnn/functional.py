@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compose
 from .backend import get_backend
 from .errors import InputError
 from .inputs import _host
-from .kernels.contract import ACTIVATIONS, conv_output_size
-from .kernels.multi_tensor import one_by_one
+from .kernels.contract import ACTIVATIONS, COMPOSED, conv_output_size
 
 _FLOAT = np.dtype(np.float32)
 """The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
@@ -130,6 +130,20 @@ def _image_side(op, name, images, kernel_h, kernel_w, stride, padding) -> tuple:
     return n, c, oh, ow
 
 
+# ---- optional operations -----------------------------------------------------------------------
+def optional(op: str, *args) -> None:
+    """Run optional operation ``op`` (contract.COMPOSED) on checked arguments: the backend's
+    kernel where it has one, else the reference composition ``fastcnn.compose.<op>``."""
+    if op not in COMPOSED:
+        raise KernelArgumentError(f"{op} is not an optional operation of the kernel contract")
+    backend = get_backend()
+    kernel = getattr(backend, op, None)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        getattr(compose, op)(backend, *args)
+
+
 # ---- convolution ------------------------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
@@ -204,13 +218,7 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
     op = "conv2d_maxpool_forward"
     _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
     _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols,
-                                       out, pooled, argmax)
-    else:
-        backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
-        backend.maxpool2d_forward(out, pool, pool, pooled, argmax)
+    optional(op, x, weight, bias, stride, padding, activation, pool, cols, out, pooled, argmax)
 
 
 def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
@@ -221,14 +229,8 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
     _check_maxpool2d_backward(dpooled, argmax, dout, op)
     _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
                            dbias, dcols, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
-                                        activation, dx, dweight, dbias, dcols, dout)
-    else:
-        backend.maxpool2d_backward(dpooled, argmax, dout)
-        backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx,
-                                dweight, dbias, dcols)
+    optional(op, dpooled, argmax, out, weight, cols, stride, padding, activation, dx, dweight,
+             dbias, dcols, dout)
 
 
 # ---- pooling ----------------------------------------------------------------------------------
@@ -404,11 +406,7 @@ def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
     """sgd_update on each (params[i], grads[i], velocities[i]): one call on a backend with
     contract.MULTI_TENSOR, else one per parameter."""
     _lists("sgd_update_many", "params", params, grads=grads, velocities=velocities)
-    backend = get_backend()
-    if hasattr(backend, "sgd_update_many"):
-        backend.sgd_update_many(params, grads, velocities, lr, momentum)
-    else:
-        one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)
+    optional("sgd_update_many", params, grads, velocities, lr, momentum)
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
@@ -416,16 +414,63 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None
     if step < 1:
         raise KernelArgumentError(f"adam_update_many: step must be >= 1, got {step}")
     _lists("adam_update_many", "params", params, grads=grads, exp_avgs=ms, exp_avg_sqs=vs)
-    backend = get_backend()
-    if hasattr(backend, "adam_update_many"):
-        backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
-    else:
-        one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    optional("adam_update_many", params, grads, ms, vs, lr, beta1, beta2, eps, step)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
     _same("adadelta_update", "param", param, grad=grad, square_avg=square_avg, acc_delta=acc_delta)
     get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)
+
+
+# ---- primitives ---------------------------------------------------------------------------------
+def axpby(a, x, b, y, out) -> None:
+    """x, y, out of one shape: out = a*x + b*y (out may be x or y)."""
+    _same("axpby", "x", x, y=y, out=out)
+    get_backend().axpby(float(a), x, float(b), y, out)
+
+
+def multiply(x, y, out) -> None:
+    """x, y, out of one shape: out = x * y (out may be x or y)."""
+    _same("multiply", "x", x, y=y, out=out)
+    get_backend().multiply(x, y, out)
+
+
+def rsqrt(x, eps, out) -> None:
+    """x, out of one shape: out = 1 / sqrt(x + eps)."""
+    _same("rsqrt", "x", x, out=out)
+    get_backend().rsqrt(x, float(eps), out)
+
+
+def _channels(op: str, x) -> int:
+    """C of x (N, C, H, W) or (N, C), checked; a per-channel operation needs N*H*W >= 1."""
+    if x is None or len(x.shape) not in (2, 4):
+        got = "None" if x is None else f"shape {tuple(x.shape)}"
+        raise KernelArgumentError(f"{op}: x must be (N, C, H, W) or (N, C), got {got}")
+    _check(op, "x", x, x.shape)
+    if x.size == 0:
+        raise KernelArgumentError(f"{op}: x {tuple(x.shape)} is empty; every channel needs a value")
+    return int(x.shape[1])
+
+
+def channel_sum(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the sum over every axis but 1."""
+    _check("channel_sum", "out", out, (_channels("channel_sum", x),))
+    get_backend().channel_sum(x, out)
+
+
+def channel_mean(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the mean over every axis but 1."""
+    _check("channel_mean", "out", out, (_channels("channel_mean", x),))
+    get_backend().channel_mean(x, out)
+
+
+def channel_affine(x, scale, shift, out) -> None:
+    """x, out (N, C, H, W) or (N, C); scale, shift (C,) -> out = x * scale[c] + shift[c]."""
+    channels = _channels("channel_affine", x)
+    _same("channel_affine", "x", x, out=out)
+    _check("channel_affine", "scale", scale, (channels,))
+    _check("channel_affine", "shift", shift, (channels,))
+    get_backend().channel_affine(x, scale, shift, out)
 
 
 def add_scaled(target, source, alpha: float, scratch) -> None:

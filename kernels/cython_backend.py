@@ -288,3 +288,33 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step):
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     _kernels.adadelta_update(_flat(param), _flat(grad), _flat(square_avg), _flat(acc_delta),
                              lr, rho, eps)
+
+
+# ---- primitives ---------------------------------------------------------------
+def _by_channel(array):
+    """(N, C, ...) -> (N, C, R) view, R the product of the trailing axes (1 for 2-D)."""
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def axpby(a, x, b, y, out):
+    _kernels.axpby(a, _flat(x), b, _flat(y), _flat(out))
+
+
+def multiply(x, y, out):
+    _kernels.multiply(_flat(x), _flat(y), _flat(out))
+
+
+def rsqrt(x, eps, out):
+    _kernels.rsqrt(_flat(x), eps, _flat(out))
+
+
+def channel_sum(x, out):
+    _kernels.channel_sum(_by_channel(x), 1.0, out)
+
+
+def channel_mean(x, out):
+    _kernels.channel_sum(_by_channel(x), float(x.size // x.shape[1]), out)
+
+
+def channel_affine(x, scale, shift, out):
+    _kernels.channel_affine(_by_channel(x), scale, shift, _by_channel(out))
