@@ -82,8 +82,6 @@ class Conv2D(Layer):
         self.init = initializers.get(init)
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
-        self.fused_activation = None  # set by Sequential when a ReLU/Sigmoid layer follows
-        self.fused_pool = None  # set by Sequential when a MaxPool2D (window = stride) follows
 
     @property
     def kernel_size(self):
@@ -110,34 +108,35 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = Parameter(self.bias_init((self.out_channels,), fan_in, fan_out, rng))
 
-    def _activation(self):
-        return self.activation or self.fused_activation
-
-    keep_for_backward = True
-    """False while Sequential runs predict/evaluate: no backward pass follows, so the
-    im2col columns (N, C*KH*KW, OH*OW) are not kept (the backend works in a scratch buffer)."""
+    fuses_activation = True
+    fuses_pool = True
 
     def forward(self, x, training=False):
+        return self.forward_fused(x, training)
+
+    def forward_fused(self, x, training=False, activation=None, pool: int = 0, keep: bool = True):
+        """x (N, C, H, W) -> act(conv(x)) (N, O, OH, OW), with ``activation`` (a contract name)
+        when the layer has none of its own, and then, with ``pool`` > 0, its max pool of
+        window and stride ``pool`` (N, O, OH // pool, OW // pool) in the same pass. ``keep``
+        False (no backward pass follows) skips keeping the im2col columns."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
         cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
-                                           oh * ow)) if self.keep_for_backward else None
+                                           oh * ow)) if keep else None
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
-        activation = self._activation()
-        pool = self.fused_pool
-        if pool is None:
+        activation = self.activation or activation
+        if not pool:
             functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride,
                                       self.padding, activation, cols, out)
             self._saved = (cols, out, activation, None)
             return out
-        # the following max pool in the same pass: its output and argmax in its own buffers
-        shape = (n,) + pool.output_shape
-        pooled = pool.workspace.get("out", shape)
-        argmax = pool.workspace.get("argmax", shape, dtype=np.int32)
+        shape = (n, self.out_channels, oh // pool, ow // pool)
+        pooled = self.workspace.get("pooled", shape)
+        argmax = self.workspace.get("pool argmax", shape, dtype=np.int32)
         functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
-                                          self.padding, activation, pool.kernel_size, cols, out,
-                                          pooled, argmax)
+                                          self.padding, activation, pool, cols, out, pooled,
+                                          argmax)
         self._saved = (cols, out, activation, argmax)
         return pooled
 
@@ -148,6 +147,7 @@ class Conv2D(Layer):
         if cols is None:
             raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
                                "inputs (model.forward / train_step), not predict or evaluate")
+        # after a fused forward pass dout is the max pool's output gradient
         n = dout.shape[0]
         weight = self.params["weight"]
         dx = self.workspace.get("dx", (n,) + self.input_shape) if need_input_grad else None
@@ -160,7 +160,7 @@ class Conv2D(Layer):
         if pool_argmax is None:
             functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
                                        activation, dx, dweight, dbias, dcols)
-        else:  # dout is the fused max pool's output gradient
+        else:
             functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
                                                self.stride, self.padding, activation, dx,
                                                dweight, dbias, dcols,

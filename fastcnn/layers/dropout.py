@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from .. import functional
+from ..errors import InputError
 from .base import Layer
 
 
 class Dropout(Layer):
     """Any shape. The mask is drawn inside the kernel from (seed, element index), so
     every backend draws the same mask; the seed advances on each training call."""
+
+    training_differs = True
+    preserves_scores = True
 
     def __init__(self, p: float = 0.5, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
@@ -52,5 +56,11 @@ class Dropout(Layer):
         return {"seed": self.seed, "calls": self.calls}
 
     def set_state(self, state: dict) -> None:
-        self.seed, self.calls = int(state["seed"]), int(state["calls"])
+        values = {key: state.get(key) for key in ("seed", "calls")}
+        wrong = {key: value for key, value in values.items()
+                 if isinstance(value, bool) or not isinstance(value, int) or value < 0}
+        if wrong or set(state) - set(values):
+            raise InputError(f"{self.describe()} state needs whole numbers seed, calls >= 0 and "
+                             f"nothing else; got {state}")
+        self.seed, self.calls = values["seed"], values["calls"]
 

@@ -45,6 +45,12 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """x (N, C, H, W) -> (N, C, OH, OW), the maximum of each window; remembers the argmax."""
 
+    @property
+    def fusable_pool(self) -> int:
+        """The window, when a Conv2D before it may pool in its own pass (window = stride), else 0."""
+        fits = self.kernel_size == self.stride and not getattr(self, "padding", 0)
+        return self.kernel_size if fits else 0
+
     def forward(self, x, training=False):
         shape = (x.shape[0],) + self.output_shape
         out = self.workspace.get("out", shape)
