@@ -35,7 +35,7 @@ from .backend import (available_backends, auto_selected, backend_name, get_backe
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, RocAuc)
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import *  # noqa: F401,F403  (every layer class: fastcnn.Conv2D, fastcnn.BatchNorm2d, ...)
 from .model import Sequential, load_model
 
 __version__ = "0.1.0"
