@@ -12,11 +12,12 @@ install) and for how threads are shared with BLAS.
 
 from __future__ import annotations
 
-from .contract import FUSED, MULTI_TENSOR, OPERATIONS
+from .contract import FUSED, LAYER_OPERATIONS, MULTI_TENSOR, OPERATIONS
 # jit first: it chooses the cache directory, then imports numba
 from .numba_cpu.jit import get_num_threads, set_num_threads
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
+from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
                              conv2d_maxpool_forward, im2col)
 from .numba_cpu.dense import dense_backward, dense_forward
@@ -37,4 +38,5 @@ BLAS_THREADS = 1
 applies it): its GEMMs sit between parallel kernels whose OpenMP threads would
 otherwise fight BLAS's own threads for the cores."""
 
-__all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS, *FUSED, *MULTI_TENSOR]
+__all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS, *FUSED, *MULTI_TENSOR,
+           *LAYER_OPERATIONS]
