@@ -6,8 +6,8 @@ module re-exports the functions of :mod:`fastcnn.kernels.contract` (plus
 
 Importing it without numba installed raises ImportError saying so. Compiled
 kernels are cached on disk; see :mod:`fastcnn.kernels.numba_cpu.jit` for where
-(``NUMBA_CACHE_DIR`` falls back to ``~/.cache/fastcnn/numba`` on a read-only
-install) and for how threads are shared with BLAS.
+(an installed copy caches in ``~/.cache/fastcnn/numba``, never in its own folder;
+a checkout in its ``__pycache__``) and for how threads are shared with BLAS.
 """
 
 from __future__ import annotations
