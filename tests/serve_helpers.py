@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import urllib.error
 import urllib.request
 
@@ -48,3 +50,40 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+"""Offline, sandbox-free headless flags: the browser contacts nothing but the page."""
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium (apt-get install chromium), never a browser Playwright downloads;
+    $FASTCNN_CHROMIUM names another. None when there is none."""
+    for candidate in (os.environ.get("FASTCNN_CHROMIUM"), "/usr/bin/chromium",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def draw_seven(page) -> None:
+    """Drag the mouse over the page's canvas in the shape of a 7 (bar, then stem)."""
+    box = page.locator("#canvas").bounding_box()
+
+    def at(fx, fy):
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    page.mouse.move(*at(0.25, 0.22))
+    page.mouse.down()
+    page.mouse.move(*at(0.75, 0.22), steps=8)
+    page.mouse.move(*at(0.42, 0.85), steps=12)
+    page.mouse.up()
+
+
+def wait_for_prediction(page) -> str:
+    """The predicted class's name, once the top classes and every feature map are shown."""
+    page.wait_for_selector("#prediction:not([hidden])")
+    page.wait_for_function("[...document.querySelectorAll('#maps img')]"
+                           ".every(image => image.complete && image.naturalWidth > 0)")
+    return page.text_content("#predicted")
