@@ -382,3 +382,11 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
         delta = math.sqrt(acc_delta[index] + eps) / math.sqrt(square_avg[index] + eps) * g
         acc_delta[index] = rho * acc_delta[index] + (1 - rho) * delta * delta
         param[index] -= lr * delta
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+from .naive_layers import (dropout2d_backward, dropout2d_forward, elu_backward,  # noqa: E402,F401
+                           elu_forward, gelu_backward, gelu_forward, global_avgpool2d_backward,
+                           global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+                           padded_avgpool2d_backward, padded_avgpool2d_forward,
+                           padded_maxpool2d_forward, tanh_backward, tanh_forward)

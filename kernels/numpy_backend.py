@@ -250,3 +250,11 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     acc_delta *= rho
     acc_delta += (1 - rho) * delta * delta
     param -= (lr * delta).astype(param.dtype)
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+from .numpy_layers import (dropout2d_backward, dropout2d_forward, elu_backward,  # noqa: E402,F401
+                           elu_forward, gelu_backward, gelu_forward, global_avgpool2d_backward,
+                           global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+                           padded_avgpool2d_backward, padded_avgpool2d_forward,
+                           padded_maxpool2d_forward, tanh_backward, tanh_forward)
