@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compose
 from .backend import get_backend
-from .errors import BackendError, InputError
+from .errors import InputError
 from .inputs import _host
-from .kernels.contract import ACTIVATIONS, conv_output_size
-from .kernels.multi_tensor import one_by_one
+from .kernels.contract import ACTIVATIONS, COMPOSED, conv_output_size
 
 _FLOAT = np.dtype(np.float32)
 """The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
@@ -130,6 +130,20 @@ def _image_side(op, name, images, kernel_h, kernel_w, stride, padding) -> tuple:
     return n, c, oh, ow
 
 
+# ---- optional operations -----------------------------------------------------------------------
+def optional(op: str, *args) -> None:
+    """Run optional operation ``op`` (contract.COMPOSED) on checked arguments: the backend's
+    kernel where it has one, else the reference composition ``fastcnn.compose.<op>``."""
+    if op not in COMPOSED:
+        raise KernelArgumentError(f"{op} is not an optional operation of the kernel contract")
+    backend = get_backend()
+    kernel = getattr(backend, op, None)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        getattr(compose, op)(backend, *args)
+
+
 # ---- convolution ------------------------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
@@ -204,13 +218,7 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
     op = "conv2d_maxpool_forward"
     _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
     _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols,
-                                       out, pooled, argmax)
-    else:
-        backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
-        backend.maxpool2d_forward(out, pool, pool, pooled, argmax)
+    optional(op, x, weight, bias, stride, padding, activation, pool, cols, out, pooled, argmax)
 
 
 def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
@@ -221,14 +229,8 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
     _check_maxpool2d_backward(dpooled, argmax, dout, op)
     _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
                            dbias, dcols, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
-                                        activation, dx, dweight, dbias, dcols, dout)
-    else:
-        backend.maxpool2d_backward(dpooled, argmax, dout)
-        backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx,
-                                dweight, dbias, dcols)
+    optional(op, dpooled, argmax, out, weight, cols, stride, padding, activation, dx, dweight,
+             dbias, dcols, dout)
 
 
 # ---- pooling ----------------------------------------------------------------------------------
@@ -404,11 +406,7 @@ def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
     """sgd_update on each (params[i], grads[i], velocities[i]): one call on a backend with
     contract.MULTI_TENSOR, else one per parameter."""
     _lists("sgd_update_many", "params", params, grads=grads, velocities=velocities)
-    backend = get_backend()
-    if hasattr(backend, "sgd_update_many"):
-        backend.sgd_update_many(params, grads, velocities, lr, momentum)
-    else:
-        one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)
+    optional("sgd_update_many", params, grads, velocities, lr, momentum)
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
@@ -416,16 +414,63 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None
     if step < 1:
         raise KernelArgumentError(f"adam_update_many: step must be >= 1, got {step}")
     _lists("adam_update_many", "params", params, grads=grads, exp_avgs=ms, exp_avg_sqs=vs)
-    backend = get_backend()
-    if hasattr(backend, "adam_update_many"):
-        backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
-    else:
-        one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    optional("adam_update_many", params, grads, ms, vs, lr, beta1, beta2, eps, step)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
     _same("adadelta_update", "param", param, grad=grad, square_avg=square_avg, acc_delta=acc_delta)
     get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)
+
+
+# ---- primitives ---------------------------------------------------------------------------------
+def axpby(a, x, b, y, out) -> None:
+    """x, y, out of one shape: out = a*x + b*y (out may be x or y)."""
+    _same("axpby", "x", x, y=y, out=out)
+    get_backend().axpby(float(a), x, float(b), y, out)
+
+
+def multiply(x, y, out) -> None:
+    """x, y, out of one shape: out = x * y (out may be x or y)."""
+    _same("multiply", "x", x, y=y, out=out)
+    get_backend().multiply(x, y, out)
+
+
+def rsqrt(x, eps, out) -> None:
+    """x, out of one shape: out = 1 / sqrt(x + eps)."""
+    _same("rsqrt", "x", x, out=out)
+    get_backend().rsqrt(x, float(eps), out)
+
+
+def _channels(op: str, x) -> int:
+    """C of x (N, C, H, W) or (N, C), checked; a per-channel operation needs N*H*W >= 1."""
+    if x is None or len(x.shape) not in (2, 4):
+        got = "None" if x is None else f"shape {tuple(x.shape)}"
+        raise KernelArgumentError(f"{op}: x must be (N, C, H, W) or (N, C), got {got}")
+    _check(op, "x", x, x.shape)
+    if x.size == 0:
+        raise KernelArgumentError(f"{op}: x {tuple(x.shape)} is empty; every channel needs a value")
+    return int(x.shape[1])
+
+
+def channel_sum(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the sum over every axis but 1."""
+    _check("channel_sum", "out", out, (_channels("channel_sum", x),))
+    get_backend().channel_sum(x, out)
+
+
+def channel_mean(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the mean over every axis but 1."""
+    _check("channel_mean", "out", out, (_channels("channel_mean", x),))
+    get_backend().channel_mean(x, out)
+
+
+def channel_affine(x, scale, shift, out) -> None:
+    """x, out (N, C, H, W) or (N, C); scale, shift (C,) -> out = x * scale[c] + shift[c]."""
+    channels = _channels("channel_affine", x)
+    _same("channel_affine", "x", x, out=out)
+    _check("channel_affine", "scale", scale, (channels,))
+    _check("channel_affine", "shift", shift, (channels,))
+    get_backend().channel_affine(x, scale, shift, out)
 
 
 def add_scaled(target, source, alpha: float, scratch) -> None:
@@ -436,16 +481,6 @@ def add_scaled(target, source, alpha: float, scratch) -> None:
 
 
 # ---- the layers past the tutorials (optional: contract.LAYER_OPERATIONS) ----------------------
-def _optional(op: str):
-    """The backend's ``op``, or a BackendError naming it for a backend without it."""
-    backend = get_backend()
-    kernel = getattr(backend, op, None)
-    if kernel is None:
-        raise BackendError(f"backend {backend.name!r} has no {op} kernel (an optional operation "
-                           f"of the contract); run this layer on the numpy or numba backend")
-    return kernel
-
-
 def _scalar(op: str, name: str, value, positive: bool = False) -> float:
     """A real number (not a bool), > 0 when ``positive``; a KernelArgumentError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or \
@@ -458,53 +493,53 @@ def _scalar(op: str, name: str, value, positive: bool = False) -> float:
 def tanh_forward(x, out) -> None:
     """out = tanh(x), any shape."""
     _same("tanh_forward", "x", x, out=out)
-    _optional("tanh_forward")(x, out)
+    optional("tanh_forward", x, out)
 
 
 def tanh_backward(dout, out, dx) -> None:
     """dout, out (the forward output), dx of one shape."""
     _same("tanh_backward", "dout", dout, out=out, dx=dx)
-    _optional("tanh_backward")(dout, out, dx)
+    optional("tanh_backward", dout, out, dx)
 
 
 def leaky_relu_forward(x, negative_slope, out) -> None:
     """out = x where x > 0 else negative_slope * x, any shape."""
     slope = _scalar("leaky_relu_forward", "negative_slope", negative_slope)
     _same("leaky_relu_forward", "x", x, out=out)
-    _optional("leaky_relu_forward")(x, slope, out)
+    optional("leaky_relu_forward", x, slope, out)
 
 
 def leaky_relu_backward(dout, x, negative_slope, dx) -> None:
     """dout, x (the forward input), dx of one shape."""
     slope = _scalar("leaky_relu_backward", "negative_slope", negative_slope)
     _same("leaky_relu_backward", "dout", dout, x=x, dx=dx)
-    _optional("leaky_relu_backward")(dout, x, slope, dx)
+    optional("leaky_relu_backward", dout, x, slope, dx)
 
 
 def elu_forward(x, alpha, out) -> None:
     """out = x where x > 0 else alpha * (exp(x) - 1), any shape."""
     alpha = _scalar("elu_forward", "alpha", alpha)
     _same("elu_forward", "x", x, out=out)
-    _optional("elu_forward")(x, alpha, out)
+    optional("elu_forward", x, alpha, out)
 
 
 def elu_backward(dout, x, alpha, dx) -> None:
     """dout, x (the forward input), dx of one shape."""
     alpha = _scalar("elu_backward", "alpha", alpha)
     _same("elu_backward", "dout", dout, x=x, dx=dx)
-    _optional("elu_backward")(dout, x, alpha, dx)
+    optional("elu_backward", dout, x, alpha, dx)
 
 
 def gelu_forward(x, approximate, out) -> None:
     """out = x * Phi(x) (exact erf form), or PyTorch's tanh form when ``approximate``."""
     _same("gelu_forward", "x", x, out=out)
-    _optional("gelu_forward")(x, bool(approximate), out)
+    optional("gelu_forward", x, bool(approximate), out)
 
 
 def gelu_backward(dout, x, approximate, dx) -> None:
     """dout, x (the forward input), dx of one shape."""
     _same("gelu_backward", "dout", dout, x=x, dx=dx)
-    _optional("gelu_backward")(dout, x, bool(approximate), dx)
+    optional("gelu_backward", dout, x, bool(approximate), dx)
 
 
 def global_avgpool2d_forward(x, out) -> None:
@@ -513,7 +548,7 @@ def global_avgpool2d_forward(x, out) -> None:
     n, c, _, _ = _rank(op, "x", x, 4)
     _check(op, "x", x, x.shape)
     _check(op, "out", out, (n, c))
-    _optional(op)(x, out)
+    optional(op, x, out)
 
 
 def global_avgpool2d_backward(dout, dx) -> None:
@@ -522,7 +557,7 @@ def global_avgpool2d_backward(dout, dx) -> None:
     n, c, _, _ = _rank(op, "dx", dx, 4)
     _check(op, "dx", dx, dx.shape)
     _check(op, "dout", dout, (n, c))
-    _optional(op)(dout, dx)
+    optional(op, dout, dx)
 
 
 def _pool_padding(op, kernel, padding) -> None:
@@ -539,7 +574,7 @@ def padded_maxpool2d_forward(x, kernel, stride, padding, out, argmax) -> None:
     pooled = _image_side(op, "x", x, kernel, kernel, stride, padding)
     _check(op, "out", out, pooled)
     _check(op, "argmax", argmax, pooled, _INT)
-    _optional(op)(x, kernel, stride, padding, out, argmax)
+    optional(op, x, kernel, stride, padding, out, argmax)
 
 
 def padded_avgpool2d_forward(x, kernel, stride, padding, out) -> None:
@@ -547,7 +582,7 @@ def padded_avgpool2d_forward(x, kernel, stride, padding, out) -> None:
     op = "padded_avgpool2d_forward"
     _pool_padding(op, kernel, padding)
     _check(op, "out", out, _image_side(op, "x", x, kernel, kernel, stride, padding))
-    _optional(op)(x, kernel, stride, padding, out)
+    optional(op, x, kernel, stride, padding, out)
 
 
 def padded_avgpool2d_backward(dout, kernel, stride, padding, dx) -> None:
@@ -555,7 +590,7 @@ def padded_avgpool2d_backward(dout, kernel, stride, padding, dx) -> None:
     op = "padded_avgpool2d_backward"
     _pool_padding(op, kernel, padding)
     _check(op, "dout", dout, _image_side(op, "dx", dx, kernel, kernel, stride, padding))
-    _optional(op)(dout, kernel, stride, padding, dx)
+    optional(op, dout, kernel, stride, padding, dx)
 
 
 def _channel_planes(op, name, array):
@@ -576,7 +611,7 @@ def dropout2d_forward(x, p, seed, out, mask) -> None:
     _check(op, "out", out, x.shape)
     planes = _channel_planes(op, "x", x)
     _check(op, "mask", mask, planes.shape[:2])
-    _optional(op)(planes, p, seed, _channel_planes(op, "out", out), mask)
+    optional(op, planes, p, seed, _channel_planes(op, "out", out), mask)
 
 
 def dropout2d_backward(dout, mask, dx) -> None:
@@ -585,4 +620,4 @@ def dropout2d_backward(dout, mask, dx) -> None:
     _check(op, "dx", dx, dout.shape)
     planes = _channel_planes(op, "dout", dout)
     _check(op, "mask", mask, planes.shape[:2])
-    _optional(op)(planes, mask, _channel_planes(op, "dx", dx))
+    optional(op, planes, mask, _channel_planes(op, "dx", dx))

@@ -63,8 +63,14 @@ OPERATIONS = (
     "dropout_forward", "dropout_backward",
     # optimizers
     "sgd_update", "adam_update", "adadelta_update",
+    # primitives: what the reference compositions of the optional operations are built from
+    "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
 )
 """Every function a backend module must define."""
+
+PRIMITIVES = ("axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine")
+"""The element-wise and per-channel operations of :data:`OPERATIONS` that new operations
+are composed from (see :data:`COMPOSED`)."""
 
 OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable")
 """Functions a backend may define; callers check with ``hasattr``."""
@@ -86,9 +92,16 @@ LAYER_OPERATIONS = (
     "padded_maxpool2d_forward", "padded_avgpool2d_forward", "padded_avgpool2d_backward",
     "dropout2d_forward", "dropout2d_backward",
 )
-"""Optional operations of the layers past the tutorials' set (Tanh, LeakyReLU, ELU, GELU,
-global average pooling, padded pooling, Dropout2d). Every backend of this package defines
-them; ``fastcnn.functional`` raises BackendError naming the operation for one that does not."""
+"""Operations of layers beyond the articles' set, which a backend may define: a backend
+without one runs its reference composition (``fastcnn.compose``, from the mandatory
+operations and :data:`PRIMITIVES`, so it stays on the backend's device). A compiled
+kernel is added where a benchmark says it pays, one backend at a time."""
+
+COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS
+"""Every optional operation with a reference composition: what a backend may leave out.
+To add one: its signature on :class:`KernelBackend`, its name here (in
+:data:`LAYER_OPERATIONS`), its composition in ``fastcnn.compose``, a checked entry point
+in ``fastcnn.functional`` and its cases in ``tests/kernel_cases.py``."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -266,6 +279,27 @@ class KernelBackend(Protocol):
                          beta1: float, beta2: float, eps: float, step: int) -> None:
         """adam_update(params[i], grads[i], ms[i], vs[i], lr, beta1, beta2, eps, step) for
         every i."""
+
+    # ---- primitives (element-wise: any shape; per-channel: axis 1 of a 2-D or 4-D array) ----
+    def axpby(self, a: float, x, b: float, y, out) -> None:
+        """x, y, out of one shape: out = a*x + b*y. out may be x or y (in place)."""
+
+    def multiply(self, x, y, out) -> None:
+        """x, y, out of one shape: out = x * y. out may be x or y."""
+
+    def rsqrt(self, x, eps: float, out) -> None:
+        """x, out of one shape: out = 1 / sqrt(x + eps). out may be x."""
+
+    def channel_sum(self, x, out) -> None:
+        """x (N, C, H, W) or (N, C) -> out (C,): the sum over every axis but axis 1
+        (in any order, accumulated in at least float32 lanes; the reference uses float64)."""
+
+    def channel_mean(self, x, out) -> None:
+        """x (N, C, H, W) or (N, C) -> out (C,): channel_sum(x) / (N*H*W) (N for 2-D)."""
+
+    def channel_affine(self, x, scale, shift, out) -> None:
+        """x, out (N, C, H, W) or (N, C); scale, shift (C,):
+        out[n, c, ...] = x[n, c, ...] * scale[c] + shift[c]. out may be x."""
 
     # ---- optimizers (in place; param, grad and state of one shape) --------
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:

@@ -25,6 +25,8 @@ from .numba_cpu.losses import mse_loss, softmax_cross_entropy
 from .numba_cpu.memory import empty, to_device, to_host, zeros
 from .numba_cpu.optim import (adadelta_update, adam_update, adam_update_many, sgd_update,
                               sgd_update_many)
+from .numba_cpu.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
+                                   rsqrt)
 from .numba_cpu.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                              maxpool2d_forward)
 
