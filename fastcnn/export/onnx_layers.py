@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..layers import (ELU, GELU, AvgPool2D, Conv2D, Dense, Dropout, Dropout2d, Flatten,
+                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from ..layers.activations import separate_activation
 from ..model import Sequential
 from ..zoo.compat import BatchAxisSoftmax, RawPixels
-from .onnx_graph import exporter
+from .onnx_graph import EXPORTERS, exporter
 
 _ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid"}
 
 
 def _activation(layer, graph, x: str) -> str:
-    """The layer's own ``activation=`` (None, "relu", "sigmoid") as a node after its main one."""
+    """The layer's own ``activation=`` as a node after its main one: a fused one ("relu",
+    "sigmoid") directly, the others through their activation layer's exporter."""
     if layer.activation is None:
         return x
-    return graph.node(_ACTIVATION_OPS[layer.activation], [x], f"{layer.name}/{layer.activation}")
+    name = f"{layer.name}/{layer.activation}"
+    if layer.activation in _ACTIVATION_OPS:
+        return graph.node(_ACTIVATION_OPS[layer.activation], [x], name)
+    separate = separate_activation(layer.activation)
+    separate.name = name
+    return EXPORTERS[type(separate)](separate, graph, x)
 
 
 @exporter(Conv2D)
@@ -46,7 +54,7 @@ def flatten(layer, graph, x):
 
 def _pool_attributes(layer) -> dict:
     return {"kernel_shape": [layer.kernel_size] * 2, "strides": [layer.stride] * 2,
-            "pads": [0, 0, 0, 0], "ceil_mode": 0}
+            "pads": [layer.padding] * 4, "ceil_mode": 0}
 
 
 @exporter(MaxPool2D)
@@ -56,7 +64,14 @@ def max_pool2d(layer, graph, x):
 
 @exporter(AvgPool2D)
 def avg_pool2d(layer, graph, x):
-    return graph.node("AveragePool", [x], layer.name, count_include_pad=0, **_pool_attributes(layer))
+    # fastcnn divides every window by kernel_size**2, padded pixels included (PyTorch's default)
+    return graph.node("AveragePool", [x], layer.name, count_include_pad=1, **_pool_attributes(layer))
+
+
+@exporter(GlobalAveragePooling2D)
+def global_average_pooling2d(layer, graph, x):
+    pooled = graph.node("GlobalAveragePool", [x], layer.name)  # (N, C, 1, 1)
+    return graph.node("Flatten", [pooled], f"{layer.name}/flatten", axis=1)
 
 
 @exporter(Dropout)
@@ -64,6 +79,11 @@ def dropout(layer, graph, x):
     # ONNX's Dropout is the identity at inference (training_mode defaults to false)
     ratio = graph.constant(f"{layer.name}.ratio", np.float32(layer.p))
     return graph.node("Dropout", [x, ratio], layer.name)
+
+
+@exporter(Dropout2d)
+def dropout2d(layer, graph, x):
+    return dropout(layer, graph, x)
 
 
 @exporter(ReLU)
@@ -74,6 +94,26 @@ def relu(layer, graph, x):
 @exporter(Sigmoid)
 def sigmoid(layer, graph, x):
     return graph.node("Sigmoid", [x], layer.name)
+
+
+@exporter(Tanh)
+def tanh(layer, graph, x):
+    return graph.node("Tanh", [x], layer.name)
+
+
+@exporter(LeakyReLU)
+def leaky_relu(layer, graph, x):
+    return graph.node("LeakyRelu", [x], layer.name, alpha=layer.negative_slope)
+
+
+@exporter(ELU)
+def elu(layer, graph, x):
+    return graph.node("Elu", [x], layer.name, alpha=layer.alpha)
+
+
+@exporter(GELU)
+def gelu(layer, graph, x):
+    return graph.node("Gelu", [x], layer.name, approximate=layer.approximate)
 
 
 @exporter(Softmax)
