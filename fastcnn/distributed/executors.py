@@ -9,7 +9,8 @@
   Dask is imported here, on first use, never by ``import fastcnn``.
 
 ``spawns_here`` says whether an executor starts processes on this machine (which
-fastcnn.distributed.main_guard checks can be done first). Each ``map(jobs, x, y, retries)`` yields ``(job, result)`` as jobs finish and
+fastcnn.distributed.main_guard checks can be done first). Each ``map(jobs, x, y,
+retries)`` yields ``(job, result)`` as jobs finish and
 raises :class:`JobError` naming the job once its retries are spent.
 """
 
