@@ -209,6 +209,31 @@ def test_read_only_install_without_a_user_cache_falls_back_to_a_temp_dir(tmp_pat
     assert "fastcnn-numba" in chosen
 
 
+def test_kernels_cached_from_other_sources_are_forgotten(tmp_path):
+    """A helper edited in one file (claims.py) is inlined into kernels cached from
+    others (conv.py), which numba would load unchanged (issue 21: a removed symbol
+    crashed the process)."""
+    (tmp_path / "conv.conv-12.py311.nbi").write_bytes(b"index")
+    (tmp_path / "conv.conv-12.py311.1.nbc").write_bytes(b"code")
+    (tmp_path / "unrelated.txt").write_text("kept")
+    assert jit.forget_stale_kernels(str(tmp_path), "first")  # no stamp yet: forgotten
+    assert sorted(path.name for path in tmp_path.iterdir()) == [jit.SOURCES_STAMP, "unrelated.txt"]
+    (tmp_path / "conv.conv-12.py311.nbi").write_bytes(b"index")
+    assert not jit.forget_stale_kernels(str(tmp_path), "first")  # same sources: kept
+    assert (tmp_path / "conv.conv-12.py311.nbi").exists()
+    assert jit.forget_stale_kernels(str(tmp_path), "second")
+    assert not (tmp_path / "conv.conv-12.py311.nbi").exists()
+    assert (tmp_path / jit.SOURCES_STAMP).read_text().strip() == "second"
+
+
+def test_the_sources_digest_follows_every_kernel_file(tmp_path):
+    (tmp_path / "claims.py").write_text("WAIT = 1\n")
+    (tmp_path / "conv.py").write_text("x = 1\n")
+    before = jit.sources_digest(str(tmp_path))
+    (tmp_path / "claims.py").write_text("WAIT = 2\n")
+    assert jit.sources_digest(str(tmp_path)) != before
+
+
 def test_nothing_writable_turns_the_cache_off():
     assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: False) == jit.NOWHERE
 

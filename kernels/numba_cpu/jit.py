@@ -15,8 +15,10 @@ A source checkout (``kernels/`` beside ``fastcnn/``, used in place or through
 git ignores and which goes away with the checkout.
 Where nothing at all is writable, caching is off and each process compiles.
 Numba keys each cache entry on its own file's contents only: after editing a
-helper in one file (scalars.py, say), delete the ``*.nb[ic]`` files of the cache
-(``__pycache__`` in a checkout) so that kernels in other files that inlined it recompile.
+helper in one file (scalars.py, say), kernels in other files that inlined it would
+load stale code (a helper that calls a symbol no longer there crashes the process), so
+:func:`forget_stale_kernels` deletes every cached kernel of this package whenever any
+of its source files changed.
 
 Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
 of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
@@ -32,6 +34,7 @@ small GEMMs left to NumPy between kernels.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import tempfile
 import types
@@ -117,6 +120,68 @@ _load_inner_blas("numba")  # what np.dot in the kernels calls
 if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
     numba.config.CACHE_DIR = CACHE_DIR
+
+
+SOURCES_STAMP = "fastcnn-kernel-sources.sha256"
+"""The file, in each cache directory, naming the sources its cached kernels came from."""
+
+
+def sources_digest(package_dir: str = PACKAGE_DIR) -> str:
+    """sha256 of every .py file of this package (name and contents), in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(package_dir)):
+        if name.endswith(".py"):
+            with open(os.path.join(package_dir, name), "rb") as handle:
+                digest.update(name.encode() + b"\0" + handle.read() + b"\0")
+    return digest.hexdigest()
+
+
+def kernel_cache_dir(package_dir: str = PACKAGE_DIR) -> str:
+    """Where numba caches this package's kernels: its own ``__pycache__``, or the
+    directory numba mirrors it to under ``NUMBA_CACHE_DIR``."""
+    if not numba.config.CACHE_DIR:
+        return os.path.join(package_dir, "__pycache__")
+    from numba.core.caching import _CacheLocator
+
+    return os.path.join(numba.config.CACHE_DIR, _CacheLocator.get_suitable_cache_subpath(
+        os.path.join(package_dir, "jit.py")))
+
+
+def forget_stale_kernels(cache_dir: str | None = None, digest: str | None = None) -> bool:
+    """Deletes the cached kernels (``*.nbi``, ``*.nbc``) in ``cache_dir`` (default:
+    kernel_cache_dir()) unless its stamp names ``digest`` (default: sources_digest()),
+    then writes the stamp. numba checks only the file a kernel is defined in, not the
+    helpers inlined into it from other files. True when something was deleted."""
+    cache_dir = kernel_cache_dir() if cache_dir is None else cache_dir
+    digest = sources_digest() if digest is None else digest
+    stamp = os.path.join(cache_dir, SOURCES_STAMP)
+    try:
+        with open(stamp) as handle:
+            if handle.read().strip() == digest:
+                return False
+    except OSError:
+        pass
+    deleted = False
+    for name in os.listdir(cache_dir) if os.path.isdir(cache_dir) else ():
+        if name.endswith((".nbi", ".nbc")):
+            try:
+                os.unlink(os.path.join(cache_dir, name))
+                deleted = True
+            except FileNotFoundError:  # another process got there first
+                pass
+    from ...fileio import atomic_write
+    from ...errors import CheckpointError
+
+    try:
+        with atomic_write(stamp, "w") as handle:
+            handle.write(digest + "\n")
+    except CheckpointError:
+        pass  # not writable: numba cannot cache here either
+    return deleted
+
+
+if CACHE:
+    forget_stale_kernels()
 
 
 def _compiled_features() -> set:
