@@ -37,6 +37,7 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
 from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
                      InputError)
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
 from .model import Sequential
 from .serialization import load_model
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,18 +219,21 @@ class RocAuc(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1));
-    verbose=2 prints one line per epoch instead."""
+    """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1)), then the
+    epoch's summary (every logged value and the epoch's time) on a line of its own, which
+    a narrow terminal wraps instead of cutting; verbose=2 prints only the summary lines."""
 
     def __init__(self, verbose: int = 1):
         self.verbose = verbose
         self.bar = None
+        self.started = None
 
     def on_train_begin(self, logs=None):
         self.epochs = self.model._fit_state["epochs"]
         self.steps = self.model._fit_state["steps"]
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
@@ -244,14 +248,17 @@ class ProgressBar(Callback):
                                      refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
-        text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items()
-                          if isinstance(v, (int, float)))
         if self.bar is not None:
-            self.bar.set_postfix_str(text)
             self.bar.close()
             self.bar = None
-        else:
-            print(f"epoch {epoch + 1}/{self.epochs} - {text}", flush=True)
+        print(epoch_summary(epoch, self.epochs, logs, time.perf_counter() - self.started), flush=True)
+
+
+def epoch_summary(epoch: int, epochs: int, logs, seconds: float) -> str:
+    """'epoch 2/5 - loss: 0.1234 - accuracy: 0.9612 - val_loss: ... - 12.3 s'."""
+    values = "".join(f" - {key}: {value:.4f}" for key, value in (logs or {}).items()
+                     if isinstance(value, (int, float)))
+    return f"epoch {epoch + 1}/{epochs}{values} - {seconds:.1f} s"
 
 
 def _optimizer(callback):

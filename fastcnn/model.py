@@ -48,6 +48,7 @@ class Sequential:
         self.optimizer = None
         self.metrics: list[str] = []
         self.epoch = 0
+        self.data_info: dict | None = None  # what it was trained on (datasets.data_info), saved
         self.stop_training = False
         self._fit_state: dict = {}
         if input_shape is not None:
