@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as metric_functions
+from .backend import compile_seconds
 from .errors import InputError
 
 
@@ -219,7 +220,8 @@ class RocAuc(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1));
-    verbose=2 prints one line per epoch instead."""
+    verbose=2 prints one line per epoch instead. Its rate and ETA leave out the time
+    spent compiling kernels (a first-ever numba run: about a minute in the first step)."""
 
     def __init__(self, verbose: int = 1):
         self.verbose = verbose
@@ -233,11 +235,16 @@ class ProgressBar(Callback):
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
+            # smoothing 0: the rate is the epoch's mean, from a clock that skips compiles
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
-                            unit="batch", leave=True, dynamic_ncols=True)
+                            unit="batch", leave=True, dynamic_ncols=True, smoothing=0)
+            self.compiled = compile_seconds()
 
     def on_batch_end(self, batch, logs=None):
         if self.bar is not None and logs:
+            compiled = compile_seconds()
+            self.bar.start_t += compiled - self.compiled
+            self.compiled = compiled
             self.bar.update(1)
             if batch % 10 == 0 or batch == self.steps - 1:
                 self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
