@@ -140,11 +140,11 @@ def _command(competitor: str, images: int, threads: int, paths: dict) -> list[st
     return [sys.executable, "-c", _FASTCNN_EPOCH, competitor, str(images), str(threads)]
 
 
-def _child_env() -> dict:
+def _child_env(**extra) -> dict:
     from ..warmup import OFF, SETTING
 
     # a named backend never defers; the epoch runs on whatever cache this process has
-    return dict(os.environ, **{SETTING: OFF})
+    return dict(os.environ, **{SETTING: OFF}, **extra)
 
 
 def busy_loop(nice: int) -> subprocess.Popen:
@@ -152,11 +152,11 @@ def busy_loop(nice: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", f"import os\nos.nice({nice})\nwhile True: pass"])
 
 
-def _epochs_at_once(commands: list[list[str]]) -> list[dict]:
+def _epochs_at_once(commands: list[list[str]], env: dict) -> list[dict]:
     """Starts every command, waits until each has warmed up, releases them together and
     returns their reports."""
     processes = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=_child_env())
+                                  stderr=subprocess.PIPE, text=True, env=_child_env(**env))
                  for command in commands]
     try:
         for process in processes:
@@ -180,16 +180,19 @@ def _epochs_at_once(commands: list[list[str]]) -> list[dict]:
                 process.kill()
 
 
-def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths: dict) -> dict:
+def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths: dict,
+                env: dict | None = None) -> dict:
     """One epoch of ``competitor`` (a backend or "torch") in ``scenario``: seconds per
-    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal."""
+    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal.
+    ``env``: more environment for the training process (e.g. PYTHONPATH of another tree)."""
     command = _command(competitor, images, threads, paths)
     neighbour = None
     if scenario.startswith("nice"):
         neighbour = busy_loop(int(scenario.split()[1]))
     ticks = environment.cpu_ticks()
     try:
-        reports = _epochs_at_once([command, command] if scenario == "two at once" else [command])
+        reports = _epochs_at_once([command, command] if scenario == "two at once" else [command],
+                                  env or {})
     finally:
         if neighbour is not None:
             neighbour.kill()
