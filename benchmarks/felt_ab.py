@@ -11,6 +11,9 @@ quiet CPU/wall below 0.8 x threads are left out (printed, marked "starved").
     (cd /tmp/before && python setup.py -q build_ext --inplace)
     FASTCNN_DATA=../shared/datasets python benchmarks/felt_ab.py --trees /tmp/before,. \
         --backend numba --rounds 3 --images 60000
+
+A tree may carry environment for its runs: ``.@FASTCNN_WAIT_CYCLES=65536`` is this tree
+with the claims' wait bounded at 2^16 cycles.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ import os
 import statistics
 
 from fastcnn.bench import felt
+
+
+def _environment(tree: str) -> dict:
+    """PYTHONPATH at the tree, and the NAME=VALUE pairs after its @s."""
+    path, *pairs = tree.split("@")
+    return dict([("PYTHONPATH", os.path.abspath(path))] + [pair.split("=", 1) for pair in pairs])
 
 
 def main() -> None:
@@ -32,7 +41,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-torch", dest="torch", action="store_false")
     args = parser.parse_args()
-    trees = [os.path.abspath(tree) for tree in args.trees.split(",")]
+    trees = args.trees.split(",")
     scenarios = args.scenarios.split(",")
     paths = felt.mnist_paths()
     runs = []
@@ -40,7 +49,7 @@ def main() -> None:
         for scenario in scenarios:
             for tree in trees if index % 2 == 0 else trees[::-1]:
                 run = felt.timed_epoch(args.backend, scenario, args.images, args.threads, paths,
-                                       env={"PYTHONPATH": tree})
+                                       env=_environment(tree))
                 run.update(round=index, competitor=tree)
                 runs.append(run)
                 print(f"round {index + 1} {scenario:12s} {tree}: {run['seconds']:.2f} s, "
