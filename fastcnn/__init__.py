@@ -34,8 +34,10 @@ from .backend import (available_backends, auto_selected, backend_name, get_backe
                       set_num_threads, use_backend)
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, RocAuc)
-from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
+from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
+                     InputError)
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
 from .model import Sequential
 from .serialization import load_model
 

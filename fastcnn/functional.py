@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compose
 from .backend import get_backend
 from .errors import InputError
 from .inputs import _host
-from .kernels.contract import ACTIVATIONS, conv_output_size
-from .kernels.multi_tensor import one_by_one
+from .kernels.contract import ACTIVATIONS, COMPOSED, conv_output_size
 
 _FLOAT = np.dtype(np.float32)
 """The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
@@ -130,6 +130,20 @@ def _image_side(op, name, images, kernel_h, kernel_w, stride, padding) -> tuple:
     return n, c, oh, ow
 
 
+# ---- optional operations -----------------------------------------------------------------------
+def optional(op: str, *args) -> None:
+    """Run optional operation ``op`` (contract.COMPOSED) on checked arguments: the backend's
+    kernel where it has one, else the reference composition ``fastcnn.compose.<op>``."""
+    if op not in COMPOSED:
+        raise KernelArgumentError(f"{op} is not an optional operation of the kernel contract")
+    backend = get_backend()
+    kernel = getattr(backend, op, None)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        getattr(compose, op)(backend, *args)
+
+
 # ---- convolution ------------------------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
@@ -204,13 +218,7 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
     op = "conv2d_maxpool_forward"
     _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
     _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols,
-                                       out, pooled, argmax)
-    else:
-        backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
-        backend.maxpool2d_forward(out, pool, pool, pooled, argmax)
+    optional(op, x, weight, bias, stride, padding, activation, pool, cols, out, pooled, argmax)
 
 
 def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
@@ -221,14 +229,8 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
     _check_maxpool2d_backward(dpooled, argmax, dout, op)
     _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
                            dbias, dcols, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
-                                        activation, dx, dweight, dbias, dcols, dout)
-    else:
-        backend.maxpool2d_backward(dpooled, argmax, dout)
-        backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx,
-                                dweight, dbias, dcols)
+    optional(op, dpooled, argmax, out, weight, cols, stride, padding, activation, dx, dweight,
+             dbias, dcols, dout)
 
 
 # ---- pooling ----------------------------------------------------------------------------------
@@ -404,11 +406,7 @@ def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
     """sgd_update on each (params[i], grads[i], velocities[i]): one call on a backend with
     contract.MULTI_TENSOR, else one per parameter."""
     _lists("sgd_update_many", "params", params, grads=grads, velocities=velocities)
-    backend = get_backend()
-    if hasattr(backend, "sgd_update_many"):
-        backend.sgd_update_many(params, grads, velocities, lr, momentum)
-    else:
-        one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)
+    optional("sgd_update_many", params, grads, velocities, lr, momentum)
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
@@ -416,11 +414,7 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None
     if step < 1:
         raise KernelArgumentError(f"adam_update_many: step must be >= 1, got {step}")
     _lists("adam_update_many", "params", params, grads=grads, exp_avgs=ms, exp_avg_sqs=vs)
-    backend = get_backend()
-    if hasattr(backend, "adam_update_many"):
-        backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
-    else:
-        one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    optional("adam_update_many", params, grads, ms, vs, lr, beta1, beta2, eps, step)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
@@ -428,8 +422,202 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
     get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)
 
 
+# ---- primitives ---------------------------------------------------------------------------------
+def axpby(a, x, b, y, out) -> None:
+    """x, y, out of one shape: out = a*x + b*y (out may be x or y)."""
+    _same("axpby", "x", x, y=y, out=out)
+    get_backend().axpby(float(a), x, float(b), y, out)
+
+
+def multiply(x, y, out) -> None:
+    """x, y, out of one shape: out = x * y (out may be x or y)."""
+    _same("multiply", "x", x, y=y, out=out)
+    get_backend().multiply(x, y, out)
+
+
+def rsqrt(x, eps, out) -> None:
+    """x, out of one shape: out = 1 / sqrt(x + eps)."""
+    _same("rsqrt", "x", x, out=out)
+    get_backend().rsqrt(x, float(eps), out)
+
+
+def _channels(op: str, x) -> int:
+    """C of x (N, C, H, W) or (N, C), checked; a per-channel operation needs N*H*W >= 1."""
+    if x is None or len(x.shape) not in (2, 4):
+        got = "None" if x is None else f"shape {tuple(x.shape)}"
+        raise KernelArgumentError(f"{op}: x must be (N, C, H, W) or (N, C), got {got}")
+    _check(op, "x", x, x.shape)
+    if x.size == 0:
+        raise KernelArgumentError(f"{op}: x {tuple(x.shape)} is empty; every channel needs a value")
+    return int(x.shape[1])
+
+
+def channel_sum(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the sum over every axis but 1."""
+    _check("channel_sum", "out", out, (_channels("channel_sum", x),))
+    get_backend().channel_sum(x, out)
+
+
+def channel_mean(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the mean over every axis but 1."""
+    _check("channel_mean", "out", out, (_channels("channel_mean", x),))
+    get_backend().channel_mean(x, out)
+
+
+def channel_affine(x, scale, shift, out) -> None:
+    """x, out (N, C, H, W) or (N, C); scale, shift (C,) -> out = x * scale[c] + shift[c]."""
+    channels = _channels("channel_affine", x)
+    _same("channel_affine", "x", x, out=out)
+    _check("channel_affine", "scale", scale, (channels,))
+    _check("channel_affine", "shift", shift, (channels,))
+    get_backend().channel_affine(x, scale, shift, out)
+
+
 def add_scaled(target, source, alpha: float, scratch) -> None:
     """target += alpha * source (one shape), composed from the contract's sgd_update:
     with momentum 0 it sets scratch = source, then target -= (-alpha) * scratch.
     ``scratch`` must start finite (zeros) and is overwritten."""
     sgd_update(target, source, scratch, -float(alpha), 0.0)
+
+
+# ---- the layers past the tutorials (optional: contract.LAYER_OPERATIONS) ----------------------
+def _scalar(op: str, name: str, value, positive: bool = False) -> float:
+    """A real number (not a bool), > 0 when ``positive``; a KernelArgumentError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or \
+            not np.isfinite(value) or (positive and value <= 0):
+        raise KernelArgumentError(f"{op}: {name} must be a finite{' positive' if positive else ''} "
+                                  f"number, got {value!r}")
+    return float(value)
+
+
+def tanh_forward(x, out) -> None:
+    """out = tanh(x), any shape."""
+    _same("tanh_forward", "x", x, out=out)
+    optional("tanh_forward", x, out)
+
+
+def tanh_backward(dout, out, dx) -> None:
+    """dout, out (the forward output), dx of one shape."""
+    _same("tanh_backward", "dout", dout, out=out, dx=dx)
+    optional("tanh_backward", dout, out, dx)
+
+
+def leaky_relu_forward(x, negative_slope, out) -> None:
+    """out = x where x > 0 else negative_slope * x, any shape."""
+    slope = _scalar("leaky_relu_forward", "negative_slope", negative_slope)
+    _same("leaky_relu_forward", "x", x, out=out)
+    optional("leaky_relu_forward", x, slope, out)
+
+
+def leaky_relu_backward(dout, x, negative_slope, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    slope = _scalar("leaky_relu_backward", "negative_slope", negative_slope)
+    _same("leaky_relu_backward", "dout", dout, x=x, dx=dx)
+    optional("leaky_relu_backward", dout, x, slope, dx)
+
+
+def elu_forward(x, alpha, out) -> None:
+    """out = x where x > 0 else alpha * (exp(x) - 1), any shape."""
+    alpha = _scalar("elu_forward", "alpha", alpha)
+    _same("elu_forward", "x", x, out=out)
+    optional("elu_forward", x, alpha, out)
+
+
+def elu_backward(dout, x, alpha, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    alpha = _scalar("elu_backward", "alpha", alpha)
+    _same("elu_backward", "dout", dout, x=x, dx=dx)
+    optional("elu_backward", dout, x, alpha, dx)
+
+
+def gelu_forward(x, approximate, out) -> None:
+    """out = x * Phi(x) (exact erf form), or PyTorch's tanh form when ``approximate``."""
+    _same("gelu_forward", "x", x, out=out)
+    optional("gelu_forward", x, bool(approximate), out)
+
+
+def gelu_backward(dout, x, approximate, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    _same("gelu_backward", "dout", dout, x=x, dx=dx)
+    optional("gelu_backward", dout, x, bool(approximate), dx)
+
+
+def global_avgpool2d_forward(x, out) -> None:
+    """x (N, C, H, W) -> out (N, C), the mean of each plane."""
+    op = "global_avgpool2d_forward"
+    n, c, _, _ = _rank(op, "x", x, 4)
+    _check(op, "x", x, x.shape)
+    _check(op, "out", out, (n, c))
+    optional(op, x, out)
+
+
+def global_avgpool2d_backward(dout, dx) -> None:
+    """dout (N, C) -> dx (N, C, H, W)."""
+    op = "global_avgpool2d_backward"
+    n, c, _, _ = _rank(op, "dx", dx, 4)
+    _check(op, "dx", dx, dx.shape)
+    _check(op, "dout", dout, (n, c))
+    optional(op, dout, dx)
+
+
+def _pool_padding(op, kernel, padding) -> None:
+    if isinstance(padding, bool) or int(padding) != padding or not 0 <= padding <= kernel // 2:
+        raise KernelArgumentError(f"{op}: padding must be a whole number in [0, kernel // 2] = "
+                                  f"[0, {kernel // 2}], got {padding}")
+
+
+def padded_maxpool2d_forward(x, kernel, stride, padding, out, argmax) -> None:
+    """x (N, C, H, W) padded with -inf -> out, argmax (N, C, OH, OW); argmax indexes the
+    unpadded plane (maxpool2d_backward takes it)."""
+    op = "padded_maxpool2d_forward"
+    _pool_padding(op, kernel, padding)
+    pooled = _image_side(op, "x", x, kernel, kernel, stride, padding)
+    _check(op, "out", out, pooled)
+    _check(op, "argmax", argmax, pooled, _INT)
+    optional(op, x, kernel, stride, padding, out, argmax)
+
+
+def padded_avgpool2d_forward(x, kernel, stride, padding, out) -> None:
+    """x (N, C, H, W) padded with zeros -> out (N, C, OH, OW), window sums / kernel**2."""
+    op = "padded_avgpool2d_forward"
+    _pool_padding(op, kernel, padding)
+    _check(op, "out", out, _image_side(op, "x", x, kernel, kernel, stride, padding))
+    optional(op, x, kernel, stride, padding, out)
+
+
+def padded_avgpool2d_backward(dout, kernel, stride, padding, dx) -> None:
+    """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
+    op = "padded_avgpool2d_backward"
+    _pool_padding(op, kernel, padding)
+    _check(op, "dout", dout, _image_side(op, "dx", dx, kernel, kernel, stride, padding))
+    optional(op, dout, kernel, stride, padding, dx)
+
+
+def _channel_planes(op, name, array):
+    """(N, C, *) backend array -> (N, C, S) view, the kernels' layout for Dropout2d."""
+    if array is None or len(array.shape) < 2:
+        raise KernelArgumentError(f"{op}: {name} must be (N, C, ...), got "
+                                  f"{None if array is None else tuple(array.shape)}")
+    _check(op, name, array, array.shape)
+    n, c = array.shape[:2]
+    return array.reshape(n, c, int(np.prod(array.shape[2:], dtype=np.int64)))
+
+
+def dropout2d_forward(x, p, seed, out, mask) -> None:
+    """x, out (N, C, *) -> whole (n, c) channels zeroed with probability p; mask (N, C)."""
+    op = "dropout2d_forward"
+    if not 0.0 <= p < 1.0:
+        raise KernelArgumentError(f"{op}: p must be in [0, 1), got {p}")
+    _check(op, "out", out, x.shape)
+    planes = _channel_planes(op, "x", x)
+    _check(op, "mask", mask, planes.shape[:2])
+    optional(op, planes, p, seed, _channel_planes(op, "out", out), mask)
+
+
+def dropout2d_backward(dout, mask, dx) -> None:
+    """dout, dx (N, C, *); mask (N, C) -> dx = dout * mask per channel."""
+    op = "dropout2d_backward"
+    _check(op, "dx", dx, dout.shape)
+    planes = _channel_planes(op, "dout", dout)
+    _check(op, "mask", mask, planes.shape[:2])
+    optional(op, planes, mask, _channel_planes(op, "dx", dx))

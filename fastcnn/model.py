@@ -48,6 +48,7 @@ class Sequential:
         self.optimizer = None
         self.metrics: list[str] = []
         self.epoch = 0
+        self.data_info: dict | None = None  # what it was trained on (datasets.data_info), saved
         self.stop_training = False
         self._fit_state: dict = {}
         if input_shape is not None:
@@ -473,6 +474,17 @@ class Sequential:
         from .serialization import load_weights
 
         load_weights(self, path)
+
+    def export_onnx(self, path, probabilities: bool = False):
+        """Write the model as an ONNX file (atomically) that ONNX Runtime runs: input ``input``
+        (batch, *input_shape) float32, output ``output`` (batch, *output_shape), the batch
+        axis dynamic, one node per layer named like it. The output is :meth:`forward`'s
+        (logits for a model ending in them); ``probabilities=True`` gives :meth:`predict`'s.
+        Needs the ``onnx`` package (``pip install 'fastcnn[onnx]'``); a layer with no ONNX
+        form is an ExportError naming it. Returns the path."""
+        from .export import export_onnx
+
+        return export_onnx(self, path, probabilities=probabilities)
 
     def get_weights(self) -> list[np.ndarray]:
         return [param.numpy() for param in self.parameters()]

@@ -33,6 +33,7 @@ def save_model(model, path) -> None:
         "loss": model.loss.name if model.loss is not None else None,
         "metrics": model.metrics,
         "optimizer": None,
+        "data": model.data_info,
     }
     arrays = {f"param/{name}": param.numpy() for name, param in model.named_parameters()}
     if model.optimizer is not None:
@@ -65,6 +66,14 @@ def _count(path, what: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CheckpointError(f"{path}: {what} is {value!r}, expected a whole number >= 0")
     return value
+
+
+def _data_info(path, info) -> dict | None:
+    """The saved ``model.data_info``: None, or a dict naming its dataset."""
+    if info is not None and not (isinstance(info, dict) and isinstance(info.get("dataset"), str)):
+        raise CheckpointError(f"{path}: the training data description ('data') is {info!r}, not a "
+                              "dict naming its dataset; the file is damaged")
+    return info
 
 
 def _restore_rng(path, model, state) -> None:
@@ -149,6 +158,7 @@ def load_model(path):
         for name, value in weights.items():
             params[name].assign(_checked_array(path, f"param/{name}", value, params[name].shape))
         model.epoch = _count(path, "the epoch counter", meta["epoch"])
+        model.data_info = _data_info(path, meta.get("data"))  # absent in files saved before it
         _restore_rng(path, model, meta["rng_state"])
         for layer in model.layers:
             if isinstance(layer, Dropout) and layer.name in meta["dropout"]:

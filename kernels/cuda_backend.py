@@ -14,7 +14,17 @@ from .cuda.dense import dense_backward, dense_forward
 from .cuda.elementwise import (adadelta_update, adam_update, dropout_backward, dropout_forward,
                                relu_backward, relu_forward, sgd_update, sigmoid_backward,
                                sigmoid_forward)
+from .cuda.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
+                              rsqrt)
 from .cuda.rows import mse_loss, softmax_backward, softmax_cross_entropy, softmax_forward
+# the layers past the tutorials (contract.LAYER_OPERATIONS)
+from .cuda.elementwise import dropout2d_backward, dropout2d_forward
+from .cuda.padded_pool import (global_avgpool2d_backward, global_avgpool2d_forward,
+                               padded_avgpool2d_backward, padded_avgpool2d_forward,
+                               padded_maxpool2d_forward)
+from .cuda.pointwise import (elu_backward, elu_forward, gelu_backward, gelu_forward,
+                             leaky_relu_backward, leaky_relu_forward, tanh_backward, tanh_forward)
+from .contract import LAYER_OPERATIONS
 
 name = "cuda"
 
@@ -26,4 +36,6 @@ __all__ = [
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_forward", "softmax_backward", "softmax_cross_entropy", "mse_loss",
     "dropout_forward", "dropout_backward", "sgd_update", "adam_update", "adadelta_update",
+    "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
 ]
+__all__ += list(LAYER_OPERATIONS)

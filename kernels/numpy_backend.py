@@ -250,3 +250,44 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     acc_delta *= rho
     acc_delta += (1 - rho) * delta * delta
     param -= (lr * delta).astype(param.dtype)
+
+
+# ---- primitives -----------------------------------------------------------------
+def axpby(a, x, b, y, out):
+    np.add(a * x, b * y, out=out)
+
+
+def multiply(x, y, out):
+    np.multiply(x, y, out=out)
+
+
+def rsqrt(x, eps, out):
+    np.reciprocal(np.sqrt(x.astype(np.float64) + eps), out=out, casting="same_kind")
+
+
+def _by_channel(array):
+    """(N, C, ...) -> (N, C, R) view, R the product of the trailing axes (1 for 2-D)."""
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def channel_sum(x, out):
+    out[...] = _by_channel(x).sum(axis=(0, 2), dtype=np.float64)
+
+
+def channel_mean(x, out):
+    view = _by_channel(x)
+    out[...] = view.sum(axis=(0, 2), dtype=np.float64) / (view.shape[0] * view.shape[2])
+
+
+def channel_affine(x, scale, shift, out):
+    view = _by_channel(out)
+    np.multiply(_by_channel(x), scale[:, None], out=view)
+    view += shift[:, None]
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+from .numpy_layers import (dropout2d_backward, dropout2d_forward, elu_backward,  # noqa: E402,F401
+                           elu_forward, gelu_backward, gelu_forward, global_avgpool2d_backward,
+                           global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+                           padded_avgpool2d_backward, padded_avgpool2d_forward,
+                           padded_maxpool2d_forward, tanh_backward, tanh_forward)

@@ -4,6 +4,7 @@ the metrics (ROC AUC, confusion matrix, per-class accuracy)."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -198,16 +199,28 @@ def test_roc_auc_callback_adds_val_roc_auc_to_the_history(one_hot, capsys):
 # ---- progress output ---------------------------------------------------------------------------
 
 
-def fit_verbose(verbose):
+def fit_verbose(verbose, **options):
     x, y = toy_images(8)
-    small_cnn().compile().fit(x, y, epochs=2, batch_size=4, verbose=verbose)
+    small_cnn().compile().fit(x, y, epochs=2, batch_size=4, verbose=verbose, **options)
 
 
 def test_verbose_1_draws_a_progress_bar_on_stderr(capsys):
     fit_verbose(1)
     captured = capsys.readouterr()
     assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
-    assert captured.out == ""
+    assert [line.split(" - ")[0] for line in captured.out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_each_epochs_summary_is_a_line_of_its_own_after_the_bar_with_its_time(capsys, monkeypatch):
+    # the bar is cut at the terminal's width: the validation figures must not live in it
+    monkeypatch.setenv("COLUMNS", "40")
+    x_val, y_val = toy_images(4, seed=1)
+    fit_verbose(1, validation_data=(x_val, y_val))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        assert re.fullmatch(rf"epoch {epoch}/2 - loss: \d\.\d{{4}} - accuracy: \d\.\d{{4}} - "
+                            r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - \d+\.\d s", line), line
 
 
 def test_verbose_0_prints_nothing(capsys):

@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("numba")
 
 import fastcnn  # noqa: E402
+from conftest import REPO  # noqa: E402
 from fastcnn.kernels import numba_backend, numpy_backend  # noqa: E402
 from fastcnn.kernels.numba_cpu import jit  # noqa: E402
 
@@ -161,8 +162,26 @@ def test_dropout_mask_is_the_contract_hash_in_float64_too():
 PACKAGE = "/site-packages/fastcnn/kernels/numba_cpu"
 
 
-def test_cache_dir_left_to_numba_when_the_package_is_writable():
-    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: True) is None
+def test_an_installed_copy_never_caches_in_its_own_folder(tmp_path):
+    # a cache in site-packages outlives `pip uninstall` and shadows the next install
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: True)
+    assert chosen == os.path.join(str(tmp_path), "fastcnn", "numba")
+
+
+def test_a_source_checkout_keeps_numbas_pycache_beside_its_sources():
+    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: True, source_checkout=True) is None
+
+
+def test_source_checkout_and_installed_layouts_are_told_apart(tmp_path):
+    checkout, site = tmp_path / "clone", tmp_path / "site-packages"
+    for package in (checkout / "fastcnn", checkout / "kernels" / "numba_cpu",
+                    site / "fastcnn" / "kernels" / "numba_cpu"):
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+    assert jit.is_source_checkout(str(checkout / "kernels" / "numba_cpu"))
+    assert not jit.is_source_checkout(str(site / "fastcnn" / "kernels" / "numba_cpu"))
+    assert jit.is_source_checkout(jit.PACKAGE_DIR)  # the tests run from the checkout
 
 
 def test_cache_dir_set_by_the_user_always_wins():
@@ -170,9 +189,10 @@ def test_cache_dir_set_by_the_user_always_wins():
     assert jit.choose_cache_dir(PACKAGE, env, writable=lambda path: False) is None
 
 
-def test_read_only_install_caches_in_the_user_cache_dir(tmp_path):
+def test_read_only_checkout_caches_in_the_user_cache_dir(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path)}
-    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: not path.startswith(PACKAGE))
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: not path.startswith(PACKAGE),
+                                  source_checkout=True)
     assert chosen == os.path.join(str(tmp_path), "fastcnn", "numba")
 
 
@@ -275,6 +295,25 @@ def test_read_only_install_compiles_into_the_user_cache(tmp_path):
     user_cache = tmp_path / "cache" / "fastcnn" / "numba"
     assert report["cache_dir"] == str(user_cache)
     assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+
+
+def test_an_installed_copy_compiles_into_the_user_cache_and_leaves_its_folder_clean(tmp_path):
+    import shutil
+
+    site = tmp_path / "site-packages"  # the layout `pip install .` gives: fastcnn/kernels/...
+    ignore = shutil.ignore_patterns("__pycache__", "*.c", "build")
+    shutil.copytree(REPO / "fastcnn", site / "fastcnn", ignore=ignore)
+    shutil.copytree(REPO / "kernels", site / "fastcnn" / "kernels", ignore=ignore)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(site))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    user_cache = tmp_path / "cache" / "fastcnn" / "numba"
+    assert report["cache_dir"] == str(user_cache) and report["misses"] > 0
+    assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+    assert not list(site.rglob("*.nb[ic]")), "numba wrote its cache into the installed package"
 
 
 def test_nothing_writable_still_runs_the_kernels_uncached(tmp_path):

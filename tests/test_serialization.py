@@ -76,6 +76,15 @@ def test_training_resumed_from_a_checkpoint_equals_training_straight_through(tmp
     assert resumed.optimizer.iterations == straight.optimizer.iterations
 
 
+def test_the_models_training_data_description_survives_a_round_trip(tmp_path):
+    model = fastcnn.zoo.pytorch_cnn(seed=0)
+    assert model.data_info is None
+    model.data_info = fastcnn.datasets.data_info("KMNIST", train_images=1000)
+    model.save(tmp_path / "m.npz")
+    info = fastcnn.load_model(tmp_path / "m.npz").data_info
+    assert info == model.data_info and info["dataset"] == "kmnist" and len(info["classes"]) == 10
+
+
 def test_a_model_saved_without_compiling_loads_ready_to_predict(tmp_path):
     model = fastcnn.zoo.pytorch_cnn(seed=0)
     model.save(tmp_path / "m.npz")

@@ -1,14 +1,15 @@
 """Layers: every one calls the kernel contract only and never knows which backend runs."""
 
-from .activations import ReLU, Sigmoid, Softmax
+from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense, Flatten
-from .dropout import Dropout
-from .pooling import AvgPool2D, MaxPool2D
+from .dropout import Dropout, Dropout2d
+from .pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 
 LAYERS = {cls.__name__: cls for cls in
-          (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Softmax)}
+          (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Softmax,
+           Tanh, LeakyReLU, ELU, GELU, GlobalAveragePooling2D, Dropout2d)}
 """Layer classes by name, for rebuilding a saved model."""
 
 
@@ -22,4 +23,5 @@ def from_config(class_name: str, config: dict) -> Layer:
 
 
 __all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Dropout", "ReLU",
-           "Sigmoid", "Softmax", "LAYERS", "from_config"]
+           "Sigmoid", "Softmax", "LAYERS", "from_config", "Tanh", "LeakyReLU", "ELU", "GELU",
+           "GlobalAveragePooling2D", "Dropout2d"]

@@ -1,12 +1,18 @@
 """Numba set-up shared by every kernel file: cache location, import check, decorators, threads.
 
 Compiled kernels are cached on disk (``cache=True``) so that only the first
-process ever pays for compilation. Numba writes its cache to ``__pycache__``
-beside this package; where that is not writable (a read-only or system-wide
-install) and the user has not set ``NUMBA_CACHE_DIR``, this module points
-``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``),
-or at ``<tempdir>/fastcnn-numba-<user>`` when that is not writable either,
-*before* importing numba. A ``NUMBA_CACHE_DIR`` set by the user always wins.
+process ever pays for compilation. An installed copy never writes into its own
+folder: a cache there would outlive ``pip uninstall`` (pip removes only the files it
+installed) and its leftover ``fastcnn/kernels/...`` folders would then shadow the
+next install of fastcnn as an empty namespace package. So, unless the user has set
+``NUMBA_CACHE_DIR`` (which always wins), this module points ``NUMBA_CACHE_DIR`` at
+``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``), or at
+``<tempdir>/fastcnn-numba-<user>`` when that is not writable, *before* importing
+numba; numba keeps each source folder's kernels in a subfolder of its own there
+(named after the folder and a hash of its path), so several installs never mix.
+A source checkout (``kernels/`` beside ``fastcnn/``, used in place or through
+``pip install -e``) keeps numba's default, ``__pycache__`` beside the sources, which
+git ignores and which goes away with the checkout.
 Where nothing at all is writable, caching is off and each process compiles.
 Numba keys each cache entry on its own file's contents only: after editing a
 helper in one file (scalars.py, say), kernels in other files that inlined it would
@@ -54,19 +60,31 @@ def _user_name() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "user"
 
 
-def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None,
-                     writable=_writable_dir) -> str | None:
+def is_source_checkout(package_dir: str = PACKAGE_DIR) -> bool:
+    """True when ``package_dir`` (.../kernels/numba_cpu) lies in a source checkout, where
+    ``kernels/`` sits beside ``fastcnn/``; False in an installed copy, where it is
+    ``fastcnn/kernels/numba_cpu``."""
+    kernels = os.path.dirname(os.path.abspath(package_dir))
+    return os.path.isfile(os.path.join(os.path.dirname(kernels), "fastcnn", "__init__.py"))
+
+
+def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None, writable=_writable_dir,
+                     source_checkout: bool | None = None) -> str | None:
     """The directory numba should cache fastcnn's kernels in, or None to keep numba's choice.
 
-    None when the user set ``NUMBA_CACHE_DIR`` or numba's default
-    (``package_dir/__pycache__``) is writable; otherwise the first writable of
-    the user cache (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir;
-    NOWHERE when none is (the kernels then compile in every process).
+    None when the user set ``NUMBA_CACHE_DIR``, or in a source checkout whose
+    ``package_dir/__pycache__`` (numba's default) is writable; otherwise (an installed
+    copy, writable or not) the first writable of the user cache
+    (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir; NOWHERE when none is
+    (the kernels then compile in every process). ``source_checkout`` defaults to
+    :func:`is_source_checkout` of ``package_dir``.
     """
     environ = os.environ if environ is None else environ
     if environ.get("NUMBA_CACHE_DIR"):
         return None
-    if writable(os.path.join(package_dir, "__pycache__")):
+    if source_checkout is None:
+        source_checkout = is_source_checkout(package_dir)
+    if source_checkout and writable(os.path.join(package_dir, "__pycache__")):
         return None
     user_cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     candidates = (os.path.join(user_cache, "fastcnn", "numba"),
