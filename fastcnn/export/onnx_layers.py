@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import (ELU, GELU, AvgPool2D, Conv2D, Dense, Dropout, Dropout2d, Flatten,
-                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
-from ..layers.activations import separate_activation
+from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
 from ..model import Sequential
 from ..zoo.compat import BatchAxisSoftmax, RawPixels
-from .onnx_graph import EXPORTERS, exporter
+from .onnx_graph import exporter
 
-_ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid"}
+_ACTIVATION_OPS = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
+                   "leaky_relu": ("LeakyRelu", {"alpha": 0.2}), "elu": ("Elu", {"alpha": 1.0}),
+                   "gelu": ("Gelu", {"approximate": "none"})}
+"""Conv2D/Dense ``activation=`` names -> (ONNX op, attributes), as layers.activations runs them."""
 
 
 def _activation(layer, graph, x: str) -> str:
-    """The layer's own ``activation=`` as a node after its main one: a fused one ("relu",
-    "sigmoid") directly, the others through their activation layer's exporter."""
+    """The layer's own ``activation=`` as a node after its main one."""
     if layer.activation is None:
         return x
-    name = f"{layer.name}/{layer.activation}"
-    if layer.activation in _ACTIVATION_OPS:
-        return graph.node(_ACTIVATION_OPS[layer.activation], [x], name)
-    separate = separate_activation(layer.activation)
-    separate.name = name
-    return EXPORTERS[type(separate)](separate, graph, x)
+    op, attributes = _ACTIVATION_OPS[layer.activation]
+    return graph.node(op, [x], f"{layer.name}/{layer.activation}", **attributes)
 
 
 @exporter(Conv2D)
@@ -64,14 +61,8 @@ def max_pool2d(layer, graph, x):
 
 @exporter(AvgPool2D)
 def avg_pool2d(layer, graph, x):
-    # fastcnn divides every window by kernel_size**2, padded pixels included (PyTorch's default)
+    # fastcnn divides every window by kernel_size**2, padding included
     return graph.node("AveragePool", [x], layer.name, count_include_pad=1, **_pool_attributes(layer))
-
-
-@exporter(GlobalAveragePooling2D)
-def global_average_pooling2d(layer, graph, x):
-    pooled = graph.node("GlobalAveragePool", [x], layer.name)  # (N, C, 1, 1)
-    return graph.node("Flatten", [pooled], f"{layer.name}/flatten", axis=1)
 
 
 @exporter(Dropout)
@@ -86,14 +77,10 @@ def dropout2d(layer, graph, x):
     return dropout(layer, graph, x)
 
 
-@exporter(ReLU)
-def relu(layer, graph, x):
-    return graph.node("Relu", [x], layer.name)
-
-
-@exporter(Sigmoid)
-def sigmoid(layer, graph, x):
-    return graph.node("Sigmoid", [x], layer.name)
+@exporter(GlobalAveragePooling2D)
+def global_average_pooling2d(layer, graph, x):
+    pooled = graph.node("GlobalAveragePool", [x], f"{layer.name}/pool")  # (N, C, 1, 1)
+    return graph.node("Flatten", [pooled], layer.name, axis=1)
 
 
 @exporter(Tanh)
@@ -114,6 +101,16 @@ def elu(layer, graph, x):
 @exporter(GELU)
 def gelu(layer, graph, x):
     return graph.node("Gelu", [x], layer.name, approximate=layer.approximate)
+
+
+@exporter(ReLU)
+def relu(layer, graph, x):
+    return graph.node("Relu", [x], layer.name)
+
+
+@exporter(Sigmoid)
+def sigmoid(layer, graph, x):
+    return graph.node("Sigmoid", [x], layer.name)
 
 
 @exporter(Softmax)
