@@ -38,8 +38,7 @@ from .errors import (BackendError, CheckpointError, DatasetError, ExportError, F
                      InputError)
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
-from .model import Sequential
-from .serialization import load_model
+from .model import Sequential, load_model
 
 __version__ = "0.1.0"
 

@@ -121,6 +121,7 @@ def test_weight_decay_follows_pytorch(make, make_torch):
     optimizer, torch_optimizer = make(model.parameters()), make_torch(net.parameters())
     loss = CrossEntropy()
     for _ in range(4):
+        optimizer.zero_grad()
         loss(model.forward(x, training=True), y)
         model.backward(loss.backward())
         optimizer.step()
