@@ -34,8 +34,9 @@ def _sizes(text: str) -> list[int]:
 def add_arguments(parser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="pytorch_cnn's kernels, every training step, one inference (default; "
-                           "under two minutes)")
+                      help="pytorch_cnn's kernels, every training step, one inference, fit() "
+                           "epochs on 12,800 MNIST images beside busy processes, the first-ever "
+                           "run (default; a few minutes)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="every zoo kernel and model, start-up, compile time, memory, breakdown")
     parser.set_defaults(mode="quick")
@@ -54,6 +55,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeat", type=int, default=None, help="timed rounds per benchmark")
     parser.add_argument("--no-kernels", dest="kernels", action="store_false",
                         help="skip the per-kernel benchmarks")
+    parser.add_argument("--no-felt", dest="felt", action="store_false",
+                        help="skip the whole fit() epochs (beside busy processes) and the "
+                             "first-ever run")
     parser.add_argument("--out", default="bench-results", metavar="DIR",
                         help="folder for bench.json, bench.md and bench.png (default: bench-results)")
 
@@ -73,6 +77,8 @@ def command_line(args) -> str:
         words += ["--backend", args.backend]
     if not args.kernels:
         words.append("--no-kernels")
+    if not getattr(args, "felt", True):
+        words.append("--no-felt")
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -87,7 +93,7 @@ def run(args) -> int:
     config = BenchConfig(mode=args.mode, competitors=competitors, models=args.models,
                          batch_size=args.batch_size, infer_batch_size=args.infer_batch_size,
                          threads=args.threads, repeat=args.repeat, kernels=args.kernels,
-                         extra_batch_sizes=args.extra_batch_sizes)
+                         extra_batch_sizes=args.extra_batch_sizes, felt=args.felt)
     document = run_benchmarks(config, log=lambda line: print(line, flush=True))
     document["command"] = command_line(args)
     print(console_report(document))
