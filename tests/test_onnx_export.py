@@ -132,7 +132,7 @@ def test_probabilities_option_gives_what_predict_gives(mnist_images):
 
 def test_the_dataset_description_travels_in_the_metadata():
     model = fastcnn.zoo.get("kmnist_cnn", seed=0)
-    model.data_info = {"name": "kmnist", "classes": ["\u304a", "\u304d"]}
+    model.data_info = fastcnn.datasets.data_info("kmnist")
     props = {p.key: p.value for p in to_onnx(model).metadata_props}
     assert "\u304a" in props["data"]
 
