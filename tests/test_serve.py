@@ -133,3 +133,15 @@ def test_cli_serve_refuses_a_model_that_does_not_take_28x28_images(tmp_path, cap
     model.save(tmp_path / "small.npz")
     assert main(["serve", str(tmp_path / "small.npz")]) == EXIT_ERROR
     assert "28x28" in capsys.readouterr().err
+
+
+def test_cli_serve_on_a_port_in_use_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    fastcnn.zoo.get("keras_kfold_cnn", seed=0).save(tmp_path / "model.npz")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", str(tmp_path / "model.npz"), "--port", str(port)]) == EXIT_ERROR
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

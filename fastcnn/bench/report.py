@@ -93,11 +93,21 @@ def console_report(document: dict) -> str:
     parts.append(f"\nmatmul peak: {document['peak']['gflops']:.1f} GFLOP/s "
                  f"(NumPy float32 {document['peak']['size']}^3, {document['threads']} threads)")
     parts.append(_steal_line(document))
+    if TORCH not in document["competitors"]:
+        parts.append(_no_torch_line(document))
     if "felt" in document:
         from .felt import felt_table
 
         parts.append("\nWhat users feel\n" + felt_table(document["felt"]))
     return "\n".join(parts)
+
+
+def _no_torch_line(document: dict) -> str:
+    """Why the "vs torch" column holds only dashes."""
+    if document.get("versions", {}).get("torch") is None:
+        return ('vs torch: "-" because PyTorch is not installed here (pip install '
+                '"fastcnn[torch]" adds the CPU build the tests compare against)')
+    return 'vs torch: "-" because torch was not among --backends'
 
 
 def _steal_line(document: dict) -> str:

@@ -130,7 +130,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     if config.kernels:
         # --quick alone runs pytorch_cnn's kernels; with --models, every kernel of those models
         quick_kernels = config.mode == "quick" and config.models is None
-        groups += [kernel_group(bench) for bench in kernel_benches(quick_kernels, models)]
+        groups += [kernel_group(bench) for bench in kernel_benches(quick_kernels, config.models)]
     rows = []
     for index, group in enumerate(groups, 1):
         log(f"[{index}/{len(groups)}] {group.kind} {group.name}: {group.label}")

@@ -138,6 +138,7 @@ def run(args) -> int:
     from ..datasets import get_spec, load
     from ..errors import InputError
     from ..metrics import confusion_matrix, per_class_accuracy
+    from ..wording import count
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
@@ -149,7 +150,7 @@ def run(args) -> int:
     x, y = x[:args.limit], y[:args.limit]
     _ensure_compiled(model)
     print(f"{args.model}: {model.name}, {training_summary(model)}")
-    print(f"evaluating it on {len(x):,} {dataset} {args.split} images "
+    print(f"evaluating it on {count(len(x), dataset + ' ' + args.split + ' image')} "
           f"with the {backend_name()} backend")
     scores = model.evaluate(x, y, batch_size=args.batch_size)
     predicted = model.predict_classes(x, batch_size=args.batch_size)
@@ -160,7 +161,7 @@ def run(args) -> int:
     print("\nper-class accuracy:")
     for index, (name, value) in enumerate(zip(spec.classes, per_class)):
         shown = "   n/a" if np.isnan(value) else f"{value:6.2%}"
-        print(f"  {index}  {name:<12} {shown}  ({int(matrix[index].sum()):,} images)")
+        print(f"  {index}  {name:<12} {shown}  ({count(int(matrix[index].sum()), 'image')})")
     print("\nconfusion matrix:")
     print(confusion_table(matrix, [str(i) for i in range(spec.num_classes)]))
     if args.plot_confusion:

@@ -173,7 +173,7 @@ def forget_stale_kernels(cache_dir: str | None = None, digest: str | None = None
     from ...errors import CheckpointError
 
     try:
-        with atomic_write(stamp, "w") as handle:
+        with atomic_write(stamp, "w", create_folders=True) as handle:
             handle.write(digest + "\n")
     except CheckpointError:
         pass  # not writable: numba cannot cache here either
