@@ -214,7 +214,7 @@ def mark_warm(cache_dir: str | None = None) -> None:
     from ...fileio import atomic_write
 
     path = os.path.join(kernel_cache_dir() if cache_dir is None else cache_dir, WARM_MARK)
-    with atomic_write(path, "w") as handle:
+    with atomic_write(path, "w", create_folders=True) as handle:
         handle.write(_warm_key() + "\n")
 
 
