@@ -34,7 +34,8 @@ from .backend import (available_backends, auto_selected, backend_name, get_backe
                       set_num_threads, use_backend)
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, RocAuc)
-from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
+from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
+                     InputError)
 from .layers import *  # noqa: F401,F403  (every layer class: fastcnn.Conv2D, fastcnn.BatchNorm2d, ...)
 from .model import Sequential, load_model
 

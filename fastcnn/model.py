@@ -56,9 +56,9 @@ class Sequential(Layer):
         self.optimizer = None
         self.metrics: list[str] = []
         self.epoch = 0
+        self.data_info: dict | None = None  # what it was trained on (datasets.data_info), saved
         self.stop_training = False
         self.training = False
-        self.data_info: dict | None = None  # what it was trained on, saved with it
         self._fusions = FUSIONS
         self._plans: dict = {}
         self._fit_state: dict = {}
@@ -609,6 +609,17 @@ class Sequential(Layer):
         return {name: serialization.checked_array(path, f"param/{name}", value, *expected[name])
                 for name, value in saved.items()}
 
+    def export_onnx(self, path, probabilities: bool = False):
+        """Write the model as an ONNX file (atomically) that ONNX Runtime runs: input ``input``
+        (batch, *input_shape) float32, output ``output`` (batch, *output_shape), the batch
+        axis dynamic, one node per layer named like it. The output is :meth:`forward`'s
+        (logits for a model ending in them); ``probabilities=True`` gives :meth:`predict`'s.
+        Needs the ``onnx`` package (``pip install 'fastcnn[onnx]'``); a layer with no ONNX
+        form is an ExportError naming it. Returns the path."""
+        from .export import export_onnx
+
+        return export_onnx(self, path, probabilities=probabilities)
+
     def get_weights(self) -> list[np.ndarray]:
         return [param.numpy() for param in self.parameters()]
 
@@ -736,7 +747,7 @@ def load_model(path) -> Sequential:
                     layer.set_state({**layer.get_state(), **scalars[name]})
                 except (InputError, TypeError, ValueError) as exc:
                     raise CheckpointError(f"{path}: the state of layer {name!r} is invalid: {exc}") from None
-        model.data_info = meta.get("data")
+        model.data_info = _data_info(path, meta.get("data"))
         if meta["loss"] is not None:
             _restore_optimizer(path, model, meta, arrays)
     except CheckpointError:
@@ -744,6 +755,14 @@ def load_model(path) -> Sequential:
     except (KeyError, TypeError, ValueError, AttributeError, InputError) as exc:
         raise CheckpointError(f"{path} does not describe a valid model: {exc}") from None
     return model
+
+
+def _data_info(path, info) -> dict | None:
+    """The saved ``model.data_info``: None, or a dict naming its dataset."""
+    if info is not None and not (isinstance(info, dict) and isinstance(info.get("dataset"), str)):
+        raise CheckpointError(f"{path}: the training data description ('data') is {info!r}, not a "
+                              "dict naming its dataset; the file is damaged")
+    return info
 
 
 def _restore_rng(path, model, state) -> None:

@@ -283,3 +283,11 @@ def channel_affine(x, scale, shift, out):
     view = _by_channel(out)
     np.multiply(_by_channel(x), scale[:, None], out=view)
     view += shift[:, None]
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+from .numpy_layers import (dropout2d_backward, dropout2d_forward, elu_backward,  # noqa: E402,F401
+                           elu_forward, gelu_backward, gelu_forward, global_avgpool2d_backward,
+                           global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+                           padded_avgpool2d_backward, padded_avgpool2d_forward,
+                           padded_maxpool2d_forward, tanh_backward, tanh_forward)

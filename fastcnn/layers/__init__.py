@@ -4,13 +4,13 @@ Every Layer subclass registers itself by class name (``base.REGISTRY``), so a sa
 names its layers and ``from_config`` finds them without a hand-kept list.
 """
 
-from .activations import ReLU, Sigmoid, Softmax
+from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import REGISTRY, Layer, layer_class, register
 from .conv import Conv2D
 from .dense import Dense, Flatten
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization
-from .pooling import AvgPool2D, MaxPool2D
+from .pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 
 LAYERS = REGISTRY
 """Layer classes by name, for rebuilding a saved model (the registry itself)."""
