@@ -122,6 +122,8 @@ def check_torch_parity(make, input_shape, torch_twin, backend, batch=4, modes=(T
                 want = dict(net.named_parameters())[name.split(".", 1)[1]].grad.numpy()
                 np.testing.assert_allclose(got, want, rtol=TORCH_RTOL, atol=TORCH_ATOL,
                                            err_msg=f"{where}: grad of {name}")
+            if not model.parameters():  # nothing to step (an activation, a pool)
+                continue
             optimizer = fastcnn.optim.SGD(model.parameters(), lr=0.1)
             torch.optim.SGD(net.parameters(), lr=0.1).step()
             optimizer.step()
