@@ -1,7 +1,7 @@
 """Take the README's screenshot of `fastcnn serve` (docs/images/serve_page.png): a 7 drawn on
 the page of a properly trained pytorch_cnn, in Debian's headless Chromium.
 
-    FASTCNN_DATA=/path/to/datasets python docs/make_serve_screenshot.py [--epochs 1]
+    FASTCNN_DATA=/path/to/datasets python docs/make_serve_screenshot.py [--epochs 1] [--model m.npz]
 
 Trains pytorch_cnn on the 60,000 MNIST training images (one epoch: about a minute on
 two cores, about 98% test accuracy), serves it from a thread and draws a 7 with the
@@ -34,6 +34,9 @@ def trained_model(epochs: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a saved model to show instead of training one")
+    parser.add_argument("--save-model", type=Path, default=None, help="keep the trained model there")
     parser.add_argument("--out", type=Path, default=HERE / "images" / "serve_page.png")
     args = parser.parse_args()
     executable = chromium_executable()
@@ -41,7 +44,9 @@ def main() -> None:
         sys.exit("no Chromium: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
-    model = trained_model(args.epochs)
+    model = fastcnn.load_model(args.model) if args.model else trained_model(args.epochs)
+    if args.save_model:
+        model.save(args.save_model)
     with BackgroundServer(create_app(model)) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1000, "height": 700})

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as metric_functions
+from .backend import compile_seconds
 from .errors import InputError
 
 
@@ -221,7 +222,9 @@ class RocAuc(Callback):
 class ProgressBar(Callback):
     """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1)), then the
     epoch's summary (every logged value and the epoch's time) on a line of its own, which
-    a narrow terminal wraps instead of cutting; verbose=2 prints only the summary lines."""
+    a narrow terminal wraps instead of cutting; verbose=2 prints only the summary lines.
+    The bar's rate and ETA leave out the time spent compiling kernels (a first-ever numba
+    run: about a minute in the first step)."""
 
     def __init__(self, verbose: int = 1):
         self.verbose = verbose
@@ -233,15 +236,20 @@ class ProgressBar(Callback):
         self.steps = self.model._fit_state["steps"]
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.started, self.compiled = time.perf_counter(), compile_seconds()
+        self.compiled_before = self.compiled
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
+            # smoothing 0: the rate is the epoch's mean, from a clock that skips compiles
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
-                            unit="batch", leave=True, dynamic_ncols=True)
+                            unit="batch", leave=True, dynamic_ncols=True, smoothing=0)
 
     def on_batch_end(self, batch, logs=None):
         if self.bar is not None and logs:
+            compiled = compile_seconds()
+            self.bar.start_t += compiled - self.compiled
+            self.compiled = compiled
             self.bar.update(1)
             if batch % 10 == 0 or batch == self.steps - 1:
                 self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
@@ -251,14 +259,17 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(epoch_summary(epoch, self.epochs, logs, time.perf_counter() - self.started), flush=True)
+        print(epoch_summary(epoch, self.epochs, logs, time.perf_counter() - self.started,
+                            compile_seconds() - self.compiled_before), flush=True)
 
 
-def epoch_summary(epoch: int, epochs: int, logs, seconds: float) -> str:
-    """'epoch 2/5 - loss: 0.1234 - accuracy: 0.9612 - val_loss: ... - 12.3 s'."""
+def epoch_summary(epoch: int, epochs: int, logs, seconds: float, compiling: float = 0.0) -> str:
+    """'epoch 2/5 - loss: 0.1234 - accuracy: 0.9612 - val_loss: ... - 12.3 s', and
+    '(52.0 s of it compiling kernels)' after a compile of half a second or more."""
     values = "".join(f" - {key}: {value:.4f}" for key, value in (logs or {}).items()
                      if isinstance(value, (int, float)))
-    return f"epoch {epoch + 1}/{epochs}{values} - {seconds:.1f} s"
+    compiled = f" ({compiling:.1f} s of it compiling kernels)" if compiling >= 0.5 else ""
+    return f"epoch {epoch + 1}/{epochs}{values} - {seconds:.1f} s{compiled}"
 
 
 def _optimizer(callback):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from .contract import FUSED, LAYER_OPERATIONS, MULTI_TENSOR, OPERATIONS
 # jit first: it chooses the cache directory, then imports numba
-from .numba_cpu.jit import get_num_threads, set_num_threads
+from .numba_cpu.jit import CACHE, cache_is_warm, get_num_threads, set_num_threads
+from .numba_cpu.compiling import compile_seconds
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
 from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
@@ -37,7 +38,20 @@ BLAS_THREADS = 1
 applies it): its GEMMs sit between parallel kernels whose OpenMP threads would
 otherwise fight BLAS's own threads for the cores."""
 
-__all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS, *FUSED, *MULTI_TENSOR]
+
+
+def cold() -> str | None:
+    """Why a run on this backend would begin by compiling its kernels (about a minute);
+    None when fastcnn.warmup has filled the cache for these sources and this CPU."""
+    if cache_is_warm():
+        return None
+    if not CACHE:
+        return "numba's kernels would compile in every run (no writable cache directory)"
+    return "numba's kernels are not compiled for this CPU yet"
+
+
+__all__ = ["name", "set_num_threads", "get_num_threads", "cold", "compile_seconds", *OPERATIONS,
+           *FUSED, *MULTI_TENSOR]
 
 # the layers past the tutorials (contract.LAYER_OPERATIONS)
 from .numba_cpu.dropout import dropout2d_backward, dropout2d_forward  # noqa: E402

@@ -303,3 +303,24 @@ def test_per_class_accuracy_is_each_class_recall_and_nan_without_samples():
 def test_accuracy_accepts_labels_or_scores():
     assert metrics.accuracy([0, 1, 1, 2], [0, 1, 2, 2]) == 0.75
     assert metrics.accuracy([0, 1], np.array([[0.9, 0.1], [0.8, 0.2]])) == 0.5
+
+
+def test_the_progress_bar_leaves_compiling_out_of_its_rate_and_eta(monkeypatch):
+    """Issue 21: a first-ever run's bar showed a 14-hour ETA and a rate that counted a
+    minute of compiling in its first step."""
+    import types
+
+    from fastcnn import callbacks
+
+    compiled = [0.0]
+    monkeypatch.setattr(callbacks, "compile_seconds", lambda: compiled[0])
+    bar = callbacks.ProgressBar(verbose=1)
+    bar.set_model(types.SimpleNamespace(_fit_state={"epochs": 1, "steps": 100}))
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar.bar.start_t -= 100.0  # the first step: 100 s, all of it compiling
+    compiled[0] = 100.0
+    bar.on_batch_end(0, {"loss": 1.0, "accuracy": 0.5})
+    elapsed = bar.bar.format_dict["elapsed"]
+    assert 0 <= elapsed < 10
+    bar.on_epoch_end(0, {"loss": 1.0})

@@ -426,3 +426,49 @@ def test_each_isas_2x2_max_pool_matches_the_reference(monkeypatch, variant):
         actual = run_case(numba_backend, case)
         for name in ("out", "argmax"):
             np.testing.assert_array_equal(actual[name], expected[name], err_msg=case.label)
+
+
+def test_a_long_compile_is_explained_once_and_timed():
+    """Issue 21: a first-ever run compiled for a minute without a word."""
+    import io
+    import time as clock
+    import types as pytypes
+
+    from numba.core import event
+
+    from fastcnn.kernels.numba_cpu import compiling
+
+    ours = pytypes.SimpleNamespace(py_func=pytypes.SimpleNamespace(__module__=compiling.__name__))
+    theirs = pytypes.SimpleNamespace(py_func=pytypes.SimpleNamespace(__module__="somebody.else"))
+    stream = io.StringIO()
+    watch = compiling._Watch(stream, after=0.01)
+
+    def compile_of(dispatcher, status):
+        getattr(watch, "on_start" if status is event.EventStatus.START else "on_end")(
+            event.Event("numba:compile", status, data={"dispatcher": dispatcher}))
+
+    compile_of(theirs, event.EventStatus.START)
+    clock.sleep(0.05)
+    compile_of(theirs, event.EventStatus.END)
+    assert watch.total() == 0 and stream.getvalue() == ""
+    compile_of(ours, event.EventStatus.START)
+    deadline = clock.monotonic() + 10
+    while not stream.getvalue() and clock.monotonic() < deadline:
+        clock.sleep(0.01)
+    compile_of(ours, event.EventStatus.END)
+    assert stream.getvalue() == compiling.notice() + "\n"
+    assert "numba backend's kernels" in compiling.notice() and "once" in compiling.notice()
+    spent = watch.total()
+    assert spent >= 0.01
+    compile_of(ours, event.EventStatus.START)
+    compile_of(ours, event.EventStatus.END)
+    clock.sleep(0.05)
+    assert stream.getvalue().count("\n") == 1 and watch.total() >= spent  # told once
+
+
+def test_the_cache_is_warm_only_for_these_sources_and_this_cpu(tmp_path):
+    assert not jit.cache_is_warm(str(tmp_path))
+    jit.mark_warm(str(tmp_path))
+    assert jit.cache_is_warm(str(tmp_path)) == jit.CACHE
+    (tmp_path / jit.WARM_MARK).write_text(jit._warm_key().replace(jit.SOURCES_DIGEST, "old"))
+    assert not jit.cache_is_warm(str(tmp_path))

@@ -78,12 +78,14 @@ def test_info_names_the_model_its_classes_and_backend(served):
 
 
 def test_the_model_s_own_class_names_are_used(digits):
-    model = fastcnn.zoo.get("kmnist_cnn", seed=0)
+    model = fastcnn.Sequential([fastcnn.Flatten(), fastcnn.Dense(784, 10)], seed=0,
+                               input_shape=(1, 28, 28), name="mine")  # no zoo name to go by
+    model.data_info = fastcnn.datasets.data_info("kmnist")
     hiragana = ["\u304a", "\u304d", "\u3059", "\u3064", "\u306a", "\u306f", "\u307e", "\u3084",
                 "\u308c", "\u3092"]
-    model.data_info = {"name": "kmnist", "classes": hiragana}
     with BackgroundServer(create_app(model)) as server:
-        assert get_json(server.url + "api/info")["classes"] == hiragana
+        info = get_json(server.url + "api/info")
+        assert (info["dataset"], info["classes"]) == ("kmnist", hiragana)
         status, answer = post(server.url + "api/classify", png_bytes(digits[0][1]))
     assert status == 200 and answer["top"][0]["name"] in hiragana
 
@@ -133,3 +135,15 @@ def test_cli_serve_refuses_a_model_that_does_not_take_28x28_images(tmp_path, cap
     model.save(tmp_path / "small.npz")
     assert main(["serve", str(tmp_path / "small.npz")]) == EXIT_ERROR
     assert "28x28" in capsys.readouterr().err
+
+
+def test_cli_serve_on_a_port_in_use_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    fastcnn.zoo.get("keras_kfold_cnn", seed=0).save(tmp_path / "model.npz")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", str(tmp_path / "model.npz"), "--port", str(port)]) == EXIT_ERROR
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""fastcnn serve in a real browser: Debian's headless Chromium, driven by Playwright, opens the
+"""`fastcnn serve` in a real browser: Debian's headless Chromium, driven by Playwright, opens the
 page that `fastcnn serve model.npz` prints, draws a 7 on the canvas and reads the prediction."""
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def served_url(tmp_path_factory):
-    """The URL that `python -m fastcnn serve model.npz` prints, for a pytorch_cnn trained briefly."""
-    executable = chromium()
+    """The URL that `python -m fastcnn serve model.npz --backend numpy` prints, for a
+    pytorch_cnn trained briefly."""
     try:
         model = small_trained_model()
     except fastcnn.DatasetError as exc:
@@ -45,7 +45,7 @@ def served_url(tmp_path_factory):
     path = tmp_path_factory.mktemp("serve") / "model.npz"
     model.save(path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([sys.executable, "-m", "fastcnn", "serve", str(path)], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "fastcnn", "serve", str(path), "--backend", "numpy"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
@@ -56,7 +56,7 @@ def served_url(tmp_path_factory):
             found = re.search(r"http://[\w.\[\]:]+/", printed[-1])
             if found:
                 break
-        yield found.group(0), executable
+        yield found.group(0)
     except queue.Empty:
         pytest.fail("fastcnn serve printed no URL within 60 s:\n" + "".join(printed))
     finally:
@@ -70,8 +70,14 @@ def message_says(page, words: str) -> None:
         "return !m.hidden && m.textContent.includes(words); }", arg=words, timeout=TIMEOUT_MS)
 
 
+def test_cli_serve_prints_the_url_of_the_page_on_the_chosen_backend(served_url):
+    info = get_json(served_url + "api/info")
+    assert (info["model"], info["dataset"], info["backend"]) == ("pytorch_cnn", "mnist", "numpy")
+    assert info["convolutions"] == ["conv_1", "conv_2"]
+
+
 def test_a_seven_drawn_in_chromium_gets_a_class_and_feature_maps(served_url, tmp_path):
-    url, executable = served_url
+    url, executable = served_url, chromium()
     classes = get_json(url + "api/info")["classes"]
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -95,6 +95,10 @@ def console_report(document: dict) -> str:
     parts.append(_steal_line(document))
     if TORCH not in document["competitors"]:
         parts.append(_no_torch_line(document))
+    if "felt" in document:
+        from .felt import felt_table
+
+        parts.append("\nWhat users feel\n" + felt_table(document["felt"]))
     return "\n".join(parts)
 
 
@@ -285,6 +289,11 @@ def markdown_report(document: dict) -> str:
                   f"{document['infer_batch_size']}; each process times its competitors "
                   "round-robin. The main process (tables below) ran the same groups beside the "
                   "numpy backend and the naive loops, and after them the kernels.", ""]
+    if "felt" in document:
+        from .felt import felt_table
+
+        parts += ["## What users feel: whole fit() epochs, busy neighbours, the first run", "",
+                  felt_table(document["felt"]), ""]
     if "startup" in document:
         parts += ["## Start-up, compile time and memory (pytorch_cnn, batch "
                   f"{document['batch_size']})", "", startup_table(document["startup"]), "",

@@ -96,6 +96,7 @@ def _resumed(args):
 
 def run(args) -> int:
     from .. import backend_name
+    from ..backend import compile_seconds
     from ..errors import InputError
     from ..fileio import check_writable
     from ..wording import count
@@ -140,9 +141,11 @@ def run(args) -> int:
     print(f"training {recipe.model} on {splits.dataset} ({count(len(splits.x_train), 'image')}) "
           f"with the {backend_name()} backend: {recipe.optimizer} lr {recipe.lr:g}, batch "
           f"{recipe.batch_size}, {count(recipe.epochs, 'epoch')}{start}", flush=True)
+    compiled = compile_seconds()
     result = run_recipe(recipe, splits, model=model, seed=args.seed,
                         verbose=2 if args.quiet else "auto",
                         checkpoint=args.checkpoint, patience=args.patience, compat=compat)
+    compiled = compile_seconds() - compiled
     if save:
         result.model.save(save)
         print(f"saved the model to {save}" + (" (the --resume file)" if save == args.resume else ""))
@@ -150,8 +153,12 @@ def run(args) -> int:
         samples, done = recipe.batch_size * result.epochs_run, count(result.epochs_run, "iteration")
     else:
         samples, done = len(splits.x_train) * result.epochs_run, count(result.epochs_run, "epoch")
-    print(f"trained {done} in {result.seconds:.1f} s "
-          f"({samples / max(result.seconds, 1e-9):,.0f} samples/s)")
+    if compiled >= 0.5:  # a rate that counts a first-ever compile says nothing about training
+        print(f"trained {done} in {result.seconds:.1f} s, {compiled:.1f} s of it compiling "
+              f"kernels ({samples / max(result.seconds - compiled, 1e-9):,.0f} samples/s without)")
+    else:
+        print(f"trained {done} in {result.seconds:.1f} s "
+              f"({samples / max(result.seconds, 1e-9):,.0f} samples/s)")
     print(f"test accuracy: {result.test['accuracy'] * 100:.2f}%  (test loss {result.test['loss']:.4f}, "
           f"{count(len(splits.x_test), 'image')})")
     return 0

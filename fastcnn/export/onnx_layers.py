@@ -10,18 +10,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
+from ..layers import BatchNorm1d, BatchNorm2d, BatchNormalization
 from ..model import Sequential
 from ..zoo.compat import BatchAxisSoftmax, RawPixels
 from .onnx_graph import exporter
 
-_ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid"}
+_ACTIVATION_OPS = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
+                   "leaky_relu": ("LeakyRelu", {"alpha": 0.2}), "elu": ("Elu", {"alpha": 1.0}),
+                   "gelu": ("Gelu", {"approximate": "none"})}
+"""Conv2D/Dense ``activation=`` names -> (ONNX op, attributes), as layers.activations runs them."""
 
 
 def _activation(layer, graph, x: str) -> str:
-    """The layer's own ``activation=`` (None, "relu", "sigmoid") as a node after its main one."""
+    """The layer's own ``activation=`` as a node after its main one."""
     if layer.activation is None:
         return x
-    return graph.node(_ACTIVATION_OPS[layer.activation], [x], f"{layer.name}/{layer.activation}")
+    op, attributes = _ACTIVATION_OPS[layer.activation]
+    return graph.node(op, [x], f"{layer.name}/{layer.activation}", **attributes)
 
 
 @exporter(Conv2D)
@@ -46,7 +52,7 @@ def flatten(layer, graph, x):
 
 def _pool_attributes(layer) -> dict:
     return {"kernel_shape": [layer.kernel_size] * 2, "strides": [layer.stride] * 2,
-            "pads": [0, 0, 0, 0], "ceil_mode": 0}
+            "pads": [layer.padding] * 4, "ceil_mode": 0}
 
 
 @exporter(MaxPool2D)
@@ -56,7 +62,8 @@ def max_pool2d(layer, graph, x):
 
 @exporter(AvgPool2D)
 def avg_pool2d(layer, graph, x):
-    return graph.node("AveragePool", [x], layer.name, count_include_pad=0, **_pool_attributes(layer))
+    # fastcnn divides every window by kernel_size**2, padding included
+    return graph.node("AveragePool", [x], layer.name, count_include_pad=1, **_pool_attributes(layer))
 
 
 @exporter(Dropout)
@@ -64,6 +71,37 @@ def dropout(layer, graph, x):
     # ONNX's Dropout is the identity at inference (training_mode defaults to false)
     ratio = graph.constant(f"{layer.name}.ratio", np.float32(layer.p))
     return graph.node("Dropout", [x, ratio], layer.name)
+
+
+@exporter(Dropout2d)
+def dropout2d(layer, graph, x):
+    return dropout(layer, graph, x)
+
+
+@exporter(GlobalAveragePooling2D)
+def global_average_pooling2d(layer, graph, x):
+    pooled = graph.node("GlobalAveragePool", [x], f"{layer.name}/pool")  # (N, C, 1, 1)
+    return graph.node("Flatten", [pooled], layer.name, axis=1)
+
+
+@exporter(Tanh)
+def tanh(layer, graph, x):
+    return graph.node("Tanh", [x], layer.name)
+
+
+@exporter(LeakyReLU)
+def leaky_relu(layer, graph, x):
+    return graph.node("LeakyRelu", [x], layer.name, alpha=layer.negative_slope)
+
+
+@exporter(ELU)
+def elu(layer, graph, x):
+    return graph.node("Elu", [x], layer.name, alpha=layer.alpha)
+
+
+@exporter(GELU)
+def gelu(layer, graph, x):
+    return graph.node("Gelu", [x], layer.name, approximate=layer.approximate)
 
 
 @exporter(ReLU)
@@ -79,6 +117,19 @@ def sigmoid(layer, graph, x):
 @exporter(Softmax)
 def softmax(layer, graph, x):
     return graph.node("Softmax", [x], layer.name, axis=1)
+
+
+def batch_norm(layer, graph, x):
+    """Inference mode: the running statistics (N, C[, H, W]), as model.forward gives it."""
+    state = layer.get_state()
+    inputs = [x, graph.weight(layer, "weight"), graph.weight(layer, "bias"),
+              graph.constant(f"{layer.name}.running_mean", state["running_mean"]),
+              graph.constant(f"{layer.name}.running_var", state["running_var"])]
+    return graph.node("BatchNormalization", inputs, layer.name, epsilon=layer.eps)
+
+
+for _batch_norm_class in (BatchNorm1d, BatchNorm2d, BatchNormalization):
+    exporter(_batch_norm_class)(batch_norm)
 
 
 @exporter(Sequential)

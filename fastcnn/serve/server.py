@@ -6,6 +6,8 @@ import socket
 import threading
 import time
 
+from ..errors import InputError
+
 try:
     import uvicorn
 except ImportError:  # pragma: no cover - the extra is part of the test install
@@ -21,8 +23,8 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> tuple[socket.socket, str]:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                      "pick another --port (0 lets the system choose a free one)") from None
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another "
+                         "--host or --port (port 0 lets the system choose a free one)") from None
     sock.listen(128)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     return sock, f"http://{shown}:{sock.getsockname()[1]}/"

@@ -21,6 +21,7 @@ depend on which thread runs it, so results stay the same whatever the split.
 
 from __future__ import annotations
 
+import os
 import platform
 
 import numpy as np
@@ -82,10 +83,11 @@ def claim(counter):
     return _fetch_add(counter, 0, np.int64(1))
 
 
-WAIT_CYCLES = 1 << 19
+WAIT_CYCLES = int(os.environ.get("FASTCNN_WAIT_CYCLES") or 1 << 19)
 """How long a thread that has run out of items waits for the others: about 150-200 us,
 the length of a large item. Past that it leaves, and OpenMP's barrier waits instead.
-new_counter() reads it at each call (an A/B of wait lengths can set it between calls)."""
+new_counter() reads it at each call; ``FASTCNN_WAIT_CYCLES`` sets it for an A/B of
+wait lengths (benchmarks/felt_ab.py)."""
 
 
 @inline_helper

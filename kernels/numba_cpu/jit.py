@@ -180,8 +180,42 @@ def forget_stale_kernels(cache_dir: str | None = None, digest: str | None = None
     return deleted
 
 
+SOURCES_DIGEST = sources_digest()
+
 if CACHE:
-    forget_stale_kernels()
+    forget_stale_kernels(digest=SOURCES_DIGEST)
+
+WARM_MARK = "fastcnn-kernels-warm"
+"""The file, in the cache directory, that fastcnn.warmup writes once it has compiled every
+kernel the zoo's models train with: these sources, for this CPU."""
+
+
+def _warm_key() -> str:
+    """What a warm cache was compiled from: these sources, for this CPU and its features."""
+    import llvmlite.binding as llvm
+
+    cpu = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    features = hashlib.sha256(" ".join(sorted(_compiled_features())).encode()).hexdigest()[:16]
+    return f"{SOURCES_DIGEST} {cpu} {features}"
+
+
+def cache_is_warm(cache_dir: str | None = None) -> bool:
+    """True when fastcnn.warmup has filled the kernel cache for these sources and this CPU."""
+    path = os.path.join(kernel_cache_dir() if cache_dir is None else cache_dir, WARM_MARK)
+    try:
+        with open(path) as handle:
+            return CACHE and handle.read().strip() == _warm_key()
+    except OSError:
+        return False
+
+
+def mark_warm(cache_dir: str | None = None) -> None:
+    """Records that the kernel cache holds every kernel for these sources and this CPU."""
+    from ...fileio import atomic_write
+
+    path = os.path.join(kernel_cache_dir() if cache_dir is None else cache_dir, WARM_MARK)
+    with atomic_write(path, "w", create_folders=True) as handle:
+        handle.write(_warm_key() + "\n")
 
 
 def _compiled_features() -> set:

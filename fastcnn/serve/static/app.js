@@ -55,7 +55,7 @@ function showResult(result) {
     const figure = document.createElement("figure");
     const image = new Image();
     image.alt = `feature maps of ${map.layer}`;
-    image.onload = () => { image.width = image.naturalWidth * Math.max(1, Math.floor(440 / image.naturalWidth)); };
+    image.width = 420;  // every grid as wide, whatever its maps' size
     image.src = map.image;
     const caption = document.createElement("figcaption");
     const [channels, height, width] = map.shape;
