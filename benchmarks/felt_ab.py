@@ -63,7 +63,9 @@ def main() -> None:
                       f"CPU/wall {run['cpu_per_wall']:.2f}", flush=True)
     counting = felt._quiet_rounds(runs, args.threads)
     starved = sorted({run["round"] for run in runs} - set(counting))
-    print(f"\nrounds counted: {[r + 1 for r in counting]}; starved: {[r + 1 for r in starved]}")
+    judged = "" if args.torch else " (judged by host steal alone: no PyTorch runs)"
+    print(f"\nrounds counted: {[r + 1 for r in counting]}; starved: {[r + 1 for r in starved]}"
+          + judged)
     for name in trees + (["torch"] if args.torch else []):
         quiet = None
         for scenario in scenarios:
