@@ -14,6 +14,7 @@ class Loss:
 
     name = "loss"
     target_kind = "labels"  # "labels": int32 (N,); "one_hot": float32 (N, L)
+    folds_layer = None  # the class name of a final layer the loss computes itself (its input's)
 
     def __init__(self):
         self.workspace = Workspace()
@@ -53,6 +54,7 @@ class CrossEntropy(Loss):
     class indices (N,) or one-hot rows (N, L)."""
 
     name = "cross_entropy"
+    folds_layer = "Softmax"  # the fused kernel takes the logits before a final Softmax
 
     def _kernel(self, pred, target, grad, stats):
         functional.softmax_cross_entropy(pred, target, grad, stats)

@@ -65,7 +65,8 @@ DAMAGE = {
     "RNG state of another generator": (
         lambda a: with_meta(a, lambda m: m["rng_state"].update(bit_generator="MT19937")), "rng_state"),
     "dropout position": (
-        lambda a: with_meta(a, lambda m: m["dropout"]["6"].update(calls=-4)), "dropout '6' calls"),
+        lambda a: with_meta(a, lambda m: m["state"]["6"].update(calls=-4)),
+        "layer '6' is invalid.*calls"),
     "epoch counter": (lambda a: with_meta(a, lambda m: m.update(epoch=1.5)), "epoch counter"),
     "optimizer settings": (
         lambda a: with_meta(a, lambda m: m["optimizer"].update(lr=-1)), "learning rate"),

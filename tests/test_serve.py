@@ -78,12 +78,14 @@ def test_info_names_the_model_its_classes_and_backend(served):
 
 
 def test_the_model_s_own_class_names_are_used(digits):
-    model = fastcnn.zoo.get("kmnist_cnn", seed=0)
+    model = fastcnn.Sequential([fastcnn.Flatten(), fastcnn.Dense(784, 10)], seed=0,
+                               input_shape=(1, 28, 28), name="mine")  # no zoo name to go by
+    model.data_info = fastcnn.datasets.data_info("kmnist")
     hiragana = ["\u304a", "\u304d", "\u3059", "\u3064", "\u306a", "\u306f", "\u307e", "\u3084",
                 "\u308c", "\u3092"]
-    model.data_info = {"name": "kmnist", "classes": hiragana}
     with BackgroundServer(create_app(model)) as server:
-        assert get_json(server.url + "api/info")["classes"] == hiragana
+        info = get_json(server.url + "api/info")
+        assert (info["dataset"], info["classes"]) == ("kmnist", hiragana)
         status, answer = post(server.url + "api/classify", png_bytes(digits[0][1]))
     assert status == 200 and answer["top"][0]["name"] in hiragana
 

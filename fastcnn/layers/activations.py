@@ -34,12 +34,14 @@ class ReLU(_Activation):
     """max(x, 0), any shape."""
 
     kernel = "relu"
+    contract_activation = "relu"  # a Conv2D/Dense before it applies it in its own kernel
 
 
 class Sigmoid(_Activation):
     """1 / (1 + exp(-x)), any shape."""
 
     kernel = "sigmoid"
+    contract_activation = "sigmoid"
 
 
 class Tanh(_Activation):

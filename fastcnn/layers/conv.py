@@ -77,6 +77,8 @@ class Conv2D(Layer):
         super().__init__(name=name, trainable=trainable)
         if kernel_size is None and filters is None:  # Keras: Conv2D(filters, kernel_size)
             in_channels, out_channels, kernel_size = None, in_channels, out_channels
+        elif out_channels is None and filters is None:  # Conv2D(32, kernel_size=3)
+            in_channels, out_channels = None, in_channels
         elif filters is not None and kernel_size is None and out_channels is None:
             in_channels, kernel_size = None, in_channels  # Conv2D(3, filters=32)
         out_channels = either("Conv2D", "out_channels", out_channels, "filters", filters)
@@ -95,8 +97,6 @@ class Conv2D(Layer):
         self.init = initializers.get(init)
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
-        self.fused_activation = None  # set by Sequential when a ReLU/Sigmoid layer follows
-        self.fused_pool = None  # set by Sequential when a MaxPool2D (window = stride) follows
         self._after = separate_activation(self.activation)
 
     def build(self, input_shape, rng=None):
@@ -133,50 +133,53 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = Parameter(self.bias_init((self.out_channels,), fan_in, fan_out, rng))
 
-    def _activation(self):
-        """The activation the convolution kernel applies (None when a separate one follows)."""
-        return None if self._after is not None else self.activation or self.fused_activation
-
-    keep_for_backward = True
-    """False while Sequential runs predict/evaluate: no backward pass follows, so the
-    im2col columns (N, C*KH*KW, OH*OW) are not kept (the backend works in a scratch buffer)."""
+    fuses_activation = True
+    fuses_pool = True
 
     def forward(self, x, training=False):
+        return self.forward_fused(x, training)
+
+    def forward_fused(self, x, training=False, activation=None, pool: int = 0, keep: bool = True):
+        """x (N, C, H, W) -> act(conv(x)) (N, O, OH, OW), with ``activation`` (a contract name)
+        when the layer has none of its own, and then, with ``pool`` > 0, its max pool of
+        window and stride ``pool`` (N, O, OH // pool, OW // pool) in the same pass. ``keep``
+        False (no backward pass follows) skips keeping the im2col columns. With an
+        activation of its own that the kernels do not fuse (tanh, ...), the convolution
+        runs without one, then that activation, then the pool."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
         cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
-                                           oh * ow)) if self.keep_for_backward else None
+                                           oh * ow)) if keep else None
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
-        activation = self._activation()
-        pool = self.fused_pool
-        if pool is not None:
-            # the following max pool in the same step: its output and argmax in its own buffers
-            shape = (n,) + pool.output_shape
-            pooled = pool.workspace.get("out", shape)
-            argmax = pool.workspace.get("argmax", shape, dtype=np.int32)
-        if pool is not None and self._after is None and not pool.padding:
+        activation = None if self._after is not None else self.activation or activation
+        if pool:
+            shape = (n, self.out_channels, oh // pool, ow // pool)
+            pooled = self.workspace.get("pooled", shape)
+            argmax = self.workspace.get("pool argmax", shape, dtype=np.int32)
+        if pool and self._after is None:
             functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
-                                              self.padding, activation, pool.kernel_size, cols,
-                                              out, pooled, argmax)
-            self._saved = (cols, out, activation, argmax, True)
+                                              self.padding, activation, pool, cols, out, pooled,
+                                              argmax)
+            self._saved = (cols, out, activation, argmax)
             return pooled
         functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
                                   activation, cols, out)
+        self._saved = (cols, out, activation, argmax if pool else None)
         activated = out if self._after is None else self._after.forward(out, training)
-        self._saved = (cols, out, activation, None if pool is None else argmax, False)
-        if pool is None:
+        if not pool:
             return activated
-        pool.pool_forward(activated, pooled, argmax)
+        functional.maxpool2d_forward(activated, pool, pool, pooled, argmax)
         return pooled
 
     def backward(self, dout, need_input_grad=True):
         if not self.trainable and not need_input_grad:
             return None
-        cols, out, activation, pool_argmax, fused_kernel = self._saved
+        cols, out, activation, pool_argmax = self._saved
         if cols is None:
             raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
                                "inputs (model.forward / train_step), not predict or evaluate")
+        # after a fused forward pass dout is the max pool's output gradient
         n = dout.shape[0]
         weight = self.params["weight"]
         dx = self.workspace.get("dx", (n,) + self.input_shape) if need_input_grad else None
@@ -186,7 +189,7 @@ class Conv2D(Layer):
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
-        if fused_kernel:  # dout is the fused max pool's output gradient
+        if pool_argmax is not None and self._after is None:
             functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
                                                self.stride, self.padding, activation, dx,
                                                dweight, dbias, dcols,

@@ -41,7 +41,6 @@ class Dense(Layer):
         self.init = initializers.get(init)
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
-        self.fused_activation = None
         self._after = separate_activation(self.activation)
 
     def build(self, input_shape, rng=None):
@@ -67,10 +66,17 @@ class Dense(Layer):
             self.params["bias"] = Parameter(
                 self.bias_init((self.out_features,), self.in_features, self.out_features, rng))
 
+    fuses_activation = True
+
     def forward(self, x, training=False):
+        return self.forward_fused(x, training)
+
+    def forward_fused(self, x, training=False, activation=None, pool: int = 0, keep: bool = True):
+        """x (N, F) -> act(x @ weight.T + bias) (N, U), with ``activation`` (a contract name)
+        when the layer has none of its own; ``pool`` and ``keep`` are unused (see Conv2D)."""
         out = self.workspace.get("out", (x.shape[0], self.out_features))
         bias = self.params["bias"].data if self.use_bias else None
-        activation = None if self._after is not None else self.activation or self.fused_activation
+        activation = None if self._after is not None else self.activation or activation
         functional.dense_forward(x, self.params["weight"].data, bias, activation, out)
         self._saved = (x, out, activation)
         return out if self._after is None else self._after.forward(out, training)
@@ -100,6 +106,8 @@ class Dense(Layer):
 
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W), C order like torch.flatten(x, 1)."""
+
+    preserves_scores = True
 
     def compute_output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)

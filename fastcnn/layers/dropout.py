@@ -6,6 +6,7 @@ from __future__ import annotations
 import numbers
 
 from .. import functional
+from ..errors import InputError
 from .arguments import either
 from .base import Layer
 
@@ -16,6 +17,7 @@ class Dropout(Layer):
     ``p`` is PyTorch's name, ``rate`` Keras'."""
 
     training_differs = True
+    preserves_scores = True
 
     def __init__(self, p: float | None = None, name: str | None = None, trainable: bool = True,
                  *, rate: float | None = None):
@@ -75,13 +77,21 @@ class Dropout(Layer):
         return {"seed": self.seed, "calls": self.calls}
 
     def set_state(self, state: dict) -> None:
-        self.seed, self.calls = int(state["seed"]), int(state["calls"])
+        values = {key: state.get(key) for key in ("seed", "calls")}
+        wrong = {key: value for key, value in values.items()
+                 if isinstance(value, bool) or not isinstance(value, int) or value < 0}
+        if wrong or set(state) - set(values):
+            raise InputError(f"{self.describe()} state needs whole numbers seed, calls >= 0 and "
+                             f"nothing else; got {state}")
+        self.seed, self.calls = values["seed"], values["calls"]
 
 
 class Dropout2d(Dropout):
     """x (N, C, H, W) (or (N, C, L)): zeroes whole channels, each (n, c) plane with
     probability p, as torch.nn.Dropout2d and Keras' SpatialDropout2D. The per-channel mask
     (N, C) comes from the same counter-based hash as Dropout's, indexed by n*C + c."""
+
+    aliases = ("SpatialDropout2D",)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:

@@ -75,20 +75,21 @@ class MaxPool2D(_Pool2D):
     """x (N, C, H, W) -> (N, C, OH, OW), the maximum of each window (padding is -inf, never
     chosen); remembers the argmax. OH = (H + 2*padding - kernel_size) // stride + 1."""
 
-    def pool_forward(self, x, out, argmax) -> None:
-        """The pooling kernel alone, into the given out, argmax (N, C, OH, OW): the window
-        after a Conv2D that runs it as one step with the convolution."""
-        if self.padding:
-            functional.padded_maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
-                                                out, argmax)
-        else:
-            functional.maxpool2d_forward(x, self.kernel_size, self.stride, out, argmax)
+    @property
+    def fusable_pool(self) -> int:
+        """The window, when a Conv2D before it may pool in its own pass (window = stride), else 0."""
+        fits = self.kernel_size == self.stride and not self.padding
+        return self.kernel_size if fits else 0
 
     def forward(self, x, training=False):
         shape = (x.shape[0],) + self.output_shape
         out = self.workspace.get("out", shape)
         argmax = self.workspace.get("argmax", shape, dtype=np.int32)
-        self.pool_forward(x, out, argmax)
+        if self.padding:
+            functional.padded_maxpool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                                out, argmax)
+        else:
+            functional.maxpool2d_forward(x, self.kernel_size, self.stride, out, argmax)
         self._argmax = argmax
         return out
 
@@ -136,6 +137,8 @@ class AvgPool2D(_Pool2D):
 class GlobalAveragePooling2D(Layer):
     """x (N, C, H, W) -> (N, C), the mean of each channel's plane: Keras'
     GlobalAveragePooling2D, PyTorch's AdaptiveAvgPool2d(1) followed by flatten(1)."""
+
+    aliases = ("GlobalAvgPool2D",)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:

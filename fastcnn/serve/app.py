@@ -32,9 +32,8 @@ def model_classes(model, dataset: str | None = None) -> tuple[str | None, list[s
     from ..datasets import get_spec
 
     info = getattr(model, "data_info", None) or {}
-    saved = info.get("classes") or info.get("class_names")
-    if saved and not dataset:
-        return info.get("name") or info.get("dataset"), [str(name) for name in saved]
+    if info.get("classes") and not dataset:
+        return info.get("dataset"), [str(name) for name in info["classes"]]
     dataset = model_dataset(model, dataset)
     if dataset is not None:
         spec = get_spec(dataset)
