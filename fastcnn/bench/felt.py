@@ -52,7 +52,8 @@ sys.stdin.readline()  # the parent starts every process of a scenario at once
 wall, cpu = time.perf_counter(), time.process_time()
 model.fit(x, y, epochs=1, batch_size=64, verbose=0)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({"backend": fastcnn.backend_name(), "wall": wall, "cpu": cpu}))
+print(json.dumps({"backend": fastcnn.backend_name(), "wall": wall, "cpu": cpu,
+                  "source": fastcnn.__file__}))
 """
 
 _TORCH_SETUP = r"""
@@ -154,11 +155,12 @@ def busy_loop(nice: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", f"import os\nos.nice({nice})\nwhile True: pass"])
 
 
-def _epochs_at_once(commands: list[list[str]], env: dict) -> list[dict]:
+def _epochs_at_once(commands: list[list[str]], env: dict, cwd: str | None) -> list[dict]:
     """Starts every command, waits until each has warmed up, releases them together and
     returns their reports."""
     processes = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=_child_env(**env))
+                                  stderr=subprocess.PIPE, text=True, env=_child_env(**env),
+                                  cwd=cwd)
                  for command in commands]
     try:
         for process in processes:
@@ -183,10 +185,11 @@ def _epochs_at_once(commands: list[list[str]], env: dict) -> list[dict]:
 
 
 def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths: dict,
-                env: dict | None = None) -> dict:
+                env: dict | None = None, cwd: str | None = None) -> dict:
     """One epoch of ``competitor`` (a backend or "torch") in ``scenario``: seconds per
-    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal.
-    ``env``: more environment for the training process (e.g. PYTHONPATH of another tree)."""
+    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal, and
+    (fastcnn) the package that ran. ``env``: more environment for the training process;
+    ``cwd``: its folder (``python -c`` imports from there first: another source tree)."""
     command = _command(competitor, images, threads, paths)
     neighbour = None
     if scenario.startswith("nice"):
@@ -194,7 +197,7 @@ def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths
     ticks = environment.cpu_ticks()
     try:
         reports = _epochs_at_once([command, command] if scenario == "two at once" else [command],
-                                  env or {})
+                                  env or {}, cwd)
     finally:
         if neighbour is not None:
             neighbour.kill()
@@ -203,7 +206,7 @@ def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths
     wall = statistics.mean(report["wall"] for report in reports)
     return {"competitor": competitor, "backend": reports[0]["backend"], "scenario": scenario,
             "seconds": wall, "cpu_per_wall": statistics.mean(r["cpu"] / r["wall"] for r in reports),
-            "steal": steal, "images": images}
+            "steal": steal, "images": images, "source": reports[0].get("source")}
 
 
 def first_run(images: int | None, paths: dict, log=print) -> dict:
