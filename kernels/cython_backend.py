@@ -320,18 +320,6 @@ def channel_affine(x, scale, shift, out):
     _kernels.channel_affine(_by_channel(x), scale, shift, _by_channel(out))
 
 
-# ---- batch normalisation ------------------------------------------------------------
-def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
-                      xhat, invstd):
-    _kernels.batchnorm_forward(_by_channel(x), weight, bias, running_mean, running_var, momentum,
-                               eps, training, _by_channel(out), _by_channel(xhat), invstd)
-
-
-def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias):
-    _kernels.batchnorm_backward(_by_channel(dout), _by_channel(xhat), weight, invstd, training,
-                                None if dx is None else _by_channel(dx), dweight, dbias)
-
-
 # ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
 _POINTWISE = {name: code for code, name in enumerate((
     "tanh_forward", "tanh_backward", "leaky_relu_forward", "leaky_relu_backward", "elu_forward",
@@ -403,3 +391,15 @@ def dropout2d_forward(x, p, seed, out, mask):
 
 def dropout2d_backward(dout, mask, dx):
     _kernels.dropout2d_backward(_planes(dout), _flat(mask), _planes(dx))
+
+
+# ---- batch normalisation ------------------------------------------------------------
+def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
+                      xhat, invstd):
+    _kernels.batchnorm_forward(_by_channel(x), weight, bias, running_mean, running_var, momentum,
+                               eps, training, _by_channel(out), _by_channel(xhat), invstd)
+
+
+def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias):
+    _kernels.batchnorm_backward(_by_channel(dout), _by_channel(xhat), weight, invstd, training,
+                                None if dx is None else _by_channel(dx), dweight, dbias)
