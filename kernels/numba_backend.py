@@ -18,6 +18,7 @@ from .numba_cpu.jit import CACHE, cache_is_warm, get_num_threads, set_num_thread
 from .numba_cpu.compiling import compile_seconds
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
+from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
                              conv2d_maxpool_forward, im2col)
 from .numba_cpu.dense import dense_backward, dense_forward
@@ -54,7 +55,6 @@ __all__ = ["name", "set_num_threads", "get_num_threads", "cold", "compile_second
            *FUSED, *MULTI_TENSOR]
 
 # the layers past the tutorials (contract.LAYER_OPERATIONS)
-from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward  # noqa: E402
 from .numba_cpu.dropout import dropout2d_backward, dropout2d_forward  # noqa: E402
 from .numba_cpu.global_pool import (global_avgpool2d_backward,  # noqa: E402
                                     global_avgpool2d_forward)
