@@ -201,7 +201,7 @@ def test_available_backends_gives_a_reason_for_each_unusable_backend():
 
 
 def test_unknown_optimizer_loss_metric_and_model_names_are_refused_listing_the_choices(model):
-    with pytest.raises(ValueError, match="unknown optimizer 'nadam'.*sgd, adam, adadelta"):
+    with pytest.raises(ValueError, match="unknown optimizer 'nadam'.*sgd, adam, adamw, adadelta"):
         model.compile("nadam")
     with pytest.raises(ValueError, match="unknown loss 'hinge'.*cross_entropy"):
         model.compile("adam", "hinge")
