@@ -32,12 +32,23 @@ def _number(value, what: str, low: float, high: float | None = None, low_open: b
     return value
 
 
+OPTIMIZERS: dict[str, type] = {}
+"""Optimizer classes by ``name``, filled as each subclass is defined: ``get``, checkpoints and
+the command line's ``--optimizer`` choices all read it."""
+
+
 class Optimizer:
-    """Base class: ``lr`` (alias ``learning_rate``) and PyTorch-style ``weight_decay``."""
+    """Base class: ``lr`` (alias ``learning_rate``) and PyTorch-style ``weight_decay``.
+    A subclass that sets its own ``name`` registers itself in :data:`OPTIMIZERS`."""
 
     name = "optimizer"
     slots: tuple = ()
     default_lr = 0.01
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OPTIMIZERS[cls.name] = cls
 
     def __init__(self, params=None, lr: float | None = None, weight_decay: float = 0.0,
                  learning_rate: float | None = None):
@@ -206,11 +217,9 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "eps": self.eps}
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, Adadelta, AdamW)}
-
-
 def get(spec, lr: float | None = None) -> Optimizer:
-    """An optimizer from an instance, a name ("sgd", "adam", "adadelta", "adamw") or a config dict."""
+    """An optimizer from an instance, a name (a key of OPTIMIZERS: "sgd", "adam", ...) or a
+    config dict."""
     if isinstance(spec, Optimizer):
         if lr is not None:
             spec.learning_rate = lr

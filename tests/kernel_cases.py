@@ -831,6 +831,7 @@ def dropout2d_backward_cases(tiny=False):
         mask = np.where(rng.random(shape[:2]) >= p, 1 / (1 - p), 0).astype(np.float32)
         cases.append(Case("dropout2d_backward", f"{_shape_label(shape)}-p{p}",
                           {"dout": _normal(rng, shape), "mask": mask}, {}, {"dx": _float(shape)}))
+    return cases
 
 
 # ---- batch normalisation ------------------------------------------------------------------------
