@@ -37,6 +37,7 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
 from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from .model import Sequential
+from .optim import clip_grad_norm_, clip_grad_value_
 from .serialization import load_model
 
 __version__ = "0.1.0"

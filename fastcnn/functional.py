@@ -19,6 +19,7 @@ import numpy as np
 from .backend import get_backend
 from .errors import InputError
 from .inputs import _host
+from .kernels import training_reference
 from .kernels.contract import ACTIVATIONS, conv_output_size
 from .kernels.multi_tensor import one_by_one
 
@@ -433,3 +434,123 @@ def add_scaled(target, source, alpha: float, scratch) -> None:
     with momentum 0 it sets scratch = source, then target -= (-alpha) * scratch.
     ``scratch`` must start finite (zeros) and is overwritten."""
     sgd_update(target, source, scratch, -float(alpha), 0.0)
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS) -----------------------------------------
+def _optional(op: str, *args) -> None:
+    """The backend's ``op``, or the NumPy reference on the host views of its arrays (the
+    same memory on a CPU backend; on a device, copies that are written back)."""
+    backend = get_backend()
+    kernel = getattr(backend, op, None)
+    if kernel is not None:
+        kernel(*args)
+        return
+    moved = []
+
+    def host(value):
+        if value is None or isinstance(value, (bool, int, float, np.floating, np.integer, np.ndarray)):
+            return value
+        if isinstance(value, list):
+            return [host(item) for item in value]
+        copy = backend.to_host(value)
+        moved.append((value, copy))
+        return copy
+
+    getattr(training_reference, op)(*(host(arg) for arg in args))
+    for device_array, copy in moved:
+        device_array.copy_to_device(copy)
+
+
+def _weighted_loss(op, pred, target, weights, grad, stats, target_dtype=None) -> None:
+    n, _ = _rank(op, "pred", pred, 2)
+    _check(op, "pred", pred, pred.shape)
+    if target_dtype is None:
+        _check(op, "target", target, pred.shape)
+    else:
+        _check(op, "labels", target, (n,), target_dtype)
+    _check(op, "weights", weights, (n,), optional=True)
+    _check(op, "grad", grad, pred.shape)
+    _check(op, "stats", stats, (2,))
+    _optional(op, pred, target, weights, grad, stats)
+
+
+def softmax_cross_entropy_soft(logits, targets, weights, dlogits, stats) -> None:
+    """logits, targets (N, L), weights (N,) or None -> dlogits (N, L), stats (2,)."""
+    _weighted_loss("softmax_cross_entropy_soft", logits, targets, weights, dlogits, stats)
+
+
+def mse_loss_weighted(pred, target, weights, dpred, stats) -> None:
+    """pred, target (N, L), weights (N,) or None -> dpred (N, L), stats (2,)."""
+    _weighted_loss("mse_loss_weighted", pred, target, weights, dpred, stats)
+
+
+def binary_cross_entropy(probs, targets, weights, dprobs, stats) -> None:
+    """probs, targets (N, L) in [0, 1], weights (N,) or None -> dprobs (N, L), stats (2,)."""
+    _weighted_loss("binary_cross_entropy", probs, targets, weights, dprobs, stats)
+
+
+def binary_cross_entropy_with_logits(logits, targets, weights, dlogits, stats) -> None:
+    """logits, targets (N, L), weights (N,) or None -> dlogits (N, L), stats (2,)."""
+    _weighted_loss("binary_cross_entropy_with_logits", logits, targets, weights, dlogits, stats)
+
+
+def nll_loss(logprobs, labels, weights, dlogprobs, stats) -> None:
+    """logprobs (N, L), labels (N,) int32, weights (N,) or None -> dlogprobs (N, L), stats (2,)."""
+    _weighted_loss("nll_loss", logprobs, labels, weights, dlogprobs, stats, _INT)
+
+
+def log_softmax_forward(x, out) -> None:
+    """x (N, L) -> out (N, L), log-softmax of each row."""
+    _rank("log_softmax_forward", "x", x, 2)
+    _same("log_softmax_forward", "x", x, out=out)
+    _optional("log_softmax_forward", x, out)
+
+
+def log_softmax_backward(dout, out, dx) -> None:
+    """dout, out (N, L) (out: the forward's output) -> dx (N, L)."""
+    _rank("log_softmax_backward", "dout", dout, 2)
+    _same("log_softmax_backward", "dout", dout, out=out, dx=dx)
+    _optional("log_softmax_backward", dout, out, dx)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                   momentum) -> None:
+    """param, grad, square_avg of one shape; grad_avg (centered) and momentum_buffer of
+    that shape or None; updated in place."""
+    op = "rmsprop_update"
+    _same(op, "param", param, grad=grad, square_avg=square_avg)
+    _check(op, "grad_avg", grad_avg, param.shape, optional=True)
+    _check(op, "momentum_buffer", momentum_buffer, param.shape, optional=True)
+    _optional(op, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum)
+
+
+def nesterov_update_many(params, grads, velocities, lr, momentum) -> None:
+    """SGD with Nesterov momentum on each (params[i], grads[i], velocities[i]), in place."""
+    _lists("nesterov_update_many", "params", params, grads=grads, velocities=velocities)
+    _optional("nesterov_update_many", params, grads, velocities, lr, momentum)
+
+
+def _arrays(op, arrays) -> None:
+    for i, array in enumerate(arrays):
+        _check(op, f"arrays[{i}]", array, array.shape)
+
+
+def sum_of_squares_many(arrays, out) -> None:
+    """T arrays of any shapes -> out (T,): each one's sum of squares."""
+    _arrays("sum_of_squares_many", arrays)
+    _check("sum_of_squares_many", "out", out, (len(arrays),))
+    _optional("sum_of_squares_many", arrays, out)
+
+
+def scale_many(arrays, factor) -> None:
+    """Every array *= factor, in place."""
+    _arrays("scale_many", arrays)
+    _optional("scale_many", arrays, float(factor))
+
+
+def clip_many(arrays, low, high) -> None:
+    """Every array clamped to [low, high], in place."""
+    if not low <= high:
+        raise KernelArgumentError(f"clip_many: low {low} is above high {high}")
+    _arrays("clip_many", arrays)
+    _optional("clip_many", arrays, float(low), float(high))

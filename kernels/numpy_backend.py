@@ -250,3 +250,11 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     acc_delta *= rho
     acc_delta += (1 - rho) * delta * delta
     param -= (lr * delta).astype(param.dtype)
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS): the reference ------------------------
+from .training_reference import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
+                                 clip_many, log_softmax_backward, log_softmax_forward,
+                                 mse_loss_weighted, nesterov_update_many, nll_loss,
+                                 rmsprop_update, scale_many, softmax_cross_entropy_soft,
+                                 sum_of_squares_many)
