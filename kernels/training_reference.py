@@ -70,7 +70,7 @@ def binary_cross_entropy_with_logits(logits, targets, weights, dlogits, stats):
     loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
     w = _row_weights(weights, x.shape[0])[:, None]
     _binary_stats(stats, loss, w, logits > 0, targets)
-    dlogits[...] = (w * (1 / (1 + np.exp(-x)) - t) / x.size).astype(dlogits.dtype)
+    dlogits[...] = (w * (np.exp(-np.logaddexp(0.0, -x)) - t) / x.size).astype(dlogits.dtype)
 
 
 def nll_loss(logprobs, labels, weights, dlogprobs, stats):

@@ -114,7 +114,8 @@ def _backend_cases(op):
     """Every backend for an operation of the contract; for a fused one (contract.FUSED),
     the backends that define it."""
     backends = [backend for backend in BACKENDS
-                if op not in contract.FUSED or hasattr(backend_module(backend), op)]
+                if op not in contract.FUSED + contract.TRAINING_OPERATIONS
+                or hasattr(backend_module(backend), op)]
     return [pytest.param(backend, case, id=f"{backend}-case{number}")
             for backend in backends
             for number, case in enumerate(kernel_cases.cases(op, tiny=TINY[backend]))]
@@ -131,7 +132,7 @@ def _conformance_test(op):
 
 
 # one test per kernel, named after it: test_conv2d_forward_matches_reference[numba-case3]
-for _op in COMPUTE_OPERATIONS + contract.FUSED:
+for _op in COMPUTE_OPERATIONS + contract.FUSED + kernel_cases.SINGLE_TRAINING_OPERATIONS:
     globals()[f"test_{_op}_matches_reference"] = _conformance_test(_op)
 
 
@@ -148,7 +149,8 @@ def test_backend_defines_every_operation(backend):
 def test_backend_operations_take_the_contract_parameters(backend):
     module = backend_module(backend)
     wrong = {}
-    optional = [op for op in contract.FUSED + contract.MULTI_TENSOR if hasattr(module, op)]
+    optional = [op for op in contract.FUSED + contract.MULTI_TENSOR + contract.TRAINING_OPERATIONS
+                if hasattr(module, op)]
     for op in list(contract.OPERATIONS) + optional:
         try:
             signature = inspect.signature(getattr(module, op))
@@ -161,7 +163,7 @@ def test_backend_operations_take_the_contract_parameters(backend):
 
 
 def test_every_operation_has_sample_cases():
-    for op in COMPUTE_OPERATIONS:
+    for op in COMPUTE_OPERATIONS + kernel_cases.SINGLE_TRAINING_OPERATIONS:
         assert kernel_cases.cases(op), op
         assert kernel_cases.cases(op, tiny=True), op
 
