@@ -29,7 +29,7 @@ if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"} & set(_os.environ)
     _os.environ["GOMP_SPINCOUNT"] = "300"
     _os.environ["KMP_BLOCKTIME"] = "0"
 
-from . import callbacks, functional, init, inputs, layers, losses, metrics, optim
+from . import callbacks, functional, init, inputs, layers, losses, metrics, optim, schedules
 from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,

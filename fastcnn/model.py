@@ -46,6 +46,7 @@ class Sequential:
         self.rng = np.random.default_rng(self.seed)
         self.loss = None
         self.optimizer = None
+        self.schedule = None
         self.metrics: list[str] = []
         self.epoch = 0
         self.stop_training = False
@@ -204,10 +205,17 @@ class Sequential:
 
     # ---- compile / fit ----------------------------------------------------------------------
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",),
-                lr: float | None = None) -> "Sequential":
+                lr: float | None = None, schedule=None) -> "Sequential":
         """Choose the optimizer (instance or name), loss ("cross_entropy", "mse") and
         metrics ("accuracy", "roc_auc"; one name or a list). ``lr`` overrides the
-        optimizer's learning rate."""
+        optimizer's learning rate. ``schedule``: a :mod:`fastcnn.schedules` object
+        given without an optimizer, which fit binds to this one and steps."""
+        from .schedules import LRScheduler
+
+        if schedule is not None and not isinstance(schedule, LRScheduler):
+            raise TypeError(f"schedule must be a fastcnn.schedules object (StepLR, "
+                            f"CosineAnnealingLR, OneCycleLR), got {schedule!r}")
+        self.schedule = schedule
         self.loss = loss_registry.get(loss)
         self.optimizer = optim_registry.get(optimizer, lr)
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
@@ -285,13 +293,15 @@ class Sequential:
         # History and the progress bar come last: they see what callbacks add to the
         # logs (RocAuc's val_roc_auc), as in Keras
         callback_list = list(callbacks or []) + ([ProgressBar(verbose)] if verbose else [])
+        if self.schedule is not None and self.schedule not in callback_list:
+            callback_list.insert(0, self.schedule)
         callback_list.append(history)
         hooks = CallbackList(callback_list, self)
         logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if x_val is not None else [])
         logged += [key for callback in callback_list for key in getattr(callback, "adds_logs", ())]
         self.stop_training = False
         self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
-                           "logged": logged}
+                           "logged": logged, "initial_epoch": start}
         self.history = history
         backend = get_backend()
         plan = self._plan(training_loss=True)
