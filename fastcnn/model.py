@@ -13,7 +13,7 @@ from . import optim as optim_registry
 from .backend import backend_name, get_backend
 from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import InputError
-from .inputs import as_images, as_targets, whole_number
+from .inputs import as_images, whole_number
 from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Softmax
 from .metrics import roc_auc
 
@@ -232,17 +232,18 @@ class Sequential:
         if self.loss is None:
             raise RuntimeError("call model.compile(optimizer, loss) before fit/evaluate")
 
-    def train_step(self, x, y, plan=None):
-        """One optimisation step on a staged batch: x, y backend arrays. Returns the
-        loss stats (2,) [mean loss, correct] on the backend (no host sync)."""
+    def train_step(self, x, y, plan=None, weights=None):
+        """One optimisation step on a staged batch: x, y (and per-sample weights (N,) or
+        None) backend arrays. Returns the loss stats (2,) [mean loss, correct] on the
+        backend (no host sync)."""
         logits = self._run(x, plan or self._plan(training_loss=True), training=True)
-        stats = self.loss.compute(logits, y)
+        stats = self.loss.compute(logits, y, weights)
         self.backward(self.loss.grad)
         self.optimizer.step()
         return stats
 
-    def _targets(self, y, n):
-        return as_targets(y, self.output_shape[0], self.loss.target_kind, n)
+    def _targets(self, y, n, weighted: bool = False):
+        return self.loss.targets(y, self.output_shape[0], n, weighted)
 
     def _validation(self, x, y, validation_data, validation_split):
         """(x, y, x_val, y_val): the held-out part as Keras takes it (the last fraction of
@@ -264,31 +265,66 @@ class Sequential:
                              "training samples: lower it or pass more data")
         return x[:cut], y[:cut], x[cut:], y[cut:]
 
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+    def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, callbacks=None,
-            verbose="auto", initial_epoch: int = 0) -> History:
+            verbose="auto", initial_epoch: int = 0, class_weight=None, sample_weight=None,
+            steps_per_epoch: int | None = None, augment=None) -> History:
         """Train epochs ``initial_epoch`` .. ``epochs - 1`` (Keras' rule: each call trains
         ``epochs - initial_epoch`` epochs; resume a loaded checkpoint with
         ``initial_epoch=model.epoch``, and epoch numbers in logs and History stay absolute).
 
-        x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L).
+        x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L). Or x is
+        a generator or any iterable of ``(x, y)`` / ``(x, y, sample_weight)`` batches and
+        y is left out (see :class:`fastcnn.batches.IterableBatches`); ``steps_per_epoch``
+        then says how many batches make an epoch (with arrays: the first that many).
         ``validation_split`` holds out the last fraction of x before shuffling
-        (Keras' rule). ``verbose``: 0 silent, 1 a progress bar, 2 one line per epoch,
-        "auto" (default) 1 on a terminal and 2 when output is redirected. Returns a
-        History whose ``history`` maps each log key (loss, accuracy, val_loss, ...)
-        to per-epoch values; ``model.epoch`` counts every epoch trained.
+        (Keras' rule). ``sample_weight`` (N,) and ``class_weight`` ({class: weight},
+        classes left out weigh 1) weight each sample's loss as in Keras: the loss is
+        sum(w_i * loss_i) / N. ``augment``: a callable on each host batch (N, C, H, W),
+        e.g. :class:`fastcnn.augment.RandomAffine`. ``verbose``: 0 silent, 1 a progress
+        bar, 2 one line per epoch, "auto" (default) 1 on a terminal and 2 when output is
+        redirected. Returns a History whose ``history`` maps each log key (loss,
+        accuracy, val_loss, ...) to per-epoch values; ``model.epoch`` counts every epoch
+        trained.
         """
+        from .batches import ArrayBatches, IterableBatches, array_converter, class_indices, \
+            is_batch_source
+        from .inputs import sample_weights
+
         self._require_compiled()
         epochs = whole_number(epochs, "epochs", 0)
         batch_size = whole_number(batch_size, "batch_size", 1)
         start = whole_number(initial_epoch, "initial_epoch", 0)
+        if steps_per_epoch is not None:
+            steps_per_epoch = whole_number(steps_per_epoch, "steps_per_epoch", 1)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable on a batch of images, such as "
+                            f"fastcnn.augment.RandomAffine(...), got {augment!r}")
         verbose = resolve_verbose(verbose)
-        x = self._prepare(x)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None or validation_split:
+                raise InputError("fit on a generator takes its batches as (x, y) or (x, y, "
+                                 "sample_weight) tuples: leave out y, sample_weight and "
+                                 "validation_split (pass validation_data instead)")
+            source = IterableBatches(x, array_converter(self, class_weight, augment is not None),
+                                     steps_per_epoch, augment)
+            source.first()
+            x_val, y_val = self._validation(None, None, validation_data, 0.0)[2:]
+        else:
+            if y is None:
+                raise InputError("fit(x, y) needs the targets y, unless x is a generator or "
+                                 "iterable of (x, y) batches")
+            x = self._prepare(x)
+            y = self._targets(y, len(x), class_weight is not None or sample_weight is not None)
+            classes, count = class_indices(y, self.output_shape[0]) if class_weight is not None \
+                else (None, None)
+            weights = sample_weights(len(x), sample_weight, class_weight, classes, count)
+            x, y, x_val, y_val = self._validation(x, y, validation_data, validation_split)
+            weights = None if weights is None else weights[:len(x)]
+            source = ArrayBatches(x, y, weights, batch_size, shuffle, self.rng, steps_per_epoch,
+                                  augment)
         self.optimizer.bind(self.parameters())
-        y = self._targets(y, len(x))
-        x, y, x_val, y_val = self._validation(x, y, validation_data, validation_split)
-        n = len(x)
-        steps = math.ceil(n / batch_size)
+        steps = source.steps
         history = History()
         # History and the progress bar come last: they see what callbacks add to the
         # logs (RocAuc's val_roc_auc), as in Keras
@@ -305,37 +341,38 @@ class Sequential:
         self.history = history
         backend = get_backend()
         plan = self._plan(training_loss=True)
-        frozen = self._frozen_prefix(plan)
+        frozen = self._frozen_prefix(plan) if isinstance(source, ArrayBatches) and \
+            augment is None else 0
         hooks.on_train_begin()
         if frozen and start < epochs:
             # the frozen, deterministic head (e.g. a fixed kernel) gives the same
             # features every epoch: compute them once and train the rest on them
-            x = self._precomputed(x, plan[:frozen], max(batch_size, 256))
+            source.x = self._precomputed(source.x, plan[:frozen], max(batch_size, 256))
             plan = plan[frozen:]
-        # unshuffled batches are slices (views, no copy); a single unshuffled batch (full-batch
-        # gradient descent) is staged once, under roles of its own that evaluation never reuses
-        resident = (self._stage(x, "resident input"), self._stage(y, "resident target")) \
-            if steps == 1 and not shuffle else None
+        # a single unshuffled batch (full-batch gradient descent) is staged once, under
+        # roles of its own that evaluation never reuses
+        resident = (self._stage(source.x, "resident input"), self._stage(source.targets, "resident target"),
+                    None if source.weights is None else self._stage(source.weights, "resident weights")) \
+            if isinstance(source, ArrayBatches) and steps == 1 and not shuffle and augment is None \
+            else None
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
-            order = self.rng.permutation(n) if shuffle else None
-            loss_sum, correct = 0.0, 0.0
-            for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size] if shuffle else \
-                    slice(step * batch_size, min((step + 1) * batch_size, n))
+            loss_sum, correct, seen = 0.0, 0.0, 0
+            for step, (x_host, y_host, w_host) in enumerate(source.epoch(epoch)):
                 hooks.on_batch_begin(step)
-                xb, yb = resident or (self._stage(x[index], "input"), self._stage(y[index], "target"))
-                stats = backend.to_host(self.train_step(xb, yb, plan))
+                xb, yb, wb = resident or (self._stage(x_host, "input"), self._stage(y_host, "target"),
+                                          None if w_host is None else self._stage(w_host, "weights"))
+                stats = backend.to_host(self.train_step(xb, yb, plan, wb))
                 if not np.isfinite(stats[0]):
                     raise FloatingPointError(
                         f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
                         "the learning rate or check the inputs' scale")
                 loss_sum += float(stats[0]) * xb.shape[0]
                 correct += float(stats[1])
-                seen = min((step + 1) * batch_size, n)
+                seen += xb.shape[0]
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
                                           "batch_loss": float(stats[0])})
-            logs = {"loss": loss_sum / n, "accuracy": correct / n}
+            logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
             if x_val is not None:
                 val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})

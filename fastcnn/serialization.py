@@ -30,7 +30,7 @@ def save_model(model, path) -> None:
         "rng_state": model.rng.bit_generator.state,
         "dropout": {layer.name: layer.get_state() for layer in model.layers
                     if isinstance(layer, Dropout)},
-        "loss": model.loss.name if model.loss is not None else None,
+        "loss": model.loss.get_config() if model.loss is not None else None,
         "metrics": model.metrics,
         "optimizer": None,
     }
