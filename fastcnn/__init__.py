@@ -35,7 +35,8 @@ from .backend import (available_backends, auto_selected, backend_name, get_backe
 from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, RocAuc)
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, LogSoftmax, MaxPool2D, ReLU, Sigmoid,
+                     Softmax)
 from .model import Sequential
 from .optim import clip_grad_norm_, clip_grad_value_
 from .serialization import load_model

@@ -11,11 +11,12 @@ from . import functional
 from . import losses as loss_registry
 from . import optim as optim_registry
 from .backend import backend_name, get_backend
+from .batches import class_indices
 from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import InputError
 from .inputs import as_images, whole_number
 from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Softmax
-from .metrics import roc_auc
+from .metrics import roc_auc, top_k_correct, top_k_of
 
 _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid"}
 
@@ -207,7 +208,8 @@ class Sequential:
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",),
                 lr: float | None = None, schedule=None) -> "Sequential":
         """Choose the optimizer (instance or name), loss ("cross_entropy", "mse") and
-        metrics ("accuracy", "roc_auc"; one name or a list). ``lr`` overrides the
+        metrics ("accuracy", "roc_auc", "top_k_accuracy" (k=5) or "top_3_accuracy", or
+        metrics.TopKAccuracy(k); one or a list). ``lr`` overrides the
         optimizer's learning rate. ``schedule``: a :mod:`fastcnn.schedules` object
         given without an optimizer, which fit binds to this one and steps."""
         from .schedules import LRScheduler
@@ -219,10 +221,13 @@ class Sequential:
         self.loss = loss_registry.get(loss)
         self.optimizer = optim_registry.get(optimizer, lr)
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        unknown = [m for m in metrics if m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
+        unknown = [m for m in metrics if top_k_of(m) is None and
+                   m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
         if unknown:
-            raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy and roc_auc")
-        self.metrics = ["roc_auc" if m in ("roc_auc", "auc") else "accuracy" for m in metrics
+            raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy, roc_auc and "
+                             "top_k_accuracy (top_3_accuracy, TopKAccuracy(k))")
+        self.metrics = [f"top_{top_k_of(m)}_accuracy" if top_k_of(m) is not None else
+                        "roc_auc" if m in ("roc_auc", "auc") else "accuracy" for m in metrics
                         if m != "loss"]
         if self.built:
             self.optimizer.bind(self.parameters())
@@ -237,6 +242,7 @@ class Sequential:
         None) backend arrays. Returns the loss stats (2,) [mean loss, correct] on the
         backend (no host sync)."""
         logits = self._run(x, plan or self._plan(training_loss=True), training=True)
+        self._train_output = logits
         stats = self.loss.compute(logits, y, weights)
         self.backward(self.loss.grad)
         self.optimizer.step()
@@ -287,8 +293,7 @@ class Sequential:
         accuracy, val_loss, ...) to per-epoch values; ``model.epoch`` counts every epoch
         trained.
         """
-        from .batches import ArrayBatches, IterableBatches, array_converter, class_indices, \
-            is_batch_source
+        from .batches import ArrayBatches, IterableBatches, array_converter, is_batch_source
         from .inputs import sample_weights
 
         self._require_compiled()
@@ -333,7 +338,9 @@ class Sequential:
             callback_list.insert(0, self.schedule)
         callback_list.append(history)
         hooks = CallbackList(callback_list, self)
-        logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if x_val is not None else [])
+        top_k = {name: top_k_of(name) for name in self.metrics if top_k_of(name)}
+        logged = ["loss", "accuracy", *top_k]
+        logged += [f"val_{key}" for key in ["loss", "accuracy", *top_k]] if x_val is not None else []
         logged += [key for callback in callback_list for key in getattr(callback, "adds_logs", ())]
         self.stop_training = False
         self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
@@ -358,6 +365,7 @@ class Sequential:
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
             loss_sum, correct, seen = 0.0, 0.0, 0
+            top_correct = dict.fromkeys(top_k, 0)
             for step, (x_host, y_host, w_host) in enumerate(source.epoch(epoch)):
                 hooks.on_batch_begin(step)
                 xb, yb, wb = resident or (self._stage(x_host, "input"), self._stage(y_host, "target"),
@@ -370,9 +378,12 @@ class Sequential:
                 loss_sum += float(stats[0]) * xb.shape[0]
                 correct += float(stats[1])
                 seen += xb.shape[0]
+                if top_k:
+                    self._count_top_k(top_k, top_correct, y_host)
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
                                           "batch_loss": float(stats[0])})
-            logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+            logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+                    **{name: count / max(seen, 1) for name, count in top_correct.items()}}
             if x_val is not None:
                 val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -382,6 +393,13 @@ class Sequential:
                 break
         hooks.on_train_end()
         return history
+
+    def _count_top_k(self, top_k: dict, counts: dict, targets) -> None:
+        """Add this training batch's top-k hits (from its output) to ``counts``."""
+        scores = get_backend().to_host(self._train_output)
+        labels = class_indices(np.asarray(targets), scores.shape[1])[0]
+        for name, k in top_k.items():
+            counts[name] += top_k_correct(labels, scores, k)
 
     @staticmethod
     def _frozen_prefix(plan) -> int:
@@ -459,13 +477,21 @@ class Sequential:
         plan = self._plan(training_loss=True)  # logits when the loss fuses the softmax
         loss_sum, correct = 0.0, 0.0
         probabilities = [] if "roc_auc" in self.metrics else None
+        top_k = {name: top_k_of(name) for name in self.metrics if top_k_of(name)}
+        top_correct = dict.fromkeys(top_k, 0)
         for part, out in self._batched_outputs(x, batch_size, plan):
             stats = backend.to_host(self.loss.compute(out, self._stage(y[part], "target")))
             loss_sum += float(stats[0]) * len(y[part])
             correct += float(stats[1])
             if probabilities is not None:
                 probabilities.append(np.array(backend.to_host(self._probabilities(out, plan))))
-        result = {"loss": loss_sum / len(x), "accuracy": correct / len(x)}
+            if top_k:
+                scores = backend.to_host(out)  # ranks of logits are those of probabilities
+                labels = class_indices(np.asarray(y[part]), scores.shape[1])[0]
+                for name, k in top_k.items():
+                    top_correct[name] += top_k_correct(labels, scores, k)
+        result = {"loss": loss_sum / len(x), "accuracy": correct / len(x),
+                  **{name: count / len(x) for name, count in top_correct.items()}}
         if probabilities is not None:
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             result["roc_auc"] = roc_auc(labels, np.concatenate(probabilities))

@@ -5,10 +5,12 @@ from .base import Layer
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout
+from .log_softmax import LogSoftmax
 from .pooling import AvgPool2D, MaxPool2D
 
 LAYERS = {cls.__name__: cls for cls in
-          (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Softmax)}
+          (Conv2D, MaxPool2D, AvgPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Softmax,
+           LogSoftmax)}
 """Layer classes by name, for rebuilding a saved model."""
 
 
@@ -22,4 +24,4 @@ def from_config(class_name: str, config: dict) -> Layer:
 
 
 __all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Dropout", "ReLU",
-           "Sigmoid", "Softmax", "LAYERS", "from_config"]
+           "Sigmoid", "Softmax", "LogSoftmax", "LAYERS", "from_config"]
