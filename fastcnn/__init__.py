@@ -55,7 +55,7 @@ def to_numpy(array):
 
 def __getattr__(name):
     # datasets, zoo and the CLI import on first use, keeping `import fastcnn` fast
-    if name in ("datasets", "zoo", "plots", "distributed"):
+    if name in ("datasets", "zoo", "plots", "distributed", "augment", "batches"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -137,3 +137,27 @@ def scale_many(arrays, factor):
 def clip_many(arrays, low, high):
     for array in arrays:
         np.clip(array, array.dtype.type(low), array.dtype.type(high), out=array)
+
+
+# ---- augmentation -------------------------------------------------------------------------------
+def affine_resample(x, matrices, fill, out):
+    """x (N, C, H, W) -> out (N, C, H, W): out[n, :, y, x] is x[n] sampled bilinearly at
+    (sy, sx) = matrices[n] @ (y, x, 1) (matrices (N, 2, 3) float64, pixel coordinates),
+    reading ``fill`` outside the image."""
+    _, _, height, width = x.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    for n in range(x.shape[0]):
+        a = matrices[n]
+        sy = a[0, 0] * ys + a[0, 1] * xs + a[0, 2]
+        sx = a[1, 0] * ys + a[1, 1] * xs + a[1, 2]
+        y0, x0 = np.floor(sy), np.floor(sx)
+        fy, fx = sy - y0, sx - x0
+        total = np.zeros((x.shape[1], height, width))
+        for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
+                               (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+            yy, xx = (y0 + dy).astype(np.int64), (x0 + dx).astype(np.int64)
+            inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+            values = np.where(inside, x[n][:, np.clip(yy, 0, height - 1), np.clip(xx, 0, width - 1)],
+                              fill)
+            total += weight * values
+        out[n] = total
