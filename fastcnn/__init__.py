@@ -32,8 +32,8 @@ if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"} & set(_os.environ)
 from . import callbacks, functional, init, inputs, layers, losses, metrics, optim, schedules
 from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
-from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, RocAuc)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                        ModelCheckpoint, ReduceLROnPlateau, RocAuc, TensorBoard)
 from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
 from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, LogSoftmax, MaxPool2D, ReLU, Sigmoid,
                      Softmax)

@@ -111,3 +111,18 @@ def test_redirected_output_gets_one_line_per_epoch_and_no_progress_bar_frames(tm
     assert "\r" not in done.stdout + done.stderr
     epoch_lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(" - ")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_optimizer_choices_come_from_the_optimizer_registry(capsys):
+    from fastcnn.cli import build_parser
+    from fastcnn.optim import OPTIMIZERS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    optimizer = next(action for action in train._actions if action.dest == "optimizer")
+    assert set(optimizer.choices) == set(OPTIMIZERS) and "rmsprop" in optimizer.choices
+
+
+def test_training_with_rmsprop_from_the_command_line(capsys):
+    assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
+                 "--optimizer", "rmsprop", "--lr", "0.001", "--quiet"]) == 0
+    assert "rmsprop lr 0.001" in capsys.readouterr().out
