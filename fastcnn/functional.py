@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compose
 from .backend import get_backend
 from .errors import InputError
 from .inputs import _host
-from .kernels import training_reference
-from .kernels.contract import ACTIVATIONS, conv_output_size
-from .kernels.multi_tensor import one_by_one
+from .kernels.contract import ACTIVATIONS, COMPOSED, conv_output_size
 
 _FLOAT = np.dtype(np.float32)
 """The float dtype every float buffer has (the float64 gradient-check tests patch it)."""
@@ -131,6 +130,20 @@ def _image_side(op, name, images, kernel_h, kernel_w, stride, padding) -> tuple:
     return n, c, oh, ow
 
 
+# ---- optional operations -----------------------------------------------------------------------
+def optional(op: str, *args) -> None:
+    """Run optional operation ``op`` (contract.COMPOSED) on checked arguments: the backend's
+    kernel where it has one, else the reference composition ``fastcnn.compose.<op>``."""
+    if op not in COMPOSED:
+        raise KernelArgumentError(f"{op} is not an optional operation of the kernel contract")
+    backend = get_backend()
+    kernel = getattr(backend, op, None)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        getattr(compose, op)(backend, *args)
+
+
 # ---- convolution ------------------------------------------------------------------------------
 def im2col(x, kernel_h, kernel_w, stride, padding, cols) -> None:
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW)."""
@@ -205,13 +218,7 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
     op = "conv2d_maxpool_forward"
     _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
     _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols,
-                                       out, pooled, argmax)
-    else:
-        backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)
-        backend.maxpool2d_forward(out, pool, pool, pooled, argmax)
+    optional(op, x, weight, bias, stride, padding, activation, pool, cols, out, pooled, argmax)
 
 
 def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
@@ -222,14 +229,8 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
     _check_maxpool2d_backward(dpooled, argmax, dout, op)
     _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
                            dbias, dcols, op)
-    backend = get_backend()
-    if hasattr(backend, op):
-        backend.conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
-                                        activation, dx, dweight, dbias, dcols, dout)
-    else:
-        backend.maxpool2d_backward(dpooled, argmax, dout)
-        backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx,
-                                dweight, dbias, dcols)
+    optional(op, dpooled, argmax, out, weight, cols, stride, padding, activation, dx, dweight,
+             dbias, dcols, dout)
 
 
 # ---- pooling ----------------------------------------------------------------------------------
@@ -405,11 +406,7 @@ def sgd_update_many(params, grads, velocities, lr, momentum) -> None:
     """sgd_update on each (params[i], grads[i], velocities[i]): one call on a backend with
     contract.MULTI_TENSOR, else one per parameter."""
     _lists("sgd_update_many", "params", params, grads=grads, velocities=velocities)
-    backend = get_backend()
-    if hasattr(backend, "sgd_update_many"):
-        backend.sgd_update_many(params, grads, velocities, lr, momentum)
-    else:
-        one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)
+    optional("sgd_update_many", params, grads, velocities, lr, momentum)
 
 
 def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None:
@@ -417,16 +414,63 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step) -> None
     if step < 1:
         raise KernelArgumentError(f"adam_update_many: step must be >= 1, got {step}")
     _lists("adam_update_many", "params", params, grads=grads, exp_avgs=ms, exp_avg_sqs=vs)
-    backend = get_backend()
-    if hasattr(backend, "adam_update_many"):
-        backend.adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step)
-    else:
-        one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
+    optional("adam_update_many", params, grads, ms, vs, lr, beta1, beta2, eps, step)
 
 
 def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps) -> None:
     _same("adadelta_update", "param", param, grad=grad, square_avg=square_avg, acc_delta=acc_delta)
     get_backend().adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps)
+
+
+# ---- primitives ---------------------------------------------------------------------------------
+def axpby(a, x, b, y, out) -> None:
+    """x, y, out of one shape: out = a*x + b*y (out may be x or y)."""
+    _same("axpby", "x", x, y=y, out=out)
+    get_backend().axpby(float(a), x, float(b), y, out)
+
+
+def multiply(x, y, out) -> None:
+    """x, y, out of one shape: out = x * y (out may be x or y)."""
+    _same("multiply", "x", x, y=y, out=out)
+    get_backend().multiply(x, y, out)
+
+
+def rsqrt(x, eps, out) -> None:
+    """x, out of one shape: out = 1 / sqrt(x + eps)."""
+    _same("rsqrt", "x", x, out=out)
+    get_backend().rsqrt(x, float(eps), out)
+
+
+def _channels(op: str, x) -> int:
+    """C of x (N, C, H, W) or (N, C), checked; a per-channel operation needs N*H*W >= 1."""
+    if x is None or len(x.shape) not in (2, 4):
+        got = "None" if x is None else f"shape {tuple(x.shape)}"
+        raise KernelArgumentError(f"{op}: x must be (N, C, H, W) or (N, C), got {got}")
+    _check(op, "x", x, x.shape)
+    if x.size == 0:
+        raise KernelArgumentError(f"{op}: x {tuple(x.shape)} is empty; every channel needs a value")
+    return int(x.shape[1])
+
+
+def channel_sum(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the sum over every axis but 1."""
+    _check("channel_sum", "out", out, (_channels("channel_sum", x),))
+    get_backend().channel_sum(x, out)
+
+
+def channel_mean(x, out) -> None:
+    """x (N, C, H, W) or (N, C) -> out (C,), the mean over every axis but 1."""
+    _check("channel_mean", "out", out, (_channels("channel_mean", x),))
+    get_backend().channel_mean(x, out)
+
+
+def channel_affine(x, scale, shift, out) -> None:
+    """x, out (N, C, H, W) or (N, C); scale, shift (C,) -> out = x * scale[c] + shift[c]."""
+    channels = _channels("channel_affine", x)
+    _same("channel_affine", "x", x, out=out)
+    _check("channel_affine", "scale", scale, (channels,))
+    _check("channel_affine", "shift", shift, (channels,))
+    get_backend().channel_affine(x, scale, shift, out)
 
 
 def add_scaled(target, source, alpha: float, scratch) -> None:
@@ -437,30 +481,6 @@ def add_scaled(target, source, alpha: float, scratch) -> None:
 
 
 # ---- training operations (contract.TRAINING_OPERATIONS) -----------------------------------------
-def _optional(op: str, *args) -> None:
-    """The backend's ``op``, or the NumPy reference on the host views of its arrays (the
-    same memory on a CPU backend; on a device, copies that are written back)."""
-    backend = get_backend()
-    kernel = getattr(backend, op, None)
-    if kernel is not None:
-        kernel(*args)
-        return
-    moved = []
-
-    def host(value):
-        if value is None or isinstance(value, (bool, int, float, np.floating, np.integer, np.ndarray)):
-            return value
-        if isinstance(value, list):
-            return [host(item) for item in value]
-        copy = backend.to_host(value)
-        moved.append((value, copy))
-        return copy
-
-    getattr(training_reference, op)(*(host(arg) for arg in args))
-    for device_array, copy in moved:
-        device_array.copy_to_device(copy)
-
-
 def _weighted_loss(op, pred, target, weights, grad, stats, target_dtype=None) -> None:
     n, _ = _rank(op, "pred", pred, 2)
     _check(op, "pred", pred, pred.shape)
@@ -471,7 +491,7 @@ def _weighted_loss(op, pred, target, weights, grad, stats, target_dtype=None) ->
     _check(op, "weights", weights, (n,), optional=True)
     _check(op, "grad", grad, pred.shape)
     _check(op, "stats", stats, (2,))
-    _optional(op, pred, target, weights, grad, stats)
+    optional(op, pred, target, weights, grad, stats)
 
 
 def softmax_cross_entropy_soft(logits, targets, weights, dlogits, stats) -> None:
@@ -503,14 +523,14 @@ def log_softmax_forward(x, out) -> None:
     """x (N, L) -> out (N, L), log-softmax of each row."""
     _rank("log_softmax_forward", "x", x, 2)
     _same("log_softmax_forward", "x", x, out=out)
-    _optional("log_softmax_forward", x, out)
+    optional("log_softmax_forward", x, out)
 
 
 def log_softmax_backward(dout, out, dx) -> None:
     """dout, out (N, L) (out: the forward's output) -> dx (N, L)."""
     _rank("log_softmax_backward", "dout", dout, 2)
     _same("log_softmax_backward", "dout", dout, out=out, dx=dx)
-    _optional("log_softmax_backward", dout, out, dx)
+    optional("log_softmax_backward", dout, out, dx)
 
 
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
@@ -521,13 +541,13 @@ def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha
     _same(op, "param", param, grad=grad, square_avg=square_avg)
     _check(op, "grad_avg", grad_avg, param.shape, optional=True)
     _check(op, "momentum_buffer", momentum_buffer, param.shape, optional=True)
-    _optional(op, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum)
+    optional(op, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum)
 
 
 def nesterov_update_many(params, grads, velocities, lr, momentum) -> None:
     """SGD with Nesterov momentum on each (params[i], grads[i], velocities[i]), in place."""
     _lists("nesterov_update_many", "params", params, grads=grads, velocities=velocities)
-    _optional("nesterov_update_many", params, grads, velocities, lr, momentum)
+    optional("nesterov_update_many", params, grads, velocities, lr, momentum)
 
 
 def _arrays(op, arrays) -> None:
@@ -539,13 +559,13 @@ def sum_of_squares_many(arrays, out) -> None:
     """T arrays of any shapes -> out (T,): each one's sum of squares."""
     _arrays("sum_of_squares_many", arrays)
     _check("sum_of_squares_many", "out", out, (len(arrays),))
-    _optional("sum_of_squares_many", arrays, out)
+    optional("sum_of_squares_many", arrays, out)
 
 
 def scale_many(arrays, factor) -> None:
     """Every array *= factor, in place."""
     _arrays("scale_many", arrays)
-    _optional("scale_many", arrays, float(factor))
+    optional("scale_many", arrays, float(factor))
 
 
 def clip_many(arrays, low, high) -> None:
@@ -553,4 +573,4 @@ def clip_many(arrays, low, high) -> None:
     if not low <= high:
         raise KernelArgumentError(f"clip_many: low {low} is above high {high}")
     _arrays("clip_many", arrays)
-    _optional("clip_many", arrays, float(low), float(high))
+    optional("clip_many", arrays, float(low), float(high))

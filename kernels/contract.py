@@ -63,8 +63,14 @@ OPERATIONS = (
     "dropout_forward", "dropout_backward",
     # optimizers
     "sgd_update", "adam_update", "adadelta_update",
+    # primitives: what the reference compositions of the optional operations are built from
+    "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
 )
 """Every function a backend module must define."""
+
+PRIMITIVES = ("axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine")
+"""The element-wise and per-channel operations of :data:`OPERATIONS` that new operations
+are composed from (see :data:`COMPOSED`)."""
 
 OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable")
 """Functions a backend may define; callers check with ``hasattr``."""
@@ -88,10 +94,25 @@ TRAINING_OPERATIONS = (
     # optimizer steps beyond the articles' and gradient clipping, over lists of arrays
     "rmsprop_update", "nesterov_update_many", "sum_of_squares_many", "scale_many", "clip_many",
 )
-"""Training operations a backend may define: one without an operation gets the NumPy
-reference (kernels/training_reference.py) run by ``fastcnn.functional`` on the host views
-of its arrays (the same memory on the CPU backends; copies there and back on cuda). The
+"""Training operations a backend may define (losses, LogSoftmax, optimizer steps and
+clipping): one without an operation runs its reference composition in ``fastcnn.compose``,
+from the primitives where they suffice (Nesterov, scaling, sums of squares, clipping) and
+otherwise the NumPy reference (kernels/training_reference.py) on the host views of its
+arrays (the same memory on the CPU backends; copies there and back on a device). The
 compiled CPU backends have kernels for those that carry memory traffic."""
+
+LAYER_OPERATIONS = (
+)
+"""Operations of layers beyond the articles' set, which a backend may define: a backend
+without one runs its reference composition (``fastcnn.compose``, from the mandatory
+operations and :data:`PRIMITIVES`, so it stays on the backend's device). A compiled
+kernel is added where a benchmark says it pays, one backend at a time."""
+
+COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS + TRAINING_OPERATIONS
+"""Every optional operation with a reference composition: what a backend may leave out.
+To add one: its signature on :class:`KernelBackend`, its name here (in
+:data:`LAYER_OPERATIONS` or :data:`TRAINING_OPERATIONS`), its composition in
+``fastcnn.compose``, a checked entry point in ``fastcnn.functional`` and its cases in ``tests/kernel_cases.py``."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -269,6 +290,27 @@ class KernelBackend(Protocol):
                          beta1: float, beta2: float, eps: float, step: int) -> None:
         """adam_update(params[i], grads[i], ms[i], vs[i], lr, beta1, beta2, eps, step) for
         every i."""
+
+    # ---- primitives (element-wise: any shape; per-channel: axis 1 of a 2-D or 4-D array) ----
+    def axpby(self, a: float, x, b: float, y, out) -> None:
+        """x, y, out of one shape: out = a*x + b*y. out may be x or y (in place)."""
+
+    def multiply(self, x, y, out) -> None:
+        """x, y, out of one shape: out = x * y. out may be x or y."""
+
+    def rsqrt(self, x, eps: float, out) -> None:
+        """x, out of one shape: out = 1 / sqrt(x + eps). out may be x."""
+
+    def channel_sum(self, x, out) -> None:
+        """x (N, C, H, W) or (N, C) -> out (C,): the sum over every axis but axis 1
+        (in any order, accumulated in at least float32 lanes; the reference uses float64)."""
+
+    def channel_mean(self, x, out) -> None:
+        """x (N, C, H, W) or (N, C) -> out (C,): channel_sum(x) / (N*H*W) (N for 2-D)."""
+
+    def channel_affine(self, x, scale, shift, out) -> None:
+        """x, out (N, C, H, W) or (N, C); scale, shift (C,):
+        out[n, c, ...] = x[n, c, ...] * scale[c] + shift[c]. out may be x."""
 
     # ---- optimizers (in place; param, grad and state of one shape) --------
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:

@@ -14,6 +14,8 @@ from .cuda.dense import dense_backward, dense_forward
 from .cuda.elementwise import (adadelta_update, adam_update, dropout_backward, dropout_forward,
                                relu_backward, relu_forward, sgd_update, sigmoid_backward,
                                sigmoid_forward)
+from .cuda.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
+                              rsqrt)
 from .cuda.rows import mse_loss, softmax_backward, softmax_cross_entropy, softmax_forward
 
 name = "cuda"
@@ -26,4 +28,5 @@ __all__ = [
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_forward", "softmax_backward", "softmax_cross_entropy", "mse_loss",
     "dropout_forward", "dropout_backward", "sgd_update", "adam_update", "adadelta_update",
+    "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
 ]

@@ -290,6 +290,36 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
                              lr, rho, eps)
 
 
+# ---- primitives ---------------------------------------------------------------
+def _by_channel(array):
+    """(N, C, ...) -> (N, C, R) view, R the product of the trailing axes (1 for 2-D)."""
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def axpby(a, x, b, y, out):
+    _kernels.axpby(a, _flat(x), b, _flat(y), _flat(out))
+
+
+def multiply(x, y, out):
+    _kernels.multiply(_flat(x), _flat(y), _flat(out))
+
+
+def rsqrt(x, eps, out):
+    _kernels.rsqrt(_flat(x), eps, _flat(out))
+
+
+def channel_sum(x, out):
+    _kernels.channel_sum(_by_channel(x), 1.0, out)
+
+
+def channel_mean(x, out):
+    _kernels.channel_sum(_by_channel(x), float(x.size // x.shape[1]), out)
+
+
+def channel_affine(x, scale, shift, out):
+    _kernels.channel_affine(_by_channel(x), scale, shift, _by_channel(out))
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS; the losses run the reference) -----------
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum):
     stand_in = np.zeros(1, param.dtype)  # never read

@@ -382,3 +382,52 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
         delta = math.sqrt(acc_delta[index] + eps) / math.sqrt(square_avg[index] + eps) * g
         acc_delta[index] = rho * acc_delta[index] + (1 - rho) * delta * delta
         param[index] -= lr * delta
+
+
+# ---- primitives -----------------------------------------------------------------
+def axpby(a, x, b, y, out):
+    flat_x, flat_y, flat_out = x.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for i in range(flat_out.size):
+        flat_out[i] = a * flat_x[i] + b * flat_y[i]
+
+
+def multiply(x, y, out):
+    flat_x, flat_y, flat_out = x.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for i in range(flat_out.size):
+        flat_out[i] = flat_x[i] * flat_y[i]
+
+
+def rsqrt(x, eps, out):
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    for i in range(flat_out.size):
+        flat_out[i] = 1.0 / math.sqrt(float(flat_x[i]) + eps)
+
+
+def _channel_sums(x):
+    """x (N, C, ...) -> list of C float sums over every axis but 1."""
+    view = x.reshape(x.shape[0], x.shape[1], -1)
+    sums = [0.0] * view.shape[1]
+    for n in range(view.shape[0]):
+        for c in range(view.shape[1]):
+            for r in range(view.shape[2]):
+                sums[c] += float(view[n, c, r])
+    return sums
+
+
+def channel_sum(x, out):
+    for c, total in enumerate(_channel_sums(x)):
+        out[c] = total
+
+
+def channel_mean(x, out):
+    count = x.size // x.shape[1]
+    for c, total in enumerate(_channel_sums(x)):
+        out[c] = total / count
+
+
+def channel_affine(x, scale, shift, out):
+    view, out_view = x.reshape(x.shape[0], x.shape[1], -1), out.reshape(out.shape[0], out.shape[1], -1)
+    for n in range(view.shape[0]):
+        for c in range(view.shape[1]):
+            for r in range(view.shape[2]):
+                out_view[n, c, r] = view[n, c, r] * scale[c] + shift[c]

@@ -23,6 +23,10 @@ from .numba_cpu.dense import dense_backward, dense_forward
 from .numba_cpu.dropout import dropout_backward, dropout_forward
 from .numba_cpu.losses import mse_loss, softmax_cross_entropy
 from .numba_cpu.memory import empty, to_device, to_host, zeros
+from .numba_cpu.optim import (adadelta_update, adam_update, adam_update_many, sgd_update,
+                              sgd_update_many)
+from .numba_cpu.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
+                                   rsqrt)
 from .numba_cpu.optim import (adadelta_update, adam_update, adam_update_many, clip_many,
                               nesterov_update_many, rmsprop_update, scale_many, sgd_update,
                               sgd_update_many, sum_of_squares_many)

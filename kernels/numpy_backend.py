@@ -252,6 +252,39 @@ def adadelta_update(param, grad, square_avg, acc_delta, lr, rho, eps):
     param -= (lr * delta).astype(param.dtype)
 
 
+# ---- primitives -----------------------------------------------------------------
+def axpby(a, x, b, y, out):
+    np.add(a * x, b * y, out=out)
+
+
+def multiply(x, y, out):
+    np.multiply(x, y, out=out)
+
+
+def rsqrt(x, eps, out):
+    np.reciprocal(np.sqrt(x.astype(np.float64) + eps), out=out, casting="same_kind")
+
+
+def _by_channel(array):
+    """(N, C, ...) -> (N, C, R) view, R the product of the trailing axes (1 for 2-D)."""
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def channel_sum(x, out):
+    out[...] = _by_channel(x).sum(axis=(0, 2), dtype=np.float64)
+
+
+def channel_mean(x, out):
+    view = _by_channel(x)
+    out[...] = view.sum(axis=(0, 2), dtype=np.float64) / (view.shape[0] * view.shape[2])
+
+
+def channel_affine(x, scale, shift, out):
+    view = _by_channel(out)
+    np.multiply(_by_channel(x), scale[:, None], out=view)
+    view += shift[:, None]
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS): the reference ------------------------
 from .training_reference import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
                                  clip_many, log_softmax_backward, log_softmax_forward,

@@ -616,6 +616,65 @@ def adadelta_update_cases(tiny=False):
             for shape, (scalars, steps, warm) in zip(OPTIMIZER_SHAPES, settings)]
 
 
+# ---- primitives ----------------------------------------------------------------------------------
+CHANNEL_SHAPES = ((1, 1), (5, 3), (64, 33), (1, 1, 1, 1), (2, 3, 5, 4), (3, 16, 9, 9), (4, 8, 32, 32))
+"""(N, C) and (N, C, H, W) inputs of the per-channel primitives: one element, odd sizes, and
+enough elements for the threaded paths."""
+TINY_CHANNEL_SHAPES = ((1, 1), (5, 3), (1, 1, 1, 1), (2, 3, 5, 4))
+
+
+def _channel_shapes(tiny):
+    return TINY_CHANNEL_SHAPES if tiny else CHANNEL_SHAPES
+
+
+def axpby_cases(tiny=False):
+    rng = _rng("axpby")
+    settings = ((1.0, 1.0), (0.9, 0.1), (-2.5, 0.0), (0.0, -1.0), (0.5, 3.0))
+    return [Case("axpby", f"{_shape_label(shape)}-a{a:g}-b{b:g}",
+                 {"x": _normal(rng, shape), "y": _normal(rng, shape)}, {"a": a, "b": b},
+                 {"out": _float(shape)})
+            for shape, (a, b) in zip(_elementwise_shapes(tiny), settings)]
+
+
+def multiply_cases(tiny=False):
+    rng = _rng("multiply")
+    return [Case("multiply", _shape_label(shape), {"x": _normal(rng, shape), "y": _normal(rng, shape)},
+                 {}, {"out": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+def rsqrt_cases(tiny=False):
+    rng = _rng("rsqrt")
+    return [Case("rsqrt", f"{_shape_label(shape)}-eps{eps:g}",
+                 {"x": np.abs(_normal(rng, shape, 3.0))}, {"eps": eps}, {"out": _float(shape)})
+            for shape, eps in zip(_elementwise_shapes(tiny), (1e-5, 1e-3, 1.0, 1e-5, 0.1))]
+
+
+def _channel_input(rng, shape):
+    """Values with a per-channel offset, so that a sum mixing channels shows."""
+    return _normal(rng, shape) + np.arange(shape[1], dtype=np.float32).reshape(
+        (1, shape[1]) + (1,) * (len(shape) - 2))
+
+
+def channel_sum_cases(tiny=False):
+    rng = _rng("channel_sum")
+    return [Case("channel_sum", _shape_label(shape), {"x": _channel_input(rng, shape)}, {},
+                 {"out": _float(shape[1:2])}) for shape in _channel_shapes(tiny)]
+
+
+def channel_mean_cases(tiny=False):
+    rng = _rng("channel_mean")
+    return [Case("channel_mean", _shape_label(shape), {"x": _channel_input(rng, shape)}, {},
+                 {"out": _float(shape[1:2])}) for shape in _channel_shapes(tiny)]
+
+
+def channel_affine_cases(tiny=False):
+    rng = _rng("channel_affine")
+    return [Case("channel_affine", _shape_label(shape),
+                 {"x": _normal(rng, shape), "scale": _normal(rng, shape[1:2]),
+                  "shift": _normal(rng, shape[1:2])}, {}, {"out": _float(shape)})
+            for shape in _channel_shapes(tiny)]
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS) ------------------------------------------
 def _weights_for(rng, batch, index):
     """None (unweighted) for every other problem, else positive weights with a zero among them."""

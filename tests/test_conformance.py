@@ -52,7 +52,7 @@ def run_case(module, case):
     outputs = {name: None if spec is None else poisoned(module, *spec)
                for name, spec in case.outputs.items()}
     kernel = getattr(module, case.op, None)
-    if kernel is None and case.op in contract.FUSED:
+    if kernel is None and case.op in contract.COMPOSED:
         kernel = _composed(module.name, case.op)
     for step in case.steps:
         step = {name: module.to_device(value.copy()) if isinstance(value, np.ndarray) else value
@@ -102,8 +102,8 @@ def check_against_reference(backend, case):
 
 
 def _composed(backend, op):
-    """A fused operation the backend lacks, as fastcnn.functional runs it there: its two
-    operations (the reference's fused results come from this)."""
+    """An optional operation the backend lacks, as fastcnn.functional runs it there: its
+    reference composition (the reference's results come from this)."""
     def run(*args):
         with fastcnn.use_backend(backend):
             getattr(functional, op)(*args)
@@ -111,11 +111,9 @@ def _composed(backend, op):
 
 
 def _backend_cases(op):
-    """Every backend for an operation of the contract; for a fused one (contract.FUSED),
-    the backends that define it."""
-    backends = [backend for backend in BACKENDS
-                if op not in contract.FUSED + contract.TRAINING_OPERATIONS
-                or hasattr(backend_module(backend), op)]
+    """Every backend for an operation of the contract: an optional one (contract.COMPOSED)
+    runs the backend's kernel where it has one, else its composition on that backend."""
+    backends = BACKENDS
     return [pytest.param(backend, case, id=f"{backend}-case{number}")
             for backend in backends
             for number, case in enumerate(kernel_cases.cases(op, tiny=TINY[backend]))]
@@ -132,7 +130,8 @@ def _conformance_test(op):
 
 
 # one test per kernel, named after it: test_conv2d_forward_matches_reference[numba-case3]
-for _op in COMPUTE_OPERATIONS + contract.FUSED + kernel_cases.SINGLE_TRAINING_OPERATIONS:
+for _op in (COMPUTE_OPERATIONS + contract.FUSED + contract.LAYER_OPERATIONS
+            + kernel_cases.SINGLE_TRAINING_OPERATIONS):
     globals()[f"test_{_op}_matches_reference"] = _conformance_test(_op)
 
 
@@ -149,8 +148,7 @@ def test_backend_defines_every_operation(backend):
 def test_backend_operations_take_the_contract_parameters(backend):
     module = backend_module(backend)
     wrong = {}
-    optional = [op for op in contract.FUSED + contract.MULTI_TENSOR + contract.TRAINING_OPERATIONS
-                if hasattr(module, op)]
+    optional = [op for op in contract.COMPOSED if hasattr(module, op)]
     for op in list(contract.OPERATIONS) + optional:
         try:
             signature = inspect.signature(getattr(module, op))
@@ -162,8 +160,17 @@ def test_backend_operations_take_the_contract_parameters(backend):
     assert not wrong, f"{backend}: parameters differ from the contract: {wrong}"
 
 
+def test_every_optional_operation_has_a_composition_and_an_entry_point():
+    from fastcnn import compose
+
+    for op in contract.COMPOSED:
+        assert callable(getattr(compose, op, None)), f"fastcnn.compose lacks {op}"
+        assert callable(getattr(functional, op, None)), f"fastcnn.functional lacks {op}"
+        assert op not in contract.OPERATIONS, f"{op} is both mandatory and optional"
+
+
 def test_every_operation_has_sample_cases():
-    for op in COMPUTE_OPERATIONS + kernel_cases.SINGLE_TRAINING_OPERATIONS:
+    for op in COMPUTE_OPERATIONS + contract.LAYER_OPERATIONS + kernel_cases.SINGLE_TRAINING_OPERATIONS:
         assert kernel_cases.cases(op), op
         assert kernel_cases.cases(op, tiny=True), op
 

@@ -1336,3 +1336,45 @@ def adadelta_update(real[::1] param, const real[::1] grad, real[::1] square_avg,
         delta = _sqrt(acc_delta[i] + epsilon) / _sqrt(square_avg[i] + epsilon) * g
         acc_delta[i] = r * acc_delta[i] + one_minus_r * delta * delta
         param[i] -= rate * delta
+
+
+# ---- primitives (element-wise over flat views; per channel over (N, C, R) views) ---------
+def axpby(double a, const real[::1] x, double b, const real[::1] y, real[::1] out):
+    """out = a*x + b*y; out may be x or y."""
+    cdef Py_ssize_t i
+    for i in prange(out.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=out.shape[0] > PARALLEL_MIN):
+        out[i] = <real>(a * x[i] + b * y[i])
+
+
+def rsqrt(const real[::1] x, double eps, real[::1] out):
+    """out = 1 / sqrt(x + eps); out may be x."""
+    cdef Py_ssize_t i
+    for i in prange(out.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=out.shape[0] > PARALLEL_MIN):
+        out[i] = <real>(1.0 / sqrt(x[i] + eps))
+
+
+def channel_sum(const real[:, :, ::1] x, double divisor, real[::1] out):
+    """out (C,) = the sum of x (N, C, R) over N and R, in float64, over divisor."""
+    cdef Py_ssize_t c, n
+    cdef double total
+    for c in prange(x.shape[1], nogil=True, num_threads=_num_threads,
+                    use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+        total = 0
+        for n in range(x.shape[0]):
+            total = total + _sum(&x[n, c, 0], x.shape[2])
+        out[c] = <real>(total / divisor)
+
+
+def channel_affine(const real[:, :, ::1] x, const real[::1] scale, const real[::1] shift,
+                   real[:, :, ::1] out):
+    """out (N, C, R) = x * scale[c] + shift[c]; out may be x."""
+    cdef Py_ssize_t plane, r, channels = x.shape[1], length = x.shape[2]
+    cdef real a, b
+    for plane in prange(x.shape[0] * channels, nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * channels * length > PARALLEL_MIN):
+        a = scale[plane % channels]
+        b = shift[plane % channels]
+        for r in range(length):
+            out[plane // channels, plane % channels, r] = x[plane // channels, plane % channels, r] * a + b
