@@ -34,12 +34,12 @@ from .backend import (available_backends, auto_selected, backend_name, get_backe
                       set_num_threads, use_backend)
 from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
                         ModelCheckpoint, ReduceLROnPlateau, RocAuc, TensorBoard)
-from .errors import BackendError, CheckpointError, DatasetError, FastCNNError, InputError
-from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, LogSoftmax, MaxPool2D, ReLU, Sigmoid,
-                     Softmax)
-from .model import Sequential
+from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
+                     InputError)
+from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, LogSoftmax, Tanh
+from .model import Sequential, load_model
 from .optim import clip_grad_norm_, clip_grad_value_
-from .serialization import load_model
 
 __version__ = "0.1.0"
 

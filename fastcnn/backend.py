@@ -4,7 +4,10 @@
 environment variable ``FASTCNN_BACKEND`` (read at the first kernel call, so a
 bad value never breaks ``import fastcnn`` and ``--backend`` overrides it) and
 ``--backend`` on the command line all land here. ``auto`` picks the fastest backend that works
-on this machine: cuda, then numba, then cython, then numpy.
+on this machine: cuda, then numba, then cython, then numpy. While numba's kernel cache is
+cold (a first-ever run would compile for about a minute) it runs cython, which is compiled
+at install, fills numba's cache in a background process at nice 19, and says so on
+stderr (:func:`auto_note`; ``FASTCNN_WARMUP=off`` turns this off, see fastcnn.warmup).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -98,7 +102,7 @@ def _resolve(name: str) -> tuple[str, ModuleType]:
         raise BackendError(f"a backend is named by a string, one of: {', '.join(CHOICES)}; got {name!r}")
     name = name.strip().lower()
     if name == "auto":
-        reasons = []
+        reasons, cold = [], None
         for candidate in AUTO_ORDER:
             try:
                 module = _load(candidate)
@@ -109,9 +113,60 @@ def _resolve(name: str) -> tuple[str, ModuleType]:
                 # the CUDA simulator is for tests: usable when named, never picked
                 reasons.append(f"{candidate}: only the CUDA simulator is available")
                 continue
+            if cold is not None:
+                if candidate not in WHILE_COLD:
+                    break  # slower than compiling: the cold backend after all
+                _ran_instead(cold[0], cold[2], candidate)
+                return candidate, module
+            why = _cold(module)
+            if why:
+                cold = candidate, module, why
+                continue
             return candidate, module
+        if cold is not None:
+            return cold[0], cold[1]
         raise BackendError("no backend can run here: " + "; ".join(reasons))
     return name, _load(name)
+
+
+WHILE_COLD = ("cython",)
+"""What ``auto`` runs while the fastest backend's kernel cache is cold: compiled at
+install, and as fast as a cold numba run is slow (a minute of compiling)."""
+
+
+def _cold(module: ModuleType) -> str | None:
+    """Why ``module`` would start by compiling its kernels (its ``cold()``), or None."""
+    from .warmup import deferring
+
+    cold = getattr(module, "cold", None)
+    return cold() if cold is not None and deferring() else None
+
+
+def _ran_instead(cold: str, why: str, candidate: str) -> None:
+    """Says once on stderr that ``auto`` runs ``candidate`` instead of ``cold``, and why;
+    starts filling ``cold``'s cache in the background (once per process)."""
+    if _global.get("note") is not None:
+        return
+    from .warmup import start_background
+
+    pid = start_background()
+    later = (f"they compile in the background (pid {pid}, nice 19, about a minute of CPU, "
+             f"once), and later runs use {cold}") if pid else f"so every run uses {candidate}"
+    _global["note"] = f"fastcnn: auto runs the {candidate} backend: {why}; {later}"
+    print(_global["note"], file=sys.stderr, flush=True)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling kernels (numba's, at their first call;
+    a compile under way included): rates and ETAs leave them out."""
+    return sum(module.compile_seconds() for module in list(_modules.values())
+               if hasattr(module, "compile_seconds"))
+
+
+def auto_note() -> str | None:
+    """The line ``auto`` printed when it ran another backend than the fastest (why, and
+    what happens next), or None."""
+    return _global.get("note")
 
 
 _blas = {"limiter": None, "threads": None}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as metric_functions
+from .backend import compile_seconds
 from .errors import InputError
 
 
@@ -219,40 +220,56 @@ class RocAuc(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1));
-    verbose=2 prints one line per epoch instead."""
+    """A tqdm bar per epoch showing running loss and accuracy (fit(verbose=1)), then the
+    epoch's summary (every logged value and the epoch's time) on a line of its own, which
+    a narrow terminal wraps instead of cutting; verbose=2 prints only the summary lines.
+    The bar's rate and ETA leave out the time spent compiling kernels (a first-ever numba
+    run: about a minute in the first step)."""
 
     def __init__(self, verbose: int = 1):
         self.verbose = verbose
         self.bar = None
+        self.started = None
 
     def on_train_begin(self, logs=None):
         self.epochs = self.model._fit_state["epochs"]
         self.steps = self.model._fit_state["steps"]
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.compiled = time.perf_counter(), compile_seconds()
+        self.compiled_before = self.compiled
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
+            # smoothing 0: the rate is the epoch's mean, from a clock that skips compiles
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
-                            unit="batch", leave=True, dynamic_ncols=True)
+                            unit="batch", leave=True, dynamic_ncols=True, smoothing=0)
 
     def on_batch_end(self, batch, logs=None):
         if self.bar is not None and logs:
+            compiled = compile_seconds()
+            self.bar.start_t += compiled - self.compiled
+            self.compiled = compiled
             self.bar.update(1)
             if batch % 10 == 0 or batch == self.steps - 1:
                 self.bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
                                      refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
-        text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items()
-                          if isinstance(v, (int, float)))
         if self.bar is not None:
-            self.bar.set_postfix_str(text)
             self.bar.close()
             self.bar = None
-        else:
-            print(f"epoch {epoch + 1}/{self.epochs} - {text}", flush=True)
+        print(epoch_summary(epoch, self.epochs, logs, time.perf_counter() - self.started,
+                            compile_seconds() - self.compiled_before), flush=True)
+
+
+def epoch_summary(epoch: int, epochs: int, logs, seconds: float, compiling: float = 0.0) -> str:
+    """'epoch 2/5 - loss: 0.1234 - accuracy: 0.9612 - val_loss: ... - 12.3 s', and
+    '(52.0 s of it compiling kernels)' after a compile of half a second or more."""
+    values = "".join(f" - {key}: {value:.4f}" for key, value in (logs or {}).items()
+                     if isinstance(value, (int, float)))
+    compiled = f" ({compiling:.1f} s of it compiling kernels)" if compiling >= 0.5 else ""
+    return f"epoch {epoch + 1}/{epochs}{values} - {seconds:.1f} s{compiled}"
 
 
 def _optimizer(callback):
@@ -411,7 +428,7 @@ class TensorBoard(Callback):
     def on_train_begin(self, logs=None):
         from .fileio import check_writable
 
-        check_writable(self.log_dir / "train" / "events")
+        check_writable(self.log_dir / "train" / "events", create_folders=True)
 
     def on_batch_end(self, batch, logs=None):
         self._batches += 1

@@ -57,6 +57,196 @@ def adam_update_many(backend, params, grads, ms, vs, lr, beta1, beta2, eps, step
     one_by_one(backend.adam_update, (params, grads, ms, vs), lr, beta1, beta2, eps, step)
 
 
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) -------------------------------
+_constants: dict = {}
+
+
+def _zeros(backend, role: str, shape: tuple, dtype):
+    """A zero-filled backend array that no composition ever writes (a constant)."""
+    key = (backend.name, role, tuple(shape), np.dtype(dtype).str)
+    if key not in _constants:
+        _constants[key] = backend.zeros(tuple(shape), dtype=dtype)
+    return _constants[key]
+
+
+def _constant(backend, value: float, dtype):
+    """A (1,) backend array holding ``value``: a scale or shift for channel_affine."""
+    key = (backend.name, "constant", float(value), np.dtype(dtype).str)
+    if key not in _constants:
+        _constants[key] = backend.to_device(np.array([value], dtype=dtype))
+    return _constants[key]
+
+
+def _affine(backend, x, scale: float, shift: float, out) -> None:
+    """out = scale * x + shift element-wise (any shape): channel_affine over one channel."""
+    backend.channel_affine(x.reshape(x.size, 1), _constant(backend, scale, x.dtype),
+                           _constant(backend, shift, x.dtype), out.reshape(out.size, 1))
+
+
+def _sigmoid_and_odds(backend, m, sigmoid, odds) -> None:
+    """sigmoid = sigmoid(m) and odds = 1 / (1 - sigmoid(m)) for m <= 0 (the denominator in
+    [1/2, 1], its inverse as rsqrt**2), so that exp(m) = sigmoid * odds and
+    exp(m) - 1 = (2 sigmoid - 1) * odds, exact at 0."""
+    backend.sigmoid_forward(m, sigmoid)
+    _affine(backend, sigmoid, -1.0, 1.0, odds)
+    backend.rsqrt(odds, 0.0, odds)
+    backend.multiply(odds, odds, odds)
+
+
+def _host_reference(backend, op: str, args: tuple, written: tuple) -> None:
+    """op of the NumPy reference on host copies, its outputs (positions ``written``) copied
+    back into the backend's arrays: for an operation no composition of the primitives
+    gives exactly (GELU's erf; max pooling over -inf padding, whose argmax needs integer
+    arithmetic the primitives lack)."""
+    from .kernels import numpy_backend
+
+    host = [np.array(backend.to_host(a)) if hasattr(a, "shape") else a for a in args]
+    getattr(numpy_backend, op)(*host)
+    for i in written:
+        if isinstance(args[i], np.ndarray):
+            args[i][...] = host[i]
+        else:  # a device array
+            args[i].copy_to_device(host[i])
+
+
+def tanh_forward(backend, x, out) -> None:
+    doubled = scratch(backend, "tanh doubled", x.shape, x.dtype)  # tanh(x) = 2 sigmoid(2x) - 1
+    _affine(backend, x, 2.0, 0.0, doubled)
+    backend.sigmoid_forward(doubled, out)
+    _affine(backend, out, 2.0, -1.0, out)
+
+
+def tanh_backward(backend, dout, out, dx) -> None:
+    slope = scratch(backend, "tanh slope", out.shape, out.dtype)
+    backend.multiply(out, out, slope)
+    _affine(backend, slope, -1.0, 1.0, slope)
+    backend.multiply(dout, slope, dx)
+
+
+def leaky_relu_forward(backend, x, negative_slope, out) -> None:
+    positive = scratch(backend, "leaky relu positive", x.shape, x.dtype)  # s x + (1 - s) relu(x)
+    backend.relu_forward(x, positive)
+    backend.axpby(negative_slope, x, 1.0 - negative_slope, positive, out)
+
+
+def leaky_relu_backward(backend, dout, x, negative_slope, dx) -> None:
+    passed = scratch(backend, "leaky relu passed", x.shape, x.dtype)  # dout where x > 0
+    backend.relu_backward(dout, x, passed)
+    backend.axpby(1.0 - negative_slope, passed, negative_slope, dout, dx)
+
+
+def _negative_part(backend, x, out) -> None:
+    """out = min(x, 0) = -relu(-x)."""
+    _affine(backend, x, -1.0, 0.0, out)
+    backend.relu_forward(out, out)
+    _affine(backend, out, -1.0, 0.0, out)
+
+
+def elu_forward(backend, x, alpha, out) -> None:
+    # relu(x) + alpha * (exp(min(x, 0)) - 1)
+    negative = scratch(backend, "elu negative", x.shape, x.dtype)
+    odds = scratch(backend, "elu odds", x.shape, x.dtype)
+    _negative_part(backend, x, out)
+    _sigmoid_and_odds(backend, out, negative, odds)
+    _affine(backend, negative, 2.0 * alpha, -alpha, negative)
+    backend.multiply(negative, odds, negative)
+    backend.relu_forward(x, out)
+    backend.axpby(1.0, out, 1.0, negative, out)
+
+
+def elu_backward(backend, dout, x, alpha, dx) -> None:
+    # dout where x > 0, plus alpha * exp(min(x, 0)) * dout where x <= 0
+    passed = scratch(backend, "elu passed", x.shape, x.dtype)
+    rest = scratch(backend, "elu rest", x.shape, x.dtype)
+    odds = scratch(backend, "elu odds", x.shape, x.dtype)
+    backend.relu_backward(dout, x, passed)
+    backend.axpby(1.0, dout, -1.0, passed, rest)
+    _negative_part(backend, x, dx)
+    _sigmoid_and_odds(backend, dx, dx, odds)
+    backend.multiply(dx, odds, dx)
+    backend.multiply(rest, dx, rest)
+    backend.axpby(1.0, passed, alpha, rest, dx)
+
+
+def gelu_forward(backend, x, approximate, out) -> None:
+    _host_reference(backend, "gelu_forward", (x, approximate, out), (2,))
+
+
+def gelu_backward(backend, dout, x, approximate, dx) -> None:
+    _host_reference(backend, "gelu_backward", (dout, x, approximate, dx), (3,))
+
+
+def global_avgpool2d_forward(backend, x, out) -> None:
+    n, c, h, w = x.shape  # each (n, c) plane a channel of one sample
+    backend.channel_mean(x.reshape(1, n * c, h, w), out.reshape(n * c))
+
+
+def global_avgpool2d_backward(backend, dout, dx) -> None:
+    n, c, h, w = dx.shape  # dx = 0 * zeros + dout / (H*W), by plane
+    share = scratch(backend, "global pool share", (n * c,), dout.dtype)
+    planes = dout.reshape(n * c)
+    backend.axpby(1.0 / (h * w), planes, 0.0, planes, share)
+    backend.channel_affine(_zeros(backend, "global pool", (1, n * c, h, w), dx.dtype),
+                           _zeros(backend, "global pool scale", (n * c,), dx.dtype), share,
+                           dx.reshape(1, n * c, h, w))
+
+
+def _box_filter(backend, dtype, kernel):
+    """weight (1, 1, kernel, kernel) of 1 / kernel**2: average pooling as a convolution."""
+    key = (backend.name, "box", kernel, np.dtype(dtype).str)
+    if key not in _constants:
+        _constants[key] = backend.to_device(np.full((1, 1, kernel, kernel), 1.0 / kernel**2, dtype))
+    return _constants[key]
+
+
+def padded_maxpool2d_forward(backend, x, kernel, stride, padding, out, argmax) -> None:
+    _host_reference(backend, "padded_maxpool2d_forward", (x, kernel, stride, padding, out, argmax),
+                    (4, 5))
+
+
+def padded_avgpool2d_forward(backend, x, kernel, stride, padding, out) -> None:
+    # every plane convolved alone with the box filter: zero padding counted, like PyTorch's
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2:]
+    cols = scratch(backend, "padded avgpool cols", (n * c, kernel * kernel, oh * ow), x.dtype)
+    backend.conv2d_forward(x.reshape(n * c, 1, h, w), _box_filter(backend, x.dtype, kernel), None,
+                           stride, padding, None, cols, out.reshape(n * c, 1, oh, ow))
+
+
+def padded_avgpool2d_backward(backend, dout, kernel, stride, padding, dx) -> None:
+    # the box filter's input gradient (its weight gradient, from stale columns, is dropped)
+    n, c, h, w = dx.shape
+    oh, ow = dout.shape[2:]
+    cols = _zeros(backend, "padded avgpool cols", (n * c, kernel * kernel, oh * ow), dx.dtype)
+    dcols = scratch(backend, "padded avgpool dcols", cols.shape, dx.dtype)
+    dweight = scratch(backend, "padded avgpool dweight", (1, 1, kernel, kernel), dx.dtype)
+    backend.conv2d_backward(dout.reshape(n * c, 1, oh, ow), None, _box_filter(backend, dx.dtype, kernel),
+                            cols, stride, padding, None, dx.reshape(n * c, 1, h, w), dweight, None,
+                            dcols)
+
+
+def _per_plane(backend, x, mask, out) -> None:
+    """x, out (N, C, S) -> out = x * mask[n, c] (mask (N, C)), each plane a channel."""
+    n, c, s = x.shape
+    backend.channel_affine(x.reshape(1, n * c, s, 1), mask.reshape(n * c),
+                           _zeros(backend, "plane shift", (n * c,), x.dtype),
+                           out.reshape(1, n * c, s, 1))
+
+
+def dropout2d_forward(backend, x, p, seed, out, mask) -> None:
+    # the plane mask is dropout's mask over N*C ones: element i of it is plane i's draw
+    n, c = mask.shape
+    ones = scratch(backend, "dropout2d ones", (n * c,), x.dtype)
+    _affine(backend, _zeros(backend, "dropout2d", (n * c,), x.dtype), 0.0, 1.0, ones)
+    backend.dropout_forward(ones, p, seed, mask.reshape(n * c),
+                            scratch(backend, "dropout2d mask", (n * c,), x.dtype))
+    _per_plane(backend, x, mask, out)
+
+
+def dropout2d_backward(backend, dout, mask, dx) -> None:
+    _per_plane(backend, dout, mask, dx)
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS) ----------------------------------------
 def _reference_on_host(backend, op: str, *args) -> None:
     """The NumPy reference of ``op`` on the host views of the arguments: the same memory on

@@ -19,3 +19,7 @@ class DatasetError(FastCNNError, OSError):
 
 class CheckpointError(FastCNNError, OSError):
     """A saved model that cannot be read or does not match the model."""
+
+
+class ExportError(FastCNNError, ValueError):
+    """A model that cannot be written in an exchange format (a layer with no ONNX form)."""

@@ -2,7 +2,9 @@
 
 Errors name the destination (never the hidden temporary file) and say what to do;
 :func:`check_writable` runs the same checks up front, so that a long training run
-does not end in a failed save.
+does not end in a failed save. A destination whose folder does not exist is refused,
+naming the folder (as ``torch.save`` does), unless the caller creates folders (a
+report's output folder): a typo never makes folders somewhere unexpected.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .errors import CheckpointError
 _PART_SUFFIX = ".part"
 
 
-def _problem(path: Path) -> str | None:
+def _problem(path: Path, create_folders: bool) -> str | None:
     """Why ``path`` cannot be written, or None."""
     if path.is_dir():
         return f"{path} is a folder: give a file name such as {path / 'model.npz'}"
@@ -29,6 +31,9 @@ def _problem(path: Path) -> str | None:
         existing = existing.parent
     if not existing.is_dir():
         return f"{existing} is a file, so {parent} cannot be a folder: choose another path"
+    if existing != parent and not create_folders:
+        return (f"the folder {parent} does not exist: create it first (mkdir -p {parent}) or "
+                "choose another path")
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"the folder {existing} is not writable: choose another path or fix its permissions"
     if path.exists() and not os.access(path, os.W_OK):
@@ -37,9 +42,10 @@ def _problem(path: Path) -> str | None:
     return None
 
 
-def check_writable(path) -> None:
-    """CheckpointError saying what to do unless a file can be written at ``path``."""
-    problem = _problem(Path(path))
+def check_writable(path, create_folders: bool = False) -> None:
+    """CheckpointError saying what to do unless a file can be written at ``path`` (whose
+    folder must exist unless ``create_folders``)."""
+    problem = _problem(Path(path), create_folders)
     if problem:
         raise CheckpointError(f"cannot save to {path}: {problem}")
 
@@ -80,14 +86,15 @@ def _explain(exc: OSError, path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
+def atomic_write(path, mode: str = "wb", create_folders: bool = False):
     """Open a temporary file beside ``path``; on success fsync it and rename it over
     ``path`` (atomic on POSIX and Windows); on any error delete it and re-raise
     (an OSError as a CheckpointError naming ``path``). The file gets the permissions
     a plain ``open`` would give (0666 minus the umask). Stale temporary parts of
-    ``path`` from killed writers are removed."""
+    ``path`` from killed writers are removed. ``path``'s folder must exist unless
+    ``create_folders``."""
     path = Path(path)
-    check_writable(path)
+    check_writable(path, create_folders)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _clean_stale_parts(path)

@@ -480,6 +480,149 @@ def add_scaled(target, source, alpha: float, scratch) -> None:
     sgd_update(target, source, scratch, -float(alpha), 0.0)
 
 
+# ---- the layers past the tutorials (optional: contract.LAYER_OPERATIONS) ----------------------
+def _scalar(op: str, name: str, value, positive: bool = False) -> float:
+    """A real number (not a bool), > 0 when ``positive``; a KernelArgumentError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or \
+            not np.isfinite(value) or (positive and value <= 0):
+        raise KernelArgumentError(f"{op}: {name} must be a finite{' positive' if positive else ''} "
+                                  f"number, got {value!r}")
+    return float(value)
+
+
+def tanh_forward(x, out) -> None:
+    """out = tanh(x), any shape."""
+    _same("tanh_forward", "x", x, out=out)
+    optional("tanh_forward", x, out)
+
+
+def tanh_backward(dout, out, dx) -> None:
+    """dout, out (the forward output), dx of one shape."""
+    _same("tanh_backward", "dout", dout, out=out, dx=dx)
+    optional("tanh_backward", dout, out, dx)
+
+
+def leaky_relu_forward(x, negative_slope, out) -> None:
+    """out = x where x > 0 else negative_slope * x, any shape."""
+    slope = _scalar("leaky_relu_forward", "negative_slope", negative_slope)
+    _same("leaky_relu_forward", "x", x, out=out)
+    optional("leaky_relu_forward", x, slope, out)
+
+
+def leaky_relu_backward(dout, x, negative_slope, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    slope = _scalar("leaky_relu_backward", "negative_slope", negative_slope)
+    _same("leaky_relu_backward", "dout", dout, x=x, dx=dx)
+    optional("leaky_relu_backward", dout, x, slope, dx)
+
+
+def elu_forward(x, alpha, out) -> None:
+    """out = x where x > 0 else alpha * (exp(x) - 1), any shape."""
+    alpha = _scalar("elu_forward", "alpha", alpha)
+    _same("elu_forward", "x", x, out=out)
+    optional("elu_forward", x, alpha, out)
+
+
+def elu_backward(dout, x, alpha, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    alpha = _scalar("elu_backward", "alpha", alpha)
+    _same("elu_backward", "dout", dout, x=x, dx=dx)
+    optional("elu_backward", dout, x, alpha, dx)
+
+
+def gelu_forward(x, approximate, out) -> None:
+    """out = x * Phi(x) (exact erf form), or PyTorch's tanh form when ``approximate``."""
+    _same("gelu_forward", "x", x, out=out)
+    optional("gelu_forward", x, bool(approximate), out)
+
+
+def gelu_backward(dout, x, approximate, dx) -> None:
+    """dout, x (the forward input), dx of one shape."""
+    _same("gelu_backward", "dout", dout, x=x, dx=dx)
+    optional("gelu_backward", dout, x, bool(approximate), dx)
+
+
+def global_avgpool2d_forward(x, out) -> None:
+    """x (N, C, H, W) -> out (N, C), the mean of each plane."""
+    op = "global_avgpool2d_forward"
+    n, c, _, _ = _rank(op, "x", x, 4)
+    _check(op, "x", x, x.shape)
+    _check(op, "out", out, (n, c))
+    optional(op, x, out)
+
+
+def global_avgpool2d_backward(dout, dx) -> None:
+    """dout (N, C) -> dx (N, C, H, W)."""
+    op = "global_avgpool2d_backward"
+    n, c, _, _ = _rank(op, "dx", dx, 4)
+    _check(op, "dx", dx, dx.shape)
+    _check(op, "dout", dout, (n, c))
+    optional(op, dout, dx)
+
+
+def _pool_padding(op, kernel, padding) -> None:
+    if isinstance(padding, bool) or int(padding) != padding or not 0 <= padding <= kernel // 2:
+        raise KernelArgumentError(f"{op}: padding must be a whole number in [0, kernel // 2] = "
+                                  f"[0, {kernel // 2}], got {padding}")
+
+
+def padded_maxpool2d_forward(x, kernel, stride, padding, out, argmax) -> None:
+    """x (N, C, H, W) padded with -inf -> out, argmax (N, C, OH, OW); argmax indexes the
+    unpadded plane (maxpool2d_backward takes it)."""
+    op = "padded_maxpool2d_forward"
+    _pool_padding(op, kernel, padding)
+    pooled = _image_side(op, "x", x, kernel, kernel, stride, padding)
+    _check(op, "out", out, pooled)
+    _check(op, "argmax", argmax, pooled, _INT)
+    optional(op, x, kernel, stride, padding, out, argmax)
+
+
+def padded_avgpool2d_forward(x, kernel, stride, padding, out) -> None:
+    """x (N, C, H, W) padded with zeros -> out (N, C, OH, OW), window sums / kernel**2."""
+    op = "padded_avgpool2d_forward"
+    _pool_padding(op, kernel, padding)
+    _check(op, "out", out, _image_side(op, "x", x, kernel, kernel, stride, padding))
+    optional(op, x, kernel, stride, padding, out)
+
+
+def padded_avgpool2d_backward(dout, kernel, stride, padding, dx) -> None:
+    """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
+    op = "padded_avgpool2d_backward"
+    _pool_padding(op, kernel, padding)
+    _check(op, "dout", dout, _image_side(op, "dx", dx, kernel, kernel, stride, padding))
+    optional(op, dout, kernel, stride, padding, dx)
+
+
+def _channel_planes(op, name, array):
+    """(N, C, *) backend array -> (N, C, S) view, the kernels' layout for Dropout2d."""
+    if array is None or len(array.shape) < 2:
+        raise KernelArgumentError(f"{op}: {name} must be (N, C, ...), got "
+                                  f"{None if array is None else tuple(array.shape)}")
+    _check(op, name, array, array.shape)
+    n, c = array.shape[:2]
+    return array.reshape(n, c, int(np.prod(array.shape[2:], dtype=np.int64)))
+
+
+def dropout2d_forward(x, p, seed, out, mask) -> None:
+    """x, out (N, C, *) -> whole (n, c) channels zeroed with probability p; mask (N, C)."""
+    op = "dropout2d_forward"
+    if not 0.0 <= p < 1.0:
+        raise KernelArgumentError(f"{op}: p must be in [0, 1), got {p}")
+    _check(op, "out", out, x.shape)
+    planes = _channel_planes(op, "x", x)
+    _check(op, "mask", mask, planes.shape[:2])
+    optional(op, planes, p, seed, _channel_planes(op, "out", out), mask)
+
+
+def dropout2d_backward(dout, mask, dx) -> None:
+    """dout, dx (N, C, *); mask (N, C) -> dx = dout * mask per channel."""
+    op = "dropout2d_backward"
+    _check(op, "dx", dx, dout.shape)
+    planes = _channel_planes(op, "dout", dout)
+    _check(op, "mask", mask, planes.shape[:2])
+    optional(op, planes, mask, _channel_planes(op, "dx", dx))
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS) -----------------------------------------
 def _weighted_loss(op, pred, target, weights, grad, stats, target_dtype=None) -> None:
     n, _ = _rank(op, "pred", pred, 2)

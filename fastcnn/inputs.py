@@ -5,6 +5,8 @@ Images (documented conversion, applied by fit/evaluate/predict):
   are cast to float32 unchanged; any other dtype (int64, bool, ...) is refused
   because its scale is ambiguous: convert it yourself.
 * NaN or infinite values are refused.
+* Floats that look like unscaled pixels (none negative, some above 2: 0-255 values)
+  are used as they are, with an :class:`UnscaledInputWarning`, shown once.
 * Shapes, for a model expecting (C, H, W) per sample: (N, C, H, W) as is;
   (N, H, W) when C == 1; (N, H, W, C) channels-last when that is the only
   reading; flat rows (N, C*H*W) in C order (the Kaggle CSV layout). Anything
@@ -20,10 +22,21 @@ Counts such as ``epochs`` and ``batch_size`` must be whole numbers (:func:`whole
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from .errors import InputError
+
+
+class UnscaledInputWarning(UserWarning):
+    """Float inputs that look like 0-255 pixels: a network trained on them starts from a
+    huge loss (12.8 for pytorch_cnn on MNIST instead of 2.3)."""
+
+
+UNSCALED_ABOVE = 2.0
+"""Non-negative floats above this look like unscaled pixels: scaled images stay in [0, 1]
+and standardised ones have negative values."""
 
 
 def whole_number(value, what: str, minimum: int) -> int:
@@ -51,6 +64,11 @@ def as_images(x, expected: tuple | None = None) -> np.ndarray:
         if not np.isfinite(x).all():
             raise InputError(f"inputs contain {np.isnan(x).sum()} NaN and "
                              f"{np.isinf(x).sum()} infinite values; clean the data first")
+        if x.size and x.max() > UNSCALED_ABOVE and x.min() >= 0:
+            # one message and one place: Python's default filter shows it once per process
+            warnings.warn("float inputs go up to more than 2 and none is negative: they look like "
+                          "unscaled 0-255 pixels, which train badly; divide them by 255 (uint8 "
+                          "images are scaled for you)", UnscaledInputWarning, stacklevel=2)
     else:
         raise InputError(f"inputs of dtype {x.dtype} are ambiguous: pass uint8 images (0-255, "
                          "scaled to [0, 1]) or floats (used as they are)")

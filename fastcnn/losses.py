@@ -25,6 +25,7 @@ class Loss:
 
     name = "loss"
     target_kind = "labels"  # "labels": int32 (N,); "one_hot": float32 (N, L)
+    folds_layer = None  # the class name of a final layer the loss computes itself (its input's)
 
     def __init__(self):
         self.workspace = Workspace()
@@ -80,6 +81,7 @@ class CrossEntropy(Loss):
     Keras' argument) trains towards (1 - s) * one_hot + s / L."""
 
     name = "cross_entropy"
+    folds_layer = "Softmax"  # the fused kernel takes the logits before a final Softmax
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()

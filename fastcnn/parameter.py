@@ -21,6 +21,8 @@ class Parameter:
         self._backend = backend_name()
         self.data = get_backend().to_device(np.ascontiguousarray(value, dtype=np.float32))
         self.grad = None
+        self._spare = None  # a gradient buffer to reuse after zero_grad (no allocation, no fill)
+        self._held = None  # the gradient summed so far, while a backward pass adds to it
 
     @property
     def shape(self) -> tuple:
@@ -49,21 +51,47 @@ class Parameter:
             return
         old, new = self._module(), get_backend()
         self.data = new.to_device(np.ascontiguousarray(old.to_host(self.data)))
-        self.grad = None
+        self.grad = self._spare = self._held = None
         self.state = {key: (new.to_device(np.ascontiguousarray(old.to_host(value)))
                             if hasattr(value, "shape") else value)
                       for key, value in self.state.items()}
         self._backend = current
 
     def zero_grad(self) -> None:
-        """Forget the gradient (kernels overwrite it on the next backward pass)."""
+        """Forget the gradient (``grad`` becomes None, as PyTorch's ``set_to_none``); the
+        next backward pass writes a fresh one into the same buffer, without filling it."""
+        if self.grad is not None:
+            self._spare = self.grad
         self.grad = None
 
     def grad_buffer(self):
-        """The gradient array, allocated on first use and reused afterwards."""
+        """The array a backward kernel overwrites with this pass's gradient: ``grad`` itself
+        when there is none yet (after :meth:`zero_grad`), reused across steps."""
         if self.grad is None:
-            self.grad = get_backend().zeros(self.shape)
+            if self._spare is None or self._spare.shape != self.data.shape or \
+                    self._spare.dtype != self.data.dtype:
+                self._spare = get_backend().zeros(self.shape, dtype=self.data.dtype)
+            self.grad, self._spare = self._spare, None
         return self.grad
+
+    def begin_accumulation(self) -> None:
+        """Before a backward pass: set the gradient summed so far aside, so that the pass
+        writes its own into a second buffer (see :meth:`end_accumulation`)."""
+        if self.grad is not None:
+            self._held, self.grad = self.grad, None
+
+    def end_accumulation(self) -> None:
+        """After the backward pass: grad = the held sum + this pass's gradient (PyTorch adds
+        gradients until zero_grad)."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if self.grad is not None:
+            from . import functional
+
+            functional.axpby(1.0, held, 1.0, self.grad, held)
+            self._spare = self.grad
+        self.grad = held
 
     def _module(self):
         from .backend import _load

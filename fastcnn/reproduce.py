@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .callbacks import Callback
+from .wording import count
 
 ARTICLES = ("pytorch_cnn", "keras_kfold_cnn", "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn")
 """The zoo models whose articles can be reproduced, in report order."""
@@ -167,10 +168,6 @@ def _fit_verbosity(session: _Session) -> int:
     return 2 if session.verbose else 0  # one line per epoch, no progress bars in a report run
 
 
-def _epochs(count: int) -> str:
-    return f"{count:,} epoch" + ("" if count == 1 else "s")
-
-
 def _sizes(splits) -> dict:
     shown_test = splits.x_val is splits.x_test  # validation_data = the test images (KMNIST benchmark)
     return {"train_images": len(splits.x_train),
@@ -185,7 +182,7 @@ def _recipe_run(session: _Session, result: ArticleResult, recipe, splits, label:
     from .zoo.runner import run
 
     seed = session.seed if seed is None else seed
-    length = f"{recipe.iterations:,} sampled batches" if recipe.iterations else _epochs(recipe.epochs)
+    length = f"{recipe.iterations:,} sampled batches" if recipe.iterations else count(recipe.epochs, 'epoch')
     session.say(f"-- {label} (seed {seed}): {len(splits.x_train):,} training images, {length}")
     outcome = run(recipe, splits, seed=seed, verbose=_fit_verbosity(session), compat=compat,
                   checkpoint=checkpoint)
@@ -220,7 +217,7 @@ def _over_seeds(session: _Session, label: str, train) -> tuple[Run, object]:
                 measured[f"{key}_std"] = float(np.std(values))
     session.say(f"   {label}: test accuracy {measured['test_accuracy']:.2%} ± "
                 f"{measured['test_accuracy_std']:.2%} over seeds {seeds}")
-    return Run(f"{label}, {len(seeds)} seeds", measured, outcomes[0][0].history), outcomes[0][1]
+    return Run(f"{label}, {count(len(seeds), 'seed')}", measured, outcomes[0][0].history), outcomes[0][1]
 
 
 def _test_plots(session: _Session, result: ArticleResult, model, x_test, y_test,
@@ -347,7 +344,7 @@ def _keras_kfold(session: _Session, result: ArticleResult, recipe) -> None:
     recipe = _scaled(session, recipe)
     (x, y), (x_test, y_test) = session.data(recipe.dataset)
     folds = recipe.reported.get("folds", 5)
-    session.say(f"-- {folds} folds of {len(x):,} training images, {_epochs(recipe.epochs)} each")
+    session.say(f"-- {folds} folds of {len(x):,} training images, {count(recipe.epochs, 'epoch')} each")
     sklearn_folds = list(kfold(len(x), folds, seed=KFOLD_SEED, sklearn=True))
     seeds = [session.seed + folds * k for k in range(max(1, session.scale.seeds))]
     per_seed, seconds, fold_seconds, histories = [], 0.0, [], None
@@ -548,7 +545,7 @@ def save_article(result: ArticleResult, out) -> Path:
     from .fileio import atomic_write
 
     path = Path(out) / f"{result.article}.json"
-    with atomic_write(path, "w") as handle:
+    with atomic_write(path, "w", create_folders=True) as handle:
         json.dump(asdict(result), handle, indent=1, default=_jsonable)
     path.chmod(0o644)
     return path
@@ -697,15 +694,15 @@ def _table(result: ArticleResult) -> list[str]:
 def _recipe_line(recipe: dict) -> str:
     extra = "".join(f", {key} {value}" for key, value in recipe["optimizer_args"].items())
     return (f"{recipe['optimizer']} (lr {recipe['lr']:g}{extra}), batch {recipe['batch_size']:,}, "
-            f"{recipe['epochs']:,} epochs, {recipe['loss'].replace('_', '-')} loss; {recipe['split']}")
+            f"{count(recipe['epochs'], 'epoch')}, {recipe['loss'].replace('_', '-')} loss; {recipe['split']}")
 
 
 def _scale_line(scale: Scale) -> str:
     parts = [f"first {scale.train:,} training images" if scale.train else None,
              f"first {scale.test:,} test images" if scale.test else None,
-             f"{_epochs(scale.epochs)} per run or fold" if scale.epochs else None,
-             f"{scale.iterations:,} iterations" if scale.iterations else None,
-             f"{scale.seeds} seed{'s' if scale.seeds > 1 else ''} for "
+             f"{count(scale.epochs, 'epoch')} per run or fold" if scale.epochs else None,
+             count(scale.iterations, "iteration") if scale.iterations else None,
+             f"{count(scale.seeds, 'seed')} for "
              f"{', '.join(SEEDED.values())}" if scale.seeds != Scale().seeds else None]
     return ", ".join(p for p in parts if p) or "the full recipes"
 
@@ -797,11 +794,11 @@ def write_report(report: Report, out, scale: Scale = FULL) -> Path:
 
     out = Path(out)
     path = out / "report.md"
-    with atomic_write(path) as handle:
+    with atomic_write(path, create_folders=True) as handle:
         handle.write(render_report(report, scale).encode("utf-8"))
     data = report.as_dict()
     data["scale"] = asdict(scale)
-    with atomic_write(out / "report.json", "w") as handle:
+    with atomic_write(out / "report.json", "w", create_folders=True) as handle:
         json.dump(data, handle, indent=1, default=_jsonable)
     for written in (path, out / "report.json"):
         written.chmod(0o644)  # a temporary file's private mode is kept by the rename

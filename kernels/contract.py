@@ -102,6 +102,11 @@ arrays (the same memory on the CPU backends; copies there and back on a device).
 compiled CPU backends have kernels for those that carry memory traffic."""
 
 LAYER_OPERATIONS = (
+    "tanh_forward", "tanh_backward", "leaky_relu_forward", "leaky_relu_backward",
+    "elu_forward", "elu_backward", "gelu_forward", "gelu_backward",
+    "global_avgpool2d_forward", "global_avgpool2d_backward",
+    "padded_maxpool2d_forward", "padded_avgpool2d_forward", "padded_avgpool2d_backward",
+    "dropout2d_forward", "dropout2d_backward",
 )
 """Operations of layers beyond the articles' set, which a backend may define: a backend
 without one runs its reference composition (``fastcnn.compose``, from the mandatory
@@ -112,7 +117,8 @@ COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS + TRAINING_OPERATIONS
 """Every optional operation with a reference composition: what a backend may leave out.
 To add one: its signature on :class:`KernelBackend`, its name here (in
 :data:`LAYER_OPERATIONS` or :data:`TRAINING_OPERATIONS`), its composition in
-``fastcnn.compose``, a checked entry point in ``fastcnn.functional`` and its cases in ``tests/kernel_cases.py``."""
+``fastcnn.compose``, a checked entry point in ``fastcnn.functional`` and its cases in
+``tests/kernel_cases.py``."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -327,6 +333,64 @@ class KernelBackend(Protocol):
         """PyTorch Adadelta: square_avg = rho*sa + (1-rho)*g*g;
         delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g;
         acc_delta = rho*acc_delta + (1-rho)*delta*delta; param -= lr * delta."""
+
+    # ---- layers past the tutorials (optional, see LAYER_OPERATIONS) -----------
+    # element-wise, any shape; x, out, dout, dx of one shape
+    def tanh_forward(self, x, out) -> None:
+        """out = tanh(x)."""
+
+    def tanh_backward(self, dout, out, dx) -> None:
+        """dx = dout * (1 - out**2) (out is the forward output)."""
+
+    def leaky_relu_forward(self, x, negative_slope: float, out) -> None:
+        """out = x where x > 0 else negative_slope * x (PyTorch's LeakyReLU)."""
+
+    def leaky_relu_backward(self, dout, x, negative_slope: float, dx) -> None:
+        """dx = dout where x > 0 else negative_slope * dout (x is the forward input)."""
+
+    def elu_forward(self, x, alpha: float, out) -> None:
+        """out = x where x > 0 else alpha * (exp(x) - 1)."""
+
+    def elu_backward(self, dout, x, alpha: float, dx) -> None:
+        """dx = dout where x > 0 else dout * alpha * exp(x) (x is the forward input)."""
+
+    def gelu_forward(self, x, approximate: bool, out) -> None:
+        """out = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))); with ``approximate``,
+        PyTorch's tanh form 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))."""
+
+    def gelu_backward(self, dout, x, approximate: bool, dx) -> None:
+        """dx = dout * d/dx gelu(x), of the same form (x is the forward input)."""
+
+    def global_avgpool2d_forward(self, x, out) -> None:
+        """x (N, C, H, W) -> out (N, C), the mean of each (H, W) plane."""
+
+    def global_avgpool2d_backward(self, dout, dx) -> None:
+        """dout (N, C) -> dx (N, C, H, W) = dout / (H * W) over each plane."""
+
+    def padded_maxpool2d_forward(self, x, kernel: int, stride: int, padding: int, out,
+                                 argmax) -> None:
+        """maxpool2d_forward over x (N, C, H, W) padded by ``padding`` pixels of -inf on each
+        side (1 <= padding <= kernel // 2, so every window holds an input pixel): out, argmax
+        (N, C, OH, OW), OH = (H + 2*padding - kernel) // stride + 1; argmax is y*W + x in the
+        unpadded plane, so maxpool2d_backward takes it as it is."""
+
+    def padded_avgpool2d_forward(self, x, kernel: int, stride: int, padding: int, out) -> None:
+        """avgpool2d_forward over x (N, C, H, W) padded with zeros, each window divided by
+        kernel**2 (PyTorch's count_include_pad=True) -> out (N, C, OH, OW)."""
+
+    def padded_avgpool2d_backward(self, dout, kernel: int, stride: int, padding: int,
+                                  dx) -> None:
+        """dout (N, C, OH, OW) -> dx (N, C, H, W): each input pixel sums dout / kernel**2 over
+        the padded windows that hold it."""
+
+    def dropout2d_forward(self, x, p: float, seed: int, out, mask) -> None:
+        """x, out (N, C, S) (S = H*W, the planes flattened); mask (N, C). Plane i = n*C + c is
+        kept when dropout_uniform(seed)[i] >= p: mask = 1 / (1 - p) there (float64 rounded
+        once), else 0; out = x * mask[:, :, None]."""
+
+    def dropout2d_backward(self, dout, mask, dx) -> None:
+        """dout, dx (N, C, S); mask (N, C) -> dx = dout * mask[:, :, None]."""
+
 
     # ---- training operations (optional, see TRAINING_OPERATIONS) ------------------------
     # Losses: weights (N,) per-sample weights or None (all 1); the mean is over the batch

@@ -18,6 +18,14 @@ from .cuda.primitives import (axpby, channel_affine, channel_mean, channel_sum, 
                               rsqrt)
 from .cuda.rows import mse_loss, softmax_backward, softmax_cross_entropy, softmax_forward
 from .cuda.training import clip_many, log_softmax_backward, log_softmax_forward, rmsprop_update
+# the layers past the tutorials (contract.LAYER_OPERATIONS)
+from .cuda.elementwise import dropout2d_backward, dropout2d_forward
+from .cuda.padded_pool import (global_avgpool2d_backward, global_avgpool2d_forward,
+                               padded_avgpool2d_backward, padded_avgpool2d_forward,
+                               padded_maxpool2d_forward)
+from .cuda.pointwise import (elu_backward, elu_forward, gelu_backward, gelu_forward,
+                             leaky_relu_backward, leaky_relu_forward, tanh_backward, tanh_forward)
+from .contract import LAYER_OPERATIONS
 
 name = "cuda"
 
@@ -32,3 +40,4 @@ __all__ = [
     "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
     "rmsprop_update", "clip_many", "log_softmax_forward", "log_softmax_backward",
 ]
+__all__ += list(LAYER_OPERATIONS)

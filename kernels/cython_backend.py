@@ -320,6 +320,79 @@ def channel_affine(x, scale, shift, out):
     _kernels.channel_affine(_by_channel(x), scale, shift, _by_channel(out))
 
 
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+_POINTWISE = {name: code for code, name in enumerate((
+    "tanh_forward", "tanh_backward", "leaky_relu_forward", "leaky_relu_backward", "elu_forward",
+    "elu_backward", "gelu_forward", "gelu_backward", "gelu_tanh_forward", "gelu_tanh_backward"))}
+"""The operation codes of _kernels.pointwise (its enum, in order)."""
+
+
+def _pointwise(op, a, b, out, k=0.0):
+    _kernels.pointwise(_POINTWISE[op], _flat(a), _flat(b), _flat(out), k)
+
+
+def tanh_forward(x, out):
+    _pointwise("tanh_forward", x, x, out)
+
+
+def tanh_backward(dout, out, dx):
+    _pointwise("tanh_backward", dout, out, dx)
+
+
+def leaky_relu_forward(x, negative_slope, out):
+    _pointwise("leaky_relu_forward", x, x, out, negative_slope)
+
+
+def leaky_relu_backward(dout, x, negative_slope, dx):
+    _pointwise("leaky_relu_backward", dout, x, dx, negative_slope)
+
+
+def elu_forward(x, alpha, out):
+    _pointwise("elu_forward", x, x, out, alpha)
+
+
+def elu_backward(dout, x, alpha, dx):
+    _pointwise("elu_backward", dout, x, dx, alpha)
+
+
+def gelu_forward(x, approximate, out):
+    _pointwise("gelu_tanh_forward" if approximate else "gelu_forward", x, x, out)
+
+
+def gelu_backward(dout, x, approximate, dx):
+    _pointwise("gelu_tanh_backward" if approximate else "gelu_backward", dout, x, dx)
+
+
+def global_avgpool2d_forward(x, out):
+    _kernels.global_avgpool2d_forward(_flat_planes(x), _flat(out))
+
+
+def global_avgpool2d_backward(dout, dx):
+    _kernels.global_avgpool2d_backward(_flat(dout), _flat_planes(dx))
+
+
+def padded_maxpool2d_forward(x, kernel, stride, padding, out, argmax):
+    _kernels.padded_maxpool2d_forward(_planes(x), kernel, stride, padding, _planes(out),
+                                      _planes(argmax))
+
+
+def padded_avgpool2d_forward(x, kernel, stride, padding, out):
+    _kernels.padded_avgpool2d_forward(_planes(x), kernel, stride, padding, _planes(out))
+
+
+def padded_avgpool2d_backward(dout, kernel, stride, padding, dx):
+    _kernels.padded_avgpool2d_backward(_planes(dout), kernel, stride, padding, _planes(dx))
+
+
+def dropout2d_forward(x, p, seed, out, mask):
+    _kernels.dropout2d_forward(_planes(x), p, int(seed) % 2**64, 1.0 / (1.0 - p), _planes(out),
+                               _flat(mask))
+
+
+def dropout2d_backward(dout, mask, dx):
+    _kernels.dropout2d_backward(_planes(dout), _flat(mask), _planes(dx))
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS; the losses run the reference) -----------
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum):
     stand_in = np.zeros(1, param.dtype)  # never read

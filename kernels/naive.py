@@ -431,3 +431,11 @@ def channel_affine(x, scale, shift, out):
         for c in range(view.shape[1]):
             for r in range(view.shape[2]):
                 out_view[n, c, r] = view[n, c, r] * scale[c] + shift[c]
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ---------------------------
+from .naive_layers import (dropout2d_backward, dropout2d_forward, elu_backward,  # noqa: E402,F401
+                           elu_forward, gelu_backward, gelu_forward, global_avgpool2d_backward,
+                           global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
+                           padded_avgpool2d_backward, padded_avgpool2d_forward,
+                           padded_maxpool2d_forward, tanh_backward, tanh_forward)

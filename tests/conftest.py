@@ -19,6 +19,9 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("FASTCNN_DATA", str(SHARED_DATA))
 # Tests never touch the network: a download attempt is a bug.
 os.environ["FASTCNN_OFFLINE"] = "1"
+# auto picks numba even while its kernel cache is cold (no background compile during the
+# suite); tests of the deferral turn it back on
+os.environ["FASTCNN_WARMUP"] = "off"
 
 
 def usable_backends():

@@ -675,6 +675,171 @@ def channel_affine_cases(tiny=False):
             for shape in _channel_shapes(tiny)]
 
 
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ------------------------------------
+LEAKY_SLOPES = (0.01, 0.2, 0.0, -0.5, 1.5)
+"""negative_slope per shape: PyTorch's and Keras' defaults, ReLU, a negative and a steep one."""
+ELU_ALPHAS = (1.0, 0.5, 2.0, 1.0, 0.1)
+
+
+def _smooth_input(rng, shape):
+    """Normal numbers with some exact zeros and a few large magnitudes (exp overflow)."""
+    values = _with_zeros(rng, shape)
+    values.reshape(-1)[1::5] *= 30
+    return values
+
+
+def tanh_forward_cases(tiny=False):
+    rng = _rng("tanh_forward")
+    return [Case("tanh_forward", _shape_label(shape), {"x": _smooth_input(rng, shape)}, {},
+                 {"out": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+def tanh_backward_cases(tiny=False):
+    rng = _rng("tanh_backward")
+    return [Case("tanh_backward", _shape_label(shape),
+                 {"dout": _normal(rng, shape), "out": np.tanh(_normal(rng, shape))}, {},
+                 {"dx": _float(shape)}) for shape in _elementwise_shapes(tiny)]
+
+
+def _parametrised(op, parameter, values, backward):
+    """Cases of an element-wise op with one scalar parameter, one value per shape."""
+    rng = _rng(op)
+    cases = []
+    for shape, value in zip(ELEMENTWISE_SHAPES, values):
+        arrays = {"x": _smooth_input(rng, shape)}
+        outputs = {"out": _float(shape)}
+        if backward:
+            arrays["dout"], outputs = _normal(rng, shape), {"dx": _float(shape)}
+        cases.append(Case(op, f"{_shape_label(shape)}-{parameter}{value}", arrays,
+                          {parameter: value}, outputs))
+    return cases
+
+
+def _tiny_shapes(cases, tiny):
+    return [case for case in cases if not tiny or
+            tuple(next(iter(case.arrays.values())).shape) in TINY_ELEMENTWISE_SHAPES]
+
+
+def leaky_relu_forward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("leaky_relu_forward", "negative_slope", LEAKY_SLOPES, False), tiny)
+
+
+def leaky_relu_backward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("leaky_relu_backward", "negative_slope", LEAKY_SLOPES, True), tiny)
+
+
+def elu_forward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("elu_forward", "alpha", ELU_ALPHAS, False), tiny)
+
+
+def elu_backward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("elu_backward", "alpha", ELU_ALPHAS, True), tiny)
+
+
+def gelu_forward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("gelu_forward", "approximate", (False, True) * 3, False), tiny)
+
+
+def gelu_backward_cases(tiny=False):
+    return _tiny_shapes(_parametrised("gelu_backward", "approximate", (False, True) * 3, True), tiny)
+
+
+GLOBAL_POOL_SHAPES = ((1, 1, 1, 1), (2, 3, 5, 4), (1, 16, 9, 9), (3, 7, 1, 13), (2, 32, 28, 28))
+TINY_GLOBAL_POOL_SHAPES = ((1, 1, 1, 1), (2, 3, 5, 4), (1, 2, 7, 3))
+
+
+def _global_pool_shapes(tiny):
+    return TINY_GLOBAL_POOL_SHAPES if tiny else GLOBAL_POOL_SHAPES
+
+
+def global_avgpool2d_forward_cases(tiny=False):
+    rng = _rng("global_avgpool2d_forward")
+    return [Case("global_avgpool2d_forward", _shape_label(shape), {"x": _normal(rng, shape)}, {},
+                 {"out": _float(shape[:2])}) for shape in _global_pool_shapes(tiny)]
+
+
+def global_avgpool2d_backward_cases(tiny=False):
+    rng = _rng("global_avgpool2d_backward")
+    return [Case("global_avgpool2d_backward", _shape_label(shape), {"dout": _normal(rng, shape[:2])},
+                 {}, {"dx": _float(shape)}) for shape in _global_pool_shapes(tiny)]
+
+
+PADDED_POOL_SETTINGS = (
+    dict(batch=1, channels=1, kernel=2, stride=2, padding=1),
+    dict(batch=2, channels=3, kernel=3, stride=2, padding=1),
+    dict(batch=2, channels=4, kernel=3, stride=1, padding=1, ties=True),
+    dict(batch=3, channels=2, kernel=5, stride=3, padding=2),
+    dict(batch=1, channels=5, kernel=4, stride=1, padding=2, ties=True),
+    dict(batch=2, channels=8, kernel=2, stride=1, padding=1, ties=True, max_size=13),
+)
+"""Padded pooling geometries (padding up to kernel // 2, as PyTorch allows)."""
+
+
+def _padded_pool_problems(tiny, topic):
+    """Yield (label, setting, x shape, out shape, rng) for every padded pooling geometry."""
+    rng = _rng(topic)
+    for setting in PADDED_POOL_SETTINGS:
+        setting = {"ties": False, "max_size": 10, **setting}
+        batch, channels, max_size = setting["batch"], setting["channels"], setting["max_size"]
+        if tiny:
+            batch, channels, max_size = min(batch, TINY_BATCH), min(channels, TINY_CHANNELS), TINY_SIZE
+        kernel, stride, padding = setting["kernel"], setting["stride"], setting["padding"]
+        height, width = rng.integers(max(1, kernel - 2 * padding), max_size + 1, size=2)
+        out_shape = (batch, channels, conv_output_size(height, kernel, stride, padding),
+                     conv_output_size(width, kernel, stride, padding))
+        label = (f"N{batch}-C{channels}-{height}x{width}-k{kernel}-s{stride}-p{padding}"
+                 + ("-ties" if setting["ties"] else ""))
+        yield label, setting, (batch, channels, height, width), out_shape, rng
+
+
+def _window_arguments(setting):
+    return {name: setting[name] for name in ("kernel", "stride", "padding")}
+
+
+def padded_maxpool2d_forward_cases(tiny=False):
+    return [Case("padded_maxpool2d_forward", label, {"x": _pool_input(rng, setting, x_shape)},
+                 _window_arguments(setting), {"out": _float(out_shape), "argmax": (out_shape, np.int32)},
+                 exact=("argmax",))
+            for label, setting, x_shape, out_shape, rng in _padded_pool_problems(tiny, "padded_maxpool")]
+
+
+def padded_avgpool2d_forward_cases(tiny=False):
+    return [Case("padded_avgpool2d_forward", label, {"x": _pool_input(rng, setting, x_shape)},
+                 _window_arguments(setting), {"out": _float(out_shape)})
+            for label, setting, x_shape, out_shape, rng in _padded_pool_problems(tiny, "padded_avgpool")]
+
+
+def padded_avgpool2d_backward_cases(tiny=False):
+    return [Case("padded_avgpool2d_backward", label, {"dout": _normal(rng, out_shape)},
+                 _window_arguments(setting), {"dx": _float(x_shape)})
+            for label, setting, x_shape, out_shape, rng in
+            _padded_pool_problems(tiny, "padded_avgpool_backward")]
+
+
+DROPOUT2D_SHAPES = ((1, 1, 1), (2, 3, 20), (1, 16, 81), (5, 7, 3), (64, 32, 49))
+TINY_DROPOUT2D_SHAPES = ((1, 1, 1), (2, 3, 20), (2, 3, 5))
+
+
+def dropout2d_forward_cases(tiny=False):
+    rng = _rng("dropout2d_forward")
+    shapes = TINY_DROPOUT2D_SHAPES if tiny else DROPOUT2D_SHAPES
+    return [Case("dropout2d_forward", f"{_shape_label(shape)}-p{p}-seed{seed}", {"x": _normal(rng, shape)},
+                 {"p": p, "seed": seed}, {"out": _float(shape), "mask": _float(shape[:2])},
+                 exact=("mask",))
+            for shape, (p, seed) in zip(shapes, DROPOUT_SETTINGS)]
+
+
+def dropout2d_backward_cases(tiny=False):
+    rng = _rng("dropout2d_backward")
+    shapes = TINY_DROPOUT2D_SHAPES if tiny else DROPOUT2D_SHAPES
+    cases = []
+    for shape, (p, _) in zip(shapes, DROPOUT_SETTINGS):
+        mask = np.where(rng.random(shape[:2]) >= p, 1 / (1 - p), 0).astype(np.float32)
+        cases.append(Case("dropout2d_backward", f"{_shape_label(shape)}-p{p}",
+                          {"dout": _normal(rng, shape), "mask": mask}, {}, {"dx": _float(shape)}))
+    return cases
+
+
 # ---- training operations (contract.TRAINING_OPERATIONS) ------------------------------------------
 def _weights_for(rng, batch, index):
     """None (unweighted) for every other problem, else positive weights with a zero among them."""

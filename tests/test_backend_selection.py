@@ -179,3 +179,43 @@ def test_import_leaves_the_users_openmp_wait_settings_alone():
     assert _openmp_environment(OMP_WAIT_POLICY="ACTIVE") == [None, None]
     assert _openmp_environment(GOMP_SPINCOUNT="5000") == ["5000", None]
     assert _openmp_environment(KMP_BLOCKTIME="200") == [None, "200"]
+
+
+@pytest.fixture
+def cold_numba(monkeypatch):
+    """numba usable but its kernel cache cold; the background fill recorded, not started."""
+    pytest.importorskip("numba")
+    from fastcnn import backend, warmup
+    from fastcnn.kernels import numba_backend
+
+    started = []
+    monkeypatch.setenv(warmup.SETTING, "on")
+    monkeypatch.setattr(numba_backend, "cold", lambda: "numba's kernels are not compiled yet")
+    monkeypatch.setattr(warmup, "start_background", lambda: started.append(1) or 4242)
+    monkeypatch.setitem(backend._global, "note", None)
+    return started
+
+
+@pytest.mark.skipif("cython" not in usable_backends() or "numba" not in usable_backends()
+                    or "cuda" in usable_backends() and not CUDA_SIMULATED,
+                    reason="needs numba and cython, and no GPU")
+def test_auto_runs_cython_while_numba_compiles_in_the_background_and_says_so(cold_numba, capsys):
+    """Issue 21: a first-ever run compiled numba's kernels for a minute, silently."""
+    assert fastcnn.set_backend("auto") == "cython" and fastcnn.auto_selected()
+    note = capsys.readouterr().err.strip()
+    assert note == fastcnn.backend.auto_note()
+    assert "auto runs the cython backend: numba's kernels are not compiled yet" in note
+    assert "pid 4242, nice 19" in note and "later runs use numba" in note
+    fastcnn.set_backend("auto")
+    assert cold_numba == [1] and capsys.readouterr().err == ""  # started and said once
+
+
+def test_auto_compiles_numba_when_deferring_is_off(cold_numba, monkeypatch):
+    monkeypatch.setenv("FASTCNN_WARMUP", "off")
+    assert fastcnn.set_backend("auto") == expected_auto_pick()
+    assert cold_numba == [] and fastcnn.backend.auto_note() is None
+
+
+def test_a_named_backend_is_never_deferred(cold_numba):
+    assert fastcnn.set_backend("numba") == "numba"
+    assert cold_numba == []

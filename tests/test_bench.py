@@ -164,3 +164,17 @@ def test_markdown_headline_judges_the_targets():
          "median": 3.2, "min": 3.1, "max": 3.4, "values": [3.1, 3.2, 3.4]}]}
     text = markdown_report(document)
     assert "3.20x (3.10x-3.40x) met" in text  # the fresh-process median wins where measured
+
+
+@pytest.mark.parametrize("torch_version, reason", [(None, "PyTorch is not installed"),
+                                                   ("2.13.0", "torch was not among --backends")])
+def test_the_console_report_says_why_vs_torch_is_empty(torch_version, reason):
+    from fastcnn.bench.report import console_report
+
+    document = {"competitors": ["numba", "naive"], "threads": 2, "versions": {"torch": torch_version},
+                "peak": {"gflops": 100.0, "size": 2048}, "machine": {},
+                "rows": [_row("train", "pytorch_cnn", "numba", 2000.0, {"naive": 1500.0})]}
+    text = console_report(document)
+    assert f'vs torch: "-" because {reason}' in text
+    document["competitors"].append("torch")
+    assert "vs torch: \"-\"" not in console_report(document)

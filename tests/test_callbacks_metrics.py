@@ -4,6 +4,7 @@ the metrics (ROC AUC, confusion matrix, per-class accuracy)."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -198,16 +199,28 @@ def test_roc_auc_callback_adds_val_roc_auc_to_the_history(one_hot, capsys):
 # ---- progress output ---------------------------------------------------------------------------
 
 
-def fit_verbose(verbose):
+def fit_verbose(verbose, **options):
     x, y = toy_images(8)
-    small_cnn().compile().fit(x, y, epochs=2, batch_size=4, verbose=verbose)
+    small_cnn().compile().fit(x, y, epochs=2, batch_size=4, verbose=verbose, **options)
 
 
 def test_verbose_1_draws_a_progress_bar_on_stderr(capsys):
     fit_verbose(1)
     captured = capsys.readouterr()
     assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err
-    assert captured.out == ""
+    assert [line.split(" - ")[0] for line in captured.out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_each_epochs_summary_is_a_line_of_its_own_after_the_bar_with_its_time(capsys, monkeypatch):
+    # the bar is cut at the terminal's width: the validation figures must not live in it
+    monkeypatch.setenv("COLUMNS", "40")
+    x_val, y_val = toy_images(4, seed=1)
+    fit_verbose(1, validation_data=(x_val, y_val))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        assert re.fullmatch(rf"epoch {epoch}/2 - loss: \d\.\d{{4}} - accuracy: \d\.\d{{4}} - "
+                            r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - \d+\.\d s", line), line
 
 
 def test_verbose_0_prints_nothing(capsys):
@@ -290,3 +303,24 @@ def test_per_class_accuracy_is_each_class_recall_and_nan_without_samples():
 def test_accuracy_accepts_labels_or_scores():
     assert metrics.accuracy([0, 1, 1, 2], [0, 1, 2, 2]) == 0.75
     assert metrics.accuracy([0, 1], np.array([[0.9, 0.1], [0.8, 0.2]])) == 0.5
+
+
+def test_the_progress_bar_leaves_compiling_out_of_its_rate_and_eta(monkeypatch):
+    """Issue 21: a first-ever run's bar showed a 14-hour ETA and a rate that counted a
+    minute of compiling in its first step."""
+    import types
+
+    from fastcnn import callbacks
+
+    compiled = [0.0]
+    monkeypatch.setattr(callbacks, "compile_seconds", lambda: compiled[0])
+    bar = callbacks.ProgressBar(verbose=1)
+    bar.set_model(types.SimpleNamespace(_fit_state={"epochs": 1, "steps": 100}))
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar.bar.start_t -= 100.0  # the first step: 100 s, all of it compiling
+    compiled[0] = 100.0
+    bar.on_batch_end(0, {"loss": 1.0, "accuracy": 0.5})
+    elapsed = bar.bar.format_dict["elapsed"]
+    assert 0 <= elapsed < 10
+    bar.on_epoch_end(0, {"loss": 1.0})

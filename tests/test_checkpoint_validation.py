@@ -65,10 +65,13 @@ DAMAGE = {
     "RNG state of another generator": (
         lambda a: with_meta(a, lambda m: m["rng_state"].update(bit_generator="MT19937")), "rng_state"),
     "dropout position": (
-        lambda a: with_meta(a, lambda m: m["dropout"]["6"].update(calls=-4)), "dropout '6' calls"),
+        lambda a: with_meta(a, lambda m: m["state"]["6"].update(calls=-4)),
+        "layer '6' is invalid.*calls"),
     "epoch counter": (lambda a: with_meta(a, lambda m: m.update(epoch=1.5)), "epoch counter"),
     "optimizer settings": (
         lambda a: with_meta(a, lambda m: m["optimizer"].update(lr=-1)), "learning rate"),
+    "training data description": (
+        lambda a: with_meta(a, lambda m: m.update(data=["mnist"])), "training data description"),
 }
 
 
@@ -113,3 +116,9 @@ def test_a_wrong_sized_optimizer_buffer_never_reaches_a_compiled_kernel(backend)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "refused: adam_update_many: exp_avgs[0] is float32 (3,)" in result.stdout
     assert "needs C-contiguous float32 (4, 1, 3, 3)" in result.stdout
+
+
+def test_a_file_saved_before_models_knew_their_data_loads_without_it(saved):
+    path, arrays = saved
+    rewrite(path, arrays, **with_meta(arrays, lambda m: m.pop("data")))
+    assert fastcnn.load_model(path).data_info is None

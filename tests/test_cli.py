@@ -167,6 +167,27 @@ def test_predict_refuses_non_images_and_missing_files(saved_model, tmp_path, cap
     one_error_line(capsys.readouterr(), "does not exist")
 
 
+def test_predict_classifies_the_readable_images_and_reports_each_failure(saved_model, digit_files,
+                                                                         tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    paths = [digit_files[0], notes, tmp_path / "gone.png", digit_files[1]]
+    assert main(["predict", str(saved_model), *map(str, paths)]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(digit_files[0]), str(digit_files[1])]
+    assert f"cannot read image file {notes}" in captured.err and "gone.png does not exist" in captured.err
+    assert "2 of 4 images could not be read" in captured.err
+
+
+def test_evaluate_says_when_an_older_file_does_not_know_its_dataset(saved_model, capsys):
+    assert fastcnn.load_model(saved_model).data_info is None  # saved from Python, no dataset given
+    assert main(["evaluate", str(saved_model), "--limit", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 1 epoch (the file does not say on which dataset)" in out
+    assert "on 20 mnist test images" in out  # the zoo model's tutorial dataset
+
+
 def test_predict_with_an_image_given_as_the_model(digit_files, capsys):
     assert main(["predict", str(digit_files[0]), str(digit_files[1])]) == EXIT_ERROR
     one_error_line(capsys.readouterr(), "not a saved fastcnn model")

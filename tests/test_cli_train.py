@@ -62,7 +62,7 @@ def test_resume_continues_the_files_model_optimizer_and_recipe(kfold_checkpoint,
     (["--model", "pytorch_cnn"], ["--model pytorch_cnn (the file holds keras_kfold_cnn)"]),
     (["--optimizer", "adam"], ["--optimizer adam (the file's optimizer is sgd)"]),
     (["--compat"], ["--compat"]),
-    (["--epochs", "1"], ["has trained 1 epochs already", "--epochs 2 or more"]),
+    (["--epochs", "1"], ["has trained 1 epoch already", "--epochs 2 or more"]),
 ])
 def test_resume_refuses_flags_that_contradict_the_file(kfold_checkpoint, flags, words, capsys):
     capsys.readouterr()
@@ -111,6 +111,98 @@ def test_redirected_output_gets_one_line_per_epoch_and_no_progress_bar_frames(tm
     assert "\r" not in done.stdout + done.stderr
     epoch_lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(" - ")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+
+
+# ---- a saved model knows its data (issue 26) -----------------------------------------------
+@pytest.fixture(scope="module")
+def fashion_checkpoint(tmp_path_factory):
+    """keras_kfold_cnn after one epoch on 96 Fashion-MNIST images (the name as a user types it)."""
+    path = tmp_path_factory.mktemp("fashion") / "fm.npz"
+    with fastcnn.use_backend("numpy"):
+        assert main(["train", "--model", "keras_kfold_cnn", "--dataset", "Fashion_MNIST",
+                     "--epochs", "1", *QUICK, "--save", str(path)]) == 0
+    return path
+
+
+def test_the_saved_model_records_its_dataset_classes_and_preprocessing(fashion_checkpoint):
+    info = fastcnn.load_model(fashion_checkpoint).data_info
+    assert info["dataset"] == "fashion-mnist" and info["train_images"] == 96
+    assert info["classes"] == list(fastcnn.datasets.class_names("fashion-mnist"))
+    assert info["preprocessing"] == {"input": "uint8", "scale": 255, "shape": [1, 28, 28]}
+
+
+def test_evaluate_scores_on_the_models_own_dataset_and_says_what_it_trained_on(fashion_checkpoint,
+                                                                               capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(fashion_checkpoint), "--limit", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 1 epoch on fashion-mnist (96 training images)" in out
+    assert "on 50 fashion-mnist test images" in out and "Ankle boot" in out
+
+
+def test_evaluate_on_another_dataset_is_refused_unless_allowed(fashion_checkpoint, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(fashion_checkpoint), "--dataset", "mnist"]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "trained on fashion-mnist, not mnist" in err
+    assert "--allow-other-dataset" in err
+    assert main(["evaluate", str(fashion_checkpoint), "--dataset", "MNIST", "--limit", "50",
+                 "--allow-other-dataset"]) == 0
+    assert "on 50 mnist test images" in capsys.readouterr().out
+
+
+def test_resume_trains_on_the_files_dataset_and_saves_back_to_the_file(fashion_checkpoint, tmp_path,
+                                                                       capsys):
+    resumed = tmp_path / "fm.npz"
+    resumed.write_bytes(fashion_checkpoint.read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(resumed), "--epochs", "2", *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("training keras_kfold_cnn on fashion-mnist (96 images)")
+    assert f"saved the model to {resumed} (the --resume file)" in out
+    model = fastcnn.load_model(resumed)
+    assert model.epoch == 2 and model.data_info["dataset"] == "fashion-mnist"
+
+
+def test_resume_with_no_save_leaves_the_file_as_it_was(fashion_checkpoint, tmp_path, capsys):
+    resumed = tmp_path / "fm.npz"
+    resumed.write_bytes(fashion_checkpoint.read_bytes())
+    assert main(["train", "--resume", str(resumed), "--epochs", "2", *QUICK, "--no-save"]) == 0
+    assert "saved the model" not in capsys.readouterr().out
+    assert resumed.read_bytes() == fashion_checkpoint.read_bytes()
+
+
+def test_resume_on_another_dataset_is_refused_unless_allowed(fashion_checkpoint, capsys):
+    capsys.readouterr()
+    assert main(["train", "--resume", str(fashion_checkpoint), "--epochs", "2",
+                 "--dataset", "mnist"]) == EXIT_ERROR
+    error_line(capsys, "trained on fashion-mnist, not mnist", "--allow-other-dataset")
+
+
+@pytest.mark.parametrize("name", ["MNIST", "fashion_mnist", "KMnist"])
+def test_dataset_names_are_accepted_in_any_case_and_with_underscores(name, monkeypatch, capsys):
+    import fastcnn.datasets
+
+    def tiny(dataset, split=None, **options):  # the name load() gets, and no training to wait for
+        raise fastcnn.errors.InputError(f"loaded {dataset}")
+
+    monkeypatch.setattr(fastcnn.datasets, "load", tiny)
+    assert main(["train", "--model", "keras_kfold_cnn", "--dataset", name, *QUICK]) == EXIT_ERROR
+    expected = fastcnn.datasets.registry.canonical_name(name)
+    error_line(capsys, f"loaded {expected}")
+
+
+def test_train_reports_the_whole_test_set(monkeypatch, capsys):
+    """pytorch_cnn's tutorial validates on 9/10 of the test set; `train` tests on all of it."""
+    import fastcnn.datasets
+
+    real = fastcnn.datasets.load("mnist")
+    (x, y), (xt, yt) = (real[0][0][:64], real[0][1][:64]), (real[1][0][:50], real[1][1][:50])
+    monkeypatch.setattr(fastcnn.datasets, "load", lambda *args, **kwargs: ((x, y), (xt, yt)))
+    assert main(["train", "--model", "pytorch_cnn", "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "training pytorch_cnn on mnist (64 images)" in out
+    assert out.rstrip().endswith("50 images)") and "val_loss" not in out
 
 
 def test_optimizer_choices_come_from_the_optimizer_registry(capsys):

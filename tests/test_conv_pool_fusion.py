@@ -29,7 +29,7 @@ def network(pool=2, pool_stride=None, activation_layer=True, pool_type=layers.Ma
 
 
 def plan_names(model):
-    return [(layer.name, fused, pool and pool.name) for layer, fused, pool in model._plan(True)]
+    return model.plan("train").describe()
 
 
 def test_the_plan_fuses_a_max_pool_whose_window_is_its_stride():
@@ -42,16 +42,8 @@ def test_the_plan_fuses_a_max_pool_whose_window_is_its_stride():
 
 
 def unfused(model):
-    """The model with its plan split back into one step per layer."""
-    plan_of = model._plan
-
-    def plan(training_loss):
-        steps = []
-        for layer, fused, pool in plan_of(training_loss):
-            steps += [(layer, fused, None)] + ([(pool, None, None)] if pool is not None else [])
-        return steps
-
-    model._plan = plan
+    """The model with every fused max pool run as a step of its own."""
+    model.fusions = ("activation",)
     return model
 
 
@@ -62,7 +54,7 @@ def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
     y = rng.integers(0, 10, 5)
     with fastcnn.use_backend(backend):
         fused, separate = network(), unfused(network())
-        assert len(fused._plan(True)) == len(separate._plan(True)) - 1
+        assert len(fused.plan("train")) == len(separate.plan("train")) - 1
         for model in (fused, separate):
             model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0)
         for (name, a), (_, b) in zip(fused.named_parameters(), separate.named_parameters()):
@@ -74,6 +66,21 @@ def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
 def test_the_compiled_cpu_backends_fuse_natively(backend):
     with fastcnn.use_backend(backend):
         assert all(callable(getattr(fastcnn.get_backend(), op, None)) for op in contract.FUSED)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_fused_convolution_never_writes_into_the_pool_layers_buffers(backend):
+    """The plan runs the max pool inside the convolution's pass, into the convolution's
+    own buffers: the pool layer's workspace stays empty, and calling the layers one by one
+    afterwards gives what the fused step gave."""
+    x = np.random.default_rng(1).standard_normal((3, 1, 9, 11)).astype(np.float32)
+    with fastcnn.use_backend(backend):
+        model = network()
+        fused = np.array(model.plan("forward").steps[0].forward(functional.to_backend(x), False))
+        conv, relu, pool = model.layers[:3]
+        assert not pool.workspace._buffers and not relu.workspace._buffers
+        alone = pool.forward(relu.forward(conv.forward(functional.to_backend(x))))
+        np.testing.assert_array_equal(fused, np.array(alone))
 
 
 def test_functional_checks_the_fused_pools_buffers():

@@ -44,6 +44,7 @@ def test_backward_takes_a_float64_or_torch_gradient_on_every_backend(backend):
         dout = np.random.default_rng(1).normal(size=(len(x), 4))
         grads = []
         for given in (dout.astype(np.float32), dout, torch.from_numpy(dout)):
+            model.zero_grad()
             model.forward(x, training=True)
             model.backward(given)
             grads.append([fastcnn.to_numpy(p.grad).copy() for p in model.parameters()])

@@ -3,6 +3,8 @@ conversions (uint8, missing channel axis, flat rows, channels-last) are accepted
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,32 @@ def test_channels_last_colour_images_are_transposed_to_channels_first():
 def test_float64_images_are_used_as_they_are(model):
     x = images(2)
     assert np.array_equal(model.predict(x.astype(np.float64)), model.predict(x))
+
+
+def test_float_pixels_in_0_to_255_are_used_with_a_warning_shown_once():
+    done = run_python("""
+        import warnings
+        import numpy as np
+        import fastcnn
+        from helpers import small_cnn
+        model = small_cnn()
+        x = np.random.default_rng(0).integers(0, 256, (4, 1, 8, 8)).astype(np.float32)
+        for _ in range(3):
+            model.predict(x)
+        model.predict(x / 255)
+    """, env={"FASTCNN_BACKEND": "numpy"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("UnscaledInputWarning") == 1, done.stderr
+    assert "look like unscaled 0-255 pixels" in done.stderr and "divide them by 255" in done.stderr
+
+
+@pytest.mark.parametrize("scale", ["0..1", "standardised", "uint8"])
+def test_scaled_standardised_or_uint8_images_give_no_unscaled_warning(model, scale):
+    raw = np.random.default_rng(2).integers(0, 256, (3, 1, 28, 28), dtype=np.uint8)
+    x = {"0..1": raw / 255, "standardised": (raw / 255 - 0.1307) / 0.3081, "uint8": raw}[scale]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastcnn.inputs.UnscaledInputWarning)
+        model.predict(x)
 
 
 # ---- training that blows up ----------------------------------------------------------------

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastcnn import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential,
-                     Sigmoid, Softmax)
+from fastcnn import (ELU, GELU, AvgPool2D, Conv2D, Dense, Dropout, Dropout2d, Flatten,
+                     GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sequential, Sigmoid, Softmax,
+                     Tanh)
 from fastcnn.losses import MSE, CrossEntropy
 from helpers import assert_relative_close, float64_numpy_backend, numerical_gradient, to_float64
 
@@ -99,6 +100,40 @@ def test_dropout_outside_training_is_the_identity_both_ways():
     assert np.array_equal(layer.backward(dout.copy()), dout)
 
 
+@pytest.mark.parametrize("layer", [Tanh, lambda: LeakyReLU(0.1), lambda: LeakyReLU(-0.3), ELU,
+                                   lambda: ELU(0.5), GELU, lambda: GELU("tanh")],
+                         ids=["tanh", "leaky_relu", "leaky_relu-negative", "elu", "elu-0.5", "gelu",
+                              "gelu-tanh"])
+def test_new_activation_gradients_match_finite_differences(layer):
+    check_layer_gradients(layer(), inputs(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "leaky_relu", "elu", "gelu"])
+def test_conv2d_and_dense_with_a_separate_activation_match_finite_differences(activation):
+    check_layer_gradients(Conv2D(2, 3, 3, padding=1, activation=activation), inputs(2, 2, 6, 6))
+    check_layer_gradients(Dense(7, 5, activation=activation), inputs(3, 7))
+
+
+@pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 1), (3, 1, 1), (3, 2, 1), (5, 2, 2)])
+def test_padded_pooling_gradients_match_finite_differences(pool, kernel, stride, padding):
+    check_layer_gradients(pool(kernel, stride, padding=padding), inputs(2, 2, 7, 7))
+
+
+def test_global_average_pooling_gradient_matches_finite_differences():
+    check_layer_gradients(GlobalAveragePooling2D(), inputs(2, 3, 5, 4))
+
+
+def test_dropout2d_gradients_match_finite_differences_with_a_fixed_mask():
+    layer = Dropout2d(0.5)
+    layer.next_seed = lambda: 4242
+    x = inputs(4, 5, 3, 3)
+    check_layer_gradients(layer, x, training=True)
+    out = layer.forward(x, training=True)
+    dropped = (out == 0).all(axis=(2, 3))  # whole channels, nothing in between
+    assert ((out == 0).any(axis=(2, 3)) == dropped).all() and 0 < dropped.mean() < 1
+
+
 def check_loss_gradient(loss, pred, target):
     def value():
         return float(loss.compute(pred, target)[0])
@@ -160,6 +195,18 @@ def test_sequential_cnn_gradient_of_every_parameter_matches_finite_differences()
     ], seed=0, input_shape=(2, 10, 10))
     labels = np.array([0, 4, 2], dtype=np.int32)
     check_model_gradients(model, float32_exact_inputs(3, 2, 10, 10), CrossEntropy(), labels)
+
+
+def test_sequential_of_the_new_layers_gradient_of_every_parameter_matches_finite_differences():
+    dropout = Dropout2d(0.3)
+    dropout.next_seed = lambda: 7
+    model = Sequential([
+        Conv2D(4, 3, padding="same", activation="tanh"), MaxPool2D(2, padding=1), dropout,
+        Conv2D(5, 3, activation="elu"), LeakyReLU(0.2), AvgPool2D(2, 1, padding=1),
+        GlobalAveragePooling2D(), Dense(6, activation="gelu"), GELU("tanh"), Dense(4),
+    ], seed=0, input_shape=(2, 9, 9))
+    labels = np.array([0, 3, 2], dtype=np.int32)
+    check_model_gradients(model, float32_exact_inputs(3, 2, 9, 9), CrossEntropy(), labels)
 
 
 def test_sequential_ending_in_softmax_with_mse_gradient_matches_finite_differences():

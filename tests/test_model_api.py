@@ -174,6 +174,7 @@ def test_custom_training_loop_with_forward_loss_backward_and_adam_step_reduces_t
     optimizer = Adam(model.parameters(), lr=1e-2)
     values = []
     for _ in range(30):
+        optimizer.zero_grad()  # gradients add up over backward() calls, as in PyTorch
         logits = model.forward(x, training=True)
         values.append(loss(logits, y))
         model.backward(loss.backward())
@@ -461,7 +462,6 @@ def test_predict_and_evaluate_skip_the_im2col_columns_and_match_the_forward_pass
     expected = np.exp(forward - forward.max(axis=1, keepdims=True))
     np.testing.assert_allclose(probabilities, expected / expected.sum(axis=1, keepdims=True),
                                rtol=1e-5, atol=1e-6)
-    assert conv.keep_for_backward  # only while predict runs
     with pytest.raises(RuntimeError, match="backward.*predict or evaluate"):
         conv.backward(np.zeros((10,) + conv.output_shape, np.float32))
     model.evaluate(x, y)

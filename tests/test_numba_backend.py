@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("numba")
 
 import fastcnn  # noqa: E402
+from conftest import REPO  # noqa: E402
 from fastcnn.kernels import numba_backend, numpy_backend  # noqa: E402
 from fastcnn.kernels.numba_cpu import jit  # noqa: E402
 
@@ -161,8 +162,26 @@ def test_dropout_mask_is_the_contract_hash_in_float64_too():
 PACKAGE = "/site-packages/fastcnn/kernels/numba_cpu"
 
 
-def test_cache_dir_left_to_numba_when_the_package_is_writable():
-    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: True) is None
+def test_an_installed_copy_never_caches_in_its_own_folder(tmp_path):
+    # a cache in site-packages outlives `pip uninstall` and shadows the next install
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: True)
+    assert chosen == os.path.join(str(tmp_path), "fastcnn", "numba")
+
+
+def test_a_source_checkout_keeps_numbas_pycache_beside_its_sources():
+    assert jit.choose_cache_dir(PACKAGE, {}, writable=lambda path: True, source_checkout=True) is None
+
+
+def test_source_checkout_and_installed_layouts_are_told_apart(tmp_path):
+    checkout, site = tmp_path / "clone", tmp_path / "site-packages"
+    for package in (checkout / "fastcnn", checkout / "kernels" / "numba_cpu",
+                    site / "fastcnn" / "kernels" / "numba_cpu"):
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+    assert jit.is_source_checkout(str(checkout / "kernels" / "numba_cpu"))
+    assert not jit.is_source_checkout(str(site / "fastcnn" / "kernels" / "numba_cpu"))
+    assert jit.is_source_checkout(jit.PACKAGE_DIR)  # the tests run from the checkout
 
 
 def test_cache_dir_set_by_the_user_always_wins():
@@ -170,9 +189,10 @@ def test_cache_dir_set_by_the_user_always_wins():
     assert jit.choose_cache_dir(PACKAGE, env, writable=lambda path: False) is None
 
 
-def test_read_only_install_caches_in_the_user_cache_dir(tmp_path):
+def test_read_only_checkout_caches_in_the_user_cache_dir(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path)}
-    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: not path.startswith(PACKAGE))
+    chosen = jit.choose_cache_dir(PACKAGE, env, writable=lambda path: not path.startswith(PACKAGE),
+                                  source_checkout=True)
     assert chosen == os.path.join(str(tmp_path), "fastcnn", "numba")
 
 
@@ -187,6 +207,31 @@ def test_read_only_install_without_a_user_cache_falls_back_to_a_temp_dir(tmp_pat
     chosen = jit.choose_cache_dir(PACKAGE, env, writable=writable)
     assert chosen is not None and chosen.startswith(tempfile.gettempdir())
     assert "fastcnn-numba" in chosen
+
+
+def test_kernels_cached_from_other_sources_are_forgotten(tmp_path):
+    """A helper edited in one file (claims.py) is inlined into kernels cached from
+    others (conv.py), which numba would load unchanged (issue 21: a removed symbol
+    crashed the process)."""
+    (tmp_path / "conv.conv-12.py311.nbi").write_bytes(b"index")
+    (tmp_path / "conv.conv-12.py311.1.nbc").write_bytes(b"code")
+    (tmp_path / "unrelated.txt").write_text("kept")
+    assert jit.forget_stale_kernels(str(tmp_path), "first")  # no stamp yet: forgotten
+    assert sorted(path.name for path in tmp_path.iterdir()) == [jit.SOURCES_STAMP, "unrelated.txt"]
+    (tmp_path / "conv.conv-12.py311.nbi").write_bytes(b"index")
+    assert not jit.forget_stale_kernels(str(tmp_path), "first")  # same sources: kept
+    assert (tmp_path / "conv.conv-12.py311.nbi").exists()
+    assert jit.forget_stale_kernels(str(tmp_path), "second")
+    assert not (tmp_path / "conv.conv-12.py311.nbi").exists()
+    assert (tmp_path / jit.SOURCES_STAMP).read_text().strip() == "second"
+
+
+def test_the_sources_digest_follows_every_kernel_file(tmp_path):
+    (tmp_path / "claims.py").write_text("WAIT = 1\n")
+    (tmp_path / "conv.py").write_text("x = 1\n")
+    before = jit.sources_digest(str(tmp_path))
+    (tmp_path / "claims.py").write_text("WAIT = 2\n")
+    assert jit.sources_digest(str(tmp_path)) != before
 
 
 def test_nothing_writable_turns_the_cache_off():
@@ -250,6 +295,25 @@ def test_read_only_install_compiles_into_the_user_cache(tmp_path):
     user_cache = tmp_path / "cache" / "fastcnn" / "numba"
     assert report["cache_dir"] == str(user_cache)
     assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+
+
+def test_an_installed_copy_compiles_into_the_user_cache_and_leaves_its_folder_clean(tmp_path):
+    import shutil
+
+    site = tmp_path / "site-packages"  # the layout `pip install .` gives: fastcnn/kernels/...
+    ignore = shutil.ignore_patterns("__pycache__", "*.c", "build")
+    shutil.copytree(REPO / "fastcnn", site / "fastcnn", ignore=ignore)
+    shutil.copytree(REPO / "kernels", site / "fastcnn" / "kernels", ignore=ignore)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(site))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CACHE_PROBE)], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    user_cache = tmp_path / "cache" / "fastcnn" / "numba"
+    assert report["cache_dir"] == str(user_cache) and report["misses"] > 0
+    assert list(user_cache.rglob("*.nbi")), "no numba cache index written to the user cache"
+    assert not list(site.rglob("*.nb[ic]")), "numba wrote its cache into the installed package"
 
 
 def test_nothing_writable_still_runs_the_kernels_uncached(tmp_path):
@@ -362,3 +426,49 @@ def test_each_isas_2x2_max_pool_matches_the_reference(monkeypatch, variant):
         actual = run_case(numba_backend, case)
         for name in ("out", "argmax"):
             np.testing.assert_array_equal(actual[name], expected[name], err_msg=case.label)
+
+
+def test_a_long_compile_is_explained_once_and_timed():
+    """Issue 21: a first-ever run compiled for a minute without a word."""
+    import io
+    import time as clock
+    import types as pytypes
+
+    from numba.core import event
+
+    from fastcnn.kernels.numba_cpu import compiling
+
+    ours = pytypes.SimpleNamespace(py_func=pytypes.SimpleNamespace(__module__=compiling.__name__))
+    theirs = pytypes.SimpleNamespace(py_func=pytypes.SimpleNamespace(__module__="somebody.else"))
+    stream = io.StringIO()
+    watch = compiling._Watch(stream, after=0.01)
+
+    def compile_of(dispatcher, status):
+        getattr(watch, "on_start" if status is event.EventStatus.START else "on_end")(
+            event.Event("numba:compile", status, data={"dispatcher": dispatcher}))
+
+    compile_of(theirs, event.EventStatus.START)
+    clock.sleep(0.05)
+    compile_of(theirs, event.EventStatus.END)
+    assert watch.total() == 0 and stream.getvalue() == ""
+    compile_of(ours, event.EventStatus.START)
+    deadline = clock.monotonic() + 10
+    while not stream.getvalue() and clock.monotonic() < deadline:
+        clock.sleep(0.01)
+    compile_of(ours, event.EventStatus.END)
+    assert stream.getvalue() == compiling.notice() + "\n"
+    assert "numba backend's kernels" in compiling.notice() and "once" in compiling.notice()
+    spent = watch.total()
+    assert spent >= 0.01
+    compile_of(ours, event.EventStatus.START)
+    compile_of(ours, event.EventStatus.END)
+    clock.sleep(0.05)
+    assert stream.getvalue().count("\n") == 1 and watch.total() >= spent  # told once
+
+
+def test_the_cache_is_warm_only_for_these_sources_and_this_cpu(tmp_path):
+    assert not jit.cache_is_warm(str(tmp_path))
+    jit.mark_warm(str(tmp_path))
+    assert jit.cache_is_warm(str(tmp_path)) == jit.CACHE
+    (tmp_path / jit.WARM_MARK).write_text(jit._warm_key().replace(jit.SOURCES_DIGEST, "old"))
+    assert not jit.cache_is_warm(str(tmp_path))

@@ -168,8 +168,9 @@ def test_fit_with_the_frozen_head_cached_equals_running_the_whole_network_each_s
     with fastcnn.use_backend(BACKEND):
         cached = fastcnn.zoo.get("fixed_kernel_cnn", seed=3)
         cached.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
-        frozen = cached._frozen_prefix(cached._plan(training_loss=True))
-        assert [layer.name for layer, *_ in cached._plan(True)[:frozen]] == ["conv", "pool", "flatten"]
+        frozen = cached._frozen_prefix(cached.plan("train"))
+        assert [name for name, *_ in cached.plan("train").describe()[:frozen]] == \
+            ["conv", "pool", "flatten"]
         cached.fit(x, y, epochs=5, batch_size=64, shuffle=False, verbose=0)
         # the low-level loop runs every layer every step; the Softmax is left out
         # because the loss takes logits
@@ -178,6 +179,7 @@ def test_fit_with_the_frozen_head_cached_equals_running_the_whole_network_each_s
         loss = fastcnn.losses.CrossEntropy()
         optimizer = fastcnn.optim.SGD(whole.parameters(), lr=0.5)
         for _ in range(5):
+            optimizer.zero_grad()
             loss(whole.forward(x, training=True), y)
             whole.backward(loss.backward())
             optimizer.step()

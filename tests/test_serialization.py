@@ -76,6 +76,15 @@ def test_training_resumed_from_a_checkpoint_equals_training_straight_through(tmp
     assert resumed.optimizer.iterations == straight.optimizer.iterations
 
 
+def test_the_models_training_data_description_survives_a_round_trip(tmp_path):
+    model = fastcnn.zoo.pytorch_cnn(seed=0)
+    assert model.data_info is None
+    model.data_info = fastcnn.datasets.data_info("KMNIST", train_images=1000)
+    model.save(tmp_path / "m.npz")
+    info = fastcnn.load_model(tmp_path / "m.npz").data_info
+    assert info == model.data_info and info["dataset"] == "kmnist" and len(info["classes"]) == 10
+
+
 def test_a_model_saved_without_compiling_loads_ready_to_predict(tmp_path):
     model = fastcnn.zoo.pytorch_cnn(seed=0)
     model.save(tmp_path / "m.npz")
@@ -138,6 +147,7 @@ def test_a_crash_during_the_first_save_leaves_no_file_at_all(tmp_path, monkeypat
     x, y = toy_images(16)
     model = trained(small_cnn(), x, y)
     crashing_savez(monkeypatch)
+    (tmp_path / "sub").mkdir()
     with pytest.raises(OSError):
         model.save(tmp_path / "sub" / "model.npz")
     assert list((tmp_path / "sub").iterdir()) == []
@@ -155,6 +165,14 @@ def test_saving_to_a_folder_or_below_a_file_is_a_clear_error_naming_the_destinat
         with pytest.raises(fastcnn.CheckpointError, match=words) as error:
             model.save(target)
         assert str(error.value).startswith(f"cannot save to {target}: ") and ".part" not in str(error.value)
+
+
+def test_saving_into_a_folder_that_does_not_exist_is_refused_naming_it(tmp_path):
+    missing = tmp_path / "nonexistent" / "dir"
+    for save in (small_cnn().save, small_cnn().save_weights):
+        with pytest.raises(fastcnn.CheckpointError, match=f"the folder {missing} does not exist"):
+            save(missing / "m.npz")
+    assert list(tmp_path.iterdir()) == []  # nothing created on the way
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")

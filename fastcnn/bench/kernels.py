@@ -482,13 +482,21 @@ _LAYERS = (
     ("numpy_mlp", "hidden", Dense(784, 128, activation="sigmoid", bias=False, input_grad=False), False),
 )
 
+def _layer_benches():
+    from .layer_kernels import LAYERS
+
+    return tuple(("layers", layer, kernel, False) for layer, kernel in LAYERS)
+
+
 KERNEL_BENCHES = tuple(KernelBench(model, layer, kernel, direction, quick)
-                       for model, layer, kernel, quick in _LAYERS for direction in kernel.directions)
+                       for model, layer, kernel, quick in _LAYERS + _layer_benches()
+                       for direction in kernel.directions)
 """Every kernel benchmark, in report order."""
 
 
 def kernel_benches(quick: bool = False, models=None) -> list[KernelBench]:
-    """The kernel benchmarks of ``--quick`` (pytorch_cnn's layers) or of ``--full`` (all)."""
+    """The kernel benchmarks of ``--quick`` (pytorch_cnn's layers) or of ``--full`` (all);
+    ``models`` (None: all) names zoo models, or "layers" for the layers no zoo model uses."""
     return [bench for bench in KERNEL_BENCHES
             if (bench.quick or not quick) and (models is None or bench.model in models)]
 

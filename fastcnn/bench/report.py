@@ -93,7 +93,21 @@ def console_report(document: dict) -> str:
     parts.append(f"\nmatmul peak: {document['peak']['gflops']:.1f} GFLOP/s "
                  f"(NumPy float32 {document['peak']['size']}^3, {document['threads']} threads)")
     parts.append(_steal_line(document))
+    if TORCH not in document["competitors"]:
+        parts.append(_no_torch_line(document))
+    if "felt" in document:
+        from .felt import felt_table
+
+        parts.append("\nWhat users feel\n" + felt_table(document["felt"]))
     return "\n".join(parts)
+
+
+def _no_torch_line(document: dict) -> str:
+    """Why the "vs torch" column holds only dashes."""
+    if document.get("versions", {}).get("torch") is None:
+        return ('vs torch: "-" because PyTorch is not installed here (pip install '
+                '"fastcnn[torch]" adds the CPU build the tests compare against)')
+    return 'vs torch: "-" because torch was not among --backends'
 
 
 def _steal_line(document: dict) -> str:
@@ -275,6 +289,11 @@ def markdown_report(document: dict) -> str:
                   f"{document['infer_batch_size']}; each process times its competitors "
                   "round-robin. The main process (tables below) ran the same groups beside the "
                   "numpy backend and the naive loops, and after them the kernels.", ""]
+    if "felt" in document:
+        from .felt import felt_table
+
+        parts += ["## What users feel: whole fit() epochs, busy neighbours, the first run", "",
+                  felt_table(document["felt"]), ""]
     if "startup" in document:
         parts += ["## Start-up, compile time and memory (pytorch_cnn, batch "
                   f"{document['batch_size']})", "", startup_table(document["startup"]), "",

@@ -17,10 +17,13 @@ from .runner import NAIVE, TORCH, Plan, kernel_group, model_group, run_group
 PRESETS = {
     # repeat rounds, seconds per timed sample, seconds of timing per group (then >= 3 rounds),
     # naive batch, naive rounds, matmul size, extras
+    # felt: epochs over the first N MNIST images (None: all 60,000) and rounds of them
     "quick": dict(repeat=5, min_time=0.05, budget=4.0, naive_batch_size=1, naive_repeat=1,
-                  peak_size=1536, extras=False, extra_batch_sizes=()),
+                  peak_size=1536, extras=False, extra_batch_sizes=(), felt_images=12800,
+                  felt_rounds=1),
     "full": dict(repeat=11, min_time=0.2, budget=90.0, naive_batch_size=2, naive_repeat=3,
-                 peak_size=2048, extras=True, extra_batch_sizes=(16, 256)),
+                 peak_size=2048, extras=True, extra_batch_sizes=(16, 256), felt_images=None,
+                 felt_rounds=3),
 }
 """``--quick`` (the default, pytorch_cnn's kernels, inference of pytorch_cnn) and ``--full``
 (every zoo kernel and model, plus start-up, compile time, memory and the step breakdown)."""
@@ -71,6 +74,7 @@ class BenchConfig:
     extras: bool | None = None        # start-up/memory/breakdown; None: the preset's
     kernels: bool = True
     extra_batch_sizes: list | None = None  # more training batch sizes; None: the preset's
+    felt: bool = True                 # whole fit() epochs, busy neighbours, the first run
     overrides: dict = field(default_factory=dict)
 
     def preset(self) -> dict:
@@ -126,7 +130,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     if config.kernels:
         # --quick alone runs pytorch_cnn's kernels; with --models, every kernel of those models
         quick_kernels = config.mode == "quick" and config.models is None
-        groups += [kernel_group(bench) for bench in kernel_benches(quick_kernels, models)]
+        groups += [kernel_group(bench) for bench in kernel_benches(quick_kernels, config.models)]
     rows = []
     for index, group in enumerate(groups, 1):
         log(f"[{index}/{len(groups)}] {group.kind} {group.name}: {group.label}")
@@ -143,6 +147,15 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "extra_batch_sizes": list(preset["extra_batch_sizes"]),
         "versions": environment.versions(), "blas": blas, "own_gemm": own_gemm, "peak": peak, "rows": rows,
     }
+    felt_racers = [name for name in competitors if name in ("numba", "cython", TORCH)]
+    if config.felt and TORCH in felt_racers and len(felt_racers) >= 2:
+        from .felt import felt_benchmarks
+
+        subset = f"the first {preset['felt_images']:,}" if preset["felt_images"] else "all 60,000"
+        log(f"what users feel: whole fit() epochs on {subset} MNIST training images, beside "
+            "nothing, a busy loop at nice 19 and at nice 0, a second training; the first run ...")
+        document["felt"] = felt_benchmarks(felt_racers, threads, preset["felt_images"],
+                                           preset["felt_rounds"], log=log)
     if preset["extras"]:
         document.update(_extras(competitors, models, threads, config.batch_size, preset, log))
     document["seconds"] = time.perf_counter() - started

@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "datasets", "reproduce", "bench", "cv", "sweep")
+COMMANDS = ("train", "evaluate", "predict", "datasets", "reproduce", "bench", "cv", "sweep", "export",
+            "serve")
 """Sub-commands, each a module ``fastcnn.cli.<name>`` with ``add_arguments`` and ``run``."""
 
 EXIT_ERROR = 2
@@ -66,5 +67,8 @@ def main(argv=None) -> int:
         return 130
     except (FastCNNError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError,
             FloatingPointError, RuntimeError) as exc:
+        print(f"fastcnn {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ImportError as exc:  # an optional extra (onnx, serve) that is not installed
         print(f"fastcnn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

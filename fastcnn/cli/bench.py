@@ -34,8 +34,9 @@ def _sizes(text: str) -> list[int]:
 def add_arguments(parser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="pytorch_cnn's kernels, every training step, one inference (default; "
-                           "under two minutes)")
+                      help="pytorch_cnn's kernels, every training step, one inference, fit() "
+                           "epochs on 12,800 MNIST images beside busy processes, the first-ever "
+                           "run (default; a few minutes)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="every zoo kernel and model, start-up, compile time, memory, breakdown")
     parser.set_defaults(mode="quick")
@@ -54,6 +55,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeat", type=int, default=None, help="timed rounds per benchmark")
     parser.add_argument("--no-kernels", dest="kernels", action="store_false",
                         help="skip the per-kernel benchmarks")
+    parser.add_argument("--no-felt", dest="felt", action="store_false",
+                        help="skip the whole fit() epochs (beside busy processes) and the "
+                             "first-ever run")
+    parser.add_argument("--felt-images", type=int, default=None, metavar="N",
+                        help="those epochs over the first N MNIST training images (default: "
+                             "12,800 with --quick, all 60,000 with --full)")
+    parser.add_argument("--felt-rounds", type=int, default=None, metavar="R",
+                        help="rounds of those epochs (default: 1 with --quick, 3 with --full)")
     parser.add_argument("--out", default="bench-results", metavar="DIR",
                         help="folder for bench.json, bench.md and bench.png (default: bench-results)")
 
@@ -66,6 +75,8 @@ def command_line(args) -> str:
                                  ("--infer-batch-size", args.infer_batch_size, 1000),
                                  ("--extra-batch-sizes", args.extra_batch_sizes, None),
                                  ("--threads", args.threads, None), ("--repeat", args.repeat, None),
+                                 ("--felt-images", getattr(args, "felt_images", None), None),
+                                 ("--felt-rounds", getattr(args, "felt_rounds", None), None),
                                  ("--out", args.out, "bench-results")):
         if value != default:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
@@ -73,6 +84,8 @@ def command_line(args) -> str:
         words += ["--backend", args.backend]
     if not args.kernels:
         words.append("--no-kernels")
+    if not getattr(args, "felt", True):
+        words.append("--no-felt")
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -80,14 +93,18 @@ def run(args) -> int:
     from ..bench import BenchConfig, console_report, run_benchmarks, write_reports
 
     for flag, value in (("--batch-size", args.batch_size), ("--infer-batch-size", args.infer_batch_size),
-                        ("--threads", args.threads), ("--repeat", args.repeat)):
+                        ("--threads", args.threads), ("--repeat", args.repeat),
+                        ("--felt-images", args.felt_images), ("--felt-rounds", args.felt_rounds)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     competitors = args.backends or ([args.backend] if args.backend else None)
     config = BenchConfig(mode=args.mode, competitors=competitors, models=args.models,
                          batch_size=args.batch_size, infer_batch_size=args.infer_batch_size,
                          threads=args.threads, repeat=args.repeat, kernels=args.kernels,
-                         extra_batch_sizes=args.extra_batch_sizes)
+                         extra_batch_sizes=args.extra_batch_sizes, felt=args.felt,
+                         overrides={key: value for key, value in (
+                             ("felt_images", args.felt_images), ("felt_rounds", args.felt_rounds))
+                             if value is not None})
     document = run_benchmarks(config, log=lambda line: print(line, flush=True))
     document["command"] = command_line(args)
     print(console_report(document))

@@ -18,10 +18,11 @@ HELP = "cross-validate a zoo model (fold scores, mean ± std) in-process, on loc
 def add_data_arguments(parser, folds: int) -> None:
     """The options cv and sweep share: model, data, folds, seed and executor."""
     from ..zoo import names
+    from .evaluate import add_dataset_option
 
     parser.add_argument("--model", choices=names(), default="keras_kfold_cnn", help="zoo architecture")
-    parser.add_argument("--dataset", choices=("mnist", "fashion-mnist", "kmnist"), default=None,
-                        help="dataset (default: the model's tutorial dataset)")
+    add_dataset_option(parser, help="mnist, fashion-mnist or kmnist (default: the model's "
+                       "tutorial dataset)", mismatch=False)
     parser.add_argument("--folds", type=int, default=folds, help=f"folds (default: {folds})")
     parser.add_argument("--stratify", action="store_true", help="same class shares in every fold")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
@@ -47,12 +48,13 @@ def where(args) -> str:
 def training_images(args):
     """The model's (or --dataset's) training images and labels, the first --limit of them."""
     from ..datasets import load
+    from ..datasets.registry import canonical_name
     from ..errors import InputError
     from ..zoo import recipe
 
     if args.limit is not None and args.limit < 2:
         raise InputError(f"--limit must be at least 2, got {args.limit}")
-    dataset = args.dataset or recipe(args.model).dataset
+    dataset = canonical_name(args.dataset or recipe(args.model).dataset)
     x, y = load(dataset, "train", progress=not args.quiet)
     return dataset, x[:args.limit], y[:args.limit]
 
@@ -67,13 +69,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from .. import backend_name
     from ..distributed import cross_validate
+    from ..wording import count
     from ..zoo import recipe as get_recipe
 
     dataset, x, y = training_images(args)
     recipe = get_recipe(args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     print(f"cross-validating {args.model} on {dataset} ({len(x):,} images, {args.folds} folds) with "
           f"the {backend_name()} backend {where(args)}: {recipe.optimizer} lr {recipe.lr}, "
-          f"batch {recipe.batch_size}, {recipe.epochs} epoch{'s' * (recipe.epochs != 1)} per fold",
+          f"batch {recipe.batch_size}, {count(recipe.epochs, 'epoch')} per fold",
           flush=True)
     result = cross_validate(args.model, x, y, cv=args.folds, seed=args.seed,
                             fit={"epochs": recipe.epochs, "batch_size": recipe.batch_size},

@@ -1,9 +1,13 @@
 """Score a saved model on a dataset split: accuracy, loss, per-class accuracy and the
 confusion matrix.
 
+The model is scored on the dataset it was trained on, which the file records
+(--dataset names another only with --allow-other-dataset), and the command first
+says how many epochs the model has trained and on what.
+
 Examples:
   fastcnn evaluate model.npz
-  fastcnn evaluate model.npz --dataset fashion-mnist --limit 1000
+  fastcnn evaluate model.npz --limit 1000 --split train
   fastcnn evaluate model.npz --plot-confusion confusion.png
 """
 
@@ -24,10 +28,13 @@ def add_arguments(parser) -> None:
                         help="also draw the confusion matrix as a heatmap into this PNG file")
 
 
-def add_dataset_option(parser) -> None:
-    parser.add_argument("--dataset", default=None,
-                        help="mnist, fashion-mnist or kmnist (default: the zoo model's tutorial "
-                             "dataset, else mnist)")
+def add_dataset_option(parser, help: str = "mnist, fashion-mnist or kmnist (default: the one the "
+                       "model was trained on)", mismatch: bool = True) -> None:
+    # any case, - or _ ("MNIST", "fashion_mnist"): checked where it is used, as load() does
+    parser.add_argument("--dataset", default=None, help=help)
+    if mismatch:
+        parser.add_argument("--allow-other-dataset", action="store_true",
+                            help="use --dataset even though the model was trained on another one")
 
 
 # ---- shared with `fastcnn predict` -----------------------------------------------------------
@@ -49,16 +56,46 @@ def load_saved_model(path):
     return load_model(path)
 
 
-def model_dataset(model, requested: str | None) -> str | None:
-    """The dataset to use with ``model``: ``requested``, else the tutorial dataset of a zoo
-    model of that name, else None (unknown)."""
-    from ..datasets.registry import canonical_name
+def trained_on(model) -> str | None:
+    """The dataset name ``model``'s file records (``model.data_info``), or None."""
+    return (model.data_info or {}).get("dataset")
+
+
+def model_dataset(model, requested: str | None, allow_other: bool = False,
+                  flag: str = "--allow-other-dataset") -> str | None:
+    """The dataset to use with ``model``: ``requested`` (InputError when the model was
+    trained on another one, unless ``allow_other``), else the one it was trained on,
+    else (files saved before fastcnn recorded it) the tutorial dataset of a zoo model
+    of that name, else None (unknown)."""
+    from ..datasets.registry import DATASETS, canonical_name
+    from ..errors import InputError
     from ..zoo import MODELS, recipe
 
+    saved = trained_on(model)
     if requested:
-        return canonical_name(requested)
+        requested = canonical_name(requested)
+        if saved is not None and requested != saved and not allow_other:
+            raise InputError(f"the model {model.name!r} was trained on {saved}, not {requested}: "
+                             f"drop --dataset, or add {flag} to use {requested} anyway")
+        return requested
+    if saved is not None:
+        if saved not in DATASETS:
+            raise InputError(f"the model {model.name!r} was trained on {saved!r}, which fastcnn "
+                             f"cannot load: pass --dataset and {flag}")
+        return saved
     base = model.name.removesuffix("_compat")
     return recipe(base).dataset if base in MODELS else None
+
+
+def training_summary(model) -> str:
+    """'trained 5 epochs on fashion-mnist (60,000 training images)', or what is unknown."""
+    from ..wording import count
+
+    info = model.data_info or {}
+    if "dataset" not in info:
+        return f"trained {count(model.epoch, 'epoch')} (the file does not say on which dataset)"
+    images = f" ({count(info['train_images'], 'training image')})" if "train_images" in info else ""
+    return f"trained {count(model.epoch, 'epoch')} on {info['dataset']}{images}"
 
 
 def check_fits(model, num_classes: int, dataset: str) -> None:
@@ -101,17 +138,19 @@ def run(args) -> int:
     from ..datasets import get_spec, load
     from ..errors import InputError
     from ..metrics import confusion_matrix, per_class_accuracy
+    from ..wording import count
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
     model = load_saved_model(args.model)
-    dataset = model_dataset(model, args.dataset) or "mnist"
+    dataset = model_dataset(model, args.dataset, args.allow_other_dataset) or "mnist"
     spec = get_spec(dataset)
     check_fits(model, spec.num_classes, dataset)
     x, y = load(dataset, args.split, progress=True)
     x, y = x[:args.limit], y[:args.limit]
     _ensure_compiled(model)
-    print(f"evaluating {model.name} ({args.model}) on {len(x):,} {dataset} {args.split} images "
+    print(f"{args.model}: {model.name}, {training_summary(model)}")
+    print(f"evaluating it on {count(len(x), dataset + ' ' + args.split + ' image')} "
           f"with the {backend_name()} backend")
     scores = model.evaluate(x, y, batch_size=args.batch_size)
     predicted = model.predict_classes(x, batch_size=args.batch_size)
@@ -122,7 +161,7 @@ def run(args) -> int:
     print("\nper-class accuracy:")
     for index, (name, value) in enumerate(zip(spec.classes, per_class)):
         shown = "   n/a" if np.isnan(value) else f"{value:6.2%}"
-        print(f"  {index}  {name:<12} {shown}  ({int(matrix[index].sum()):,} images)")
+        print(f"  {index}  {name:<12} {shown}  ({count(int(matrix[index].sum()), 'image')})")
     print("\nconfusion matrix:")
     print(confusion_table(matrix, [str(i) for i in range(spec.num_classes)]))
     if args.plot_confusion:

@@ -17,13 +17,14 @@ from .idx import read_array, read_idx, read_npz
 from .image import load_image, prepare_digit
 from .loaders import (class_names, dataset_folder, load, load_fashion_mnist, load_kmnist,
                       load_mnist)
-from .registry import DATASETS, DatasetSpec, FileSpec, get_spec
+from .registry import DATASETS, DatasetSpec, FileSpec, data_info, get_spec
 from .status import DatasetInfo, DatasetStatus, FileStatus, dataset_info, status, verify
 from .transforms import batches, kfold, one_hot, scale, to_nchw, train_val_split
 
 __all__ = [
     "DATASETS", "DatasetInfo", "DatasetSpec", "DatasetStatus", "FileSpec", "FileStatus",
-    "batches", "class_names", "data_home", "dataset_folder", "dataset_info", "download_file",
+    "batches", "class_names", "data_home", "data_info", "dataset_folder", "dataset_info",
+    "download_file",
     "get_spec", "kfold", "load", "load_csv", "load_fashion_mnist", "load_image", "load_kmnist",
     "load_mnist", "offline_mode", "one_hot", "prepare_digit", "read_array", "read_idx",
     "read_npz", "scale", "status", "to_nchw", "train_val_split", "verify",

@@ -193,3 +193,19 @@ def canonical_name(name: str) -> str:
 def get_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` of dataset ``name`` (aliases and ``_``/``-`` accepted)."""
     return DATASETS[canonical_name(name)]
+
+
+PREPROCESSING = {"input": "uint8", "scale": 255, "shape": [1, 28, 28]}
+"""How every built-in dataset's images reach a model: uint8 pixels divided by 255
+(float32 in [0, 1]), one channel of 28x28 (see fastcnn.inputs)."""
+
+
+def data_info(name: str, train_images: int | None = None) -> dict:
+    """What a model trained on dataset ``name`` knows of its data (``model.data_info``,
+    saved in the model file): the dataset's name, its class names (indexed by label),
+    the preprocessing of its images and, when given, how many training images were used."""
+    spec = get_spec(name)
+    info = {"dataset": spec.name, "classes": list(spec.classes), "preprocessing": dict(PREPROCESSING)}
+    if train_images is not None:
+        info["train_images"] = int(train_images)
+    return info

@@ -8,7 +8,9 @@
   a Dask.distributed cluster; the data is scattered to every worker once.
   Dask is imported here, on first use, never by ``import fastcnn``.
 
-Each ``map(jobs, x, y, retries)`` yields ``(job, result)`` as jobs finish and
+``spawns_here`` says whether an executor starts processes on this machine (which
+fastcnn.distributed.main_guard checks can be done first). Each ``map(jobs, x, y,
+retries)`` yields ``(job, result)`` as jobs finish and
 raises :class:`JobError` naming the job once its retries are spent.
 """
 
@@ -48,6 +50,7 @@ class InProcess:
     """Runs the jobs here, one after another, with this process's threads."""
 
     name = "in-process"
+    spawns_here = False
 
     def map(self, jobs: list[Job], x, y, retries: int) -> Iterator[tuple[Job, dict]]:
         for job in jobs:
@@ -103,6 +106,7 @@ class ProcessPool:
     each running one job at a time on ``cores // workers`` kernel threads."""
 
     name = "local"
+    spawns_here = True
 
     def __init__(self, workers: int | None = None):
         self.workers = workers
@@ -169,6 +173,13 @@ class Dask:
 
     def __init__(self, target="dask", workers: int | None = None):
         self.target, self.workers = target, workers
+
+    @property
+    def spawns_here(self) -> bool:
+        """True when :meth:`client` will start a LocalCluster's worker processes here."""
+        import dask
+
+        return self.target == "dask" and not dask.config.get("scheduler-address", None)
 
     @contextlib.contextmanager
     def client(self, retries: int):

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from .executors import JobError, ProcessPool, get_executor
 from .jobs import FIT_KEYS, Job, build_model, warm_up
+from .main_guard import check_main_module
 
 DEFAULT_FIT = {"epochs": 10, "batch_size": 32}
 """fit() arguments of a model function's jobs; a zoo model's come from its recipe."""
@@ -294,6 +295,8 @@ def _run(model, trials, x, y, cv, fit, seed, executor, retries, progress, strati
     jobs = _jobs(model, trials, folds, _fit_defaults(model, fit), int(seed), backend_name(),
                  single)
     runner = get_executor(executor, workers)
+    if runner.spawns_here:
+        check_main_module(runner.name)
     if isinstance(runner, ProcessPool):
         _check_picklable(model)
     warm_up(jobs[0], x, y)

@@ -33,9 +33,46 @@ def activation_argument(activation, layer) -> str | None:
     raise ValueError(f"{name} activation must be one of {ACTIVATIONS} (or 'linear'), got {activation!r}")
 
 
+REGISTRY: dict[str, type] = {}
+"""Layer classes by name (and alias), for ``from_config`` and loading: every subclass of
+Layer registers itself when its class statement runs (names starting with "_" excepted)."""
+
+
+def register(cls: type, *names: str) -> type:
+    """Register ``cls`` under its class name and ``names`` (aliases such as Keras' spellings).
+    A later class of the same name replaces an earlier one (a module reloaded)."""
+    for key in (cls.__name__,) + tuple(names):
+        REGISTRY[key] = cls
+    return cls
+
+
+def layer_class(name: str) -> type:
+    """The registered layer class called ``name``; a ValueError listing the known ones if none."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown layer {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
 class Layer:
     """Base class. Subclasses define ``compute_output_shape``, ``forward``, ``backward``
-    and, when they hold weights, ``create_parameters``."""
+    and, when they hold weights, ``create_parameters``; a layer with state beside its
+    weights (running statistics, a dropout seed) defines ``get_state``/``set_state``.
+
+    Class attributes: ``aliases`` (more names to register the class under),
+    ``training_differs`` (True when training mode changes what the layer computes, as
+    dropout and batch normalisation: such a layer is never precomputed once for all
+    epochs), ``preserves_scores`` (True when the layer's inference output holds its
+    input's values, as Flatten and Dropout: a network ending in logits still does).
+    """
+
+    aliases: tuple = ()
+    training_differs: bool = False
+    preserves_scores: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            register(cls, *cls.__dict__.get("aliases", ()))
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         self.name = name
@@ -98,6 +135,23 @@ class Layer:
                 f"{self.describe()} expects inputs of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}")
 
+    # ---- state beside the parameters ----------------------------------------------------
+    def get_state(self) -> dict:
+        """State that is not a trainable weight: NumPy arrays (saved in ``state_dict`` and
+        checkpoints as ``<layer>.<key>``, PyTorch's buffer names) or JSON-able scalars
+        (saved in the checkpoint's metadata). Empty by default."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Put back what :meth:`get_state` returned (values already checked for shape
+        and type by the caller). A layer without state accepts only an empty dict."""
+        if state:
+            raise InputError(f"{self.describe()} has no state, got {sorted(state)}")
+
+    def state_arrays(self) -> dict:
+        """The array part of :meth:`get_state` (host NumPy arrays), by key."""
+        return {k: v for k, v in self.get_state().items() if isinstance(v, np.ndarray)}
+
     # ---- parameters ------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
         return list(self.params.values())
@@ -119,6 +173,11 @@ class Layer:
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this layer (weights excluded)."""
         return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        """A new layer from :meth:`get_config`'s dict."""
+        return cls(**config)
 
     def describe(self) -> str:
         return f"{type(self).__name__}" + (f" {self.name!r}" if self.name else "")

@@ -8,13 +8,9 @@ from .. import init as initializers
 from .. import functional
 from ..kernels.contract import conv_output_size
 from ..parameter import Parameter
-from .base import Layer, activation_argument
-
-
-def _count(value, what, minimum):
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"Conv2D {what} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+from .activations import activation_name, separate_activation
+from .arguments import count, either
+from .base import Layer
 
 
 def _pair(value, what, minimum):
@@ -22,8 +18,8 @@ def _pair(value, what, minimum):
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"Conv2D {what} must be an int or a pair (h, w), got {value!r}")
-        return _count(value[0], what, minimum), _count(value[1], what, minimum)
-    value = _count(value, what, minimum)
+        return count("Conv2D", what, value[0], minimum), count("Conv2D", what, value[1], minimum)
+    value = count("Conv2D", what, value, minimum)
     return value, value
 
 
@@ -63,27 +59,52 @@ class Conv2D(Layer):
     of equal values is accepted); ``padding`` may also be "valid" (0) or "same"
     (output size = input size; odd square kernels, stride 1). Parameters ``weight``
     (out_channels, in_channels, KH, KW) and ``bias`` (out_channels,).
-    ``activation`` (None, "relu", "sigmoid") is applied in the same kernel.
+    ``activation`` "relu" or "sigmoid" is applied in the same kernel; "tanh",
+    "leaky_relu" (slope 0.2, as Keras), "elu" and "gelu" run right after it.
     ``init`` is an initializer, its name, or a fixed array for the weight.
+
+    PyTorch's spelling ``Conv2D(in_channels, out_channels, kernel_size)`` and Keras'
+    ``Conv2D(filters, kernel_size, strides=, use_bias=)`` both work: with two positional
+    arguments (or ``filters=``) the input channels come from the previous layer's output
+    at build time, as they do with ``in_channels=None``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
-                 padding=0, bias: bool = True, activation: str | None = None,
-                 init="pytorch_default", bias_init=None, name: str | None = None,
-                 trainable: bool = True):
+    def __init__(self, in_channels: int | None = None, out_channels: int | None = None,
+                 kernel_size=None, stride=None, padding=0, bias: bool | None = None,
+                 activation: str | None = None, init="pytorch_default", bias_init=None,
+                 name: str | None = None, trainable: bool = True, *, filters: int | None = None,
+                 strides=None, use_bias: bool | None = None):
         super().__init__(name=name, trainable=trainable)
-        self.activation = activation_argument(activation, self)
-        self.in_channels = _count(in_channels, "in_channels", 1)
-        self.out_channels = _count(out_channels, "out_channels", 1)
+        if kernel_size is None and filters is None:  # Keras: Conv2D(filters, kernel_size)
+            in_channels, out_channels, kernel_size = None, in_channels, out_channels
+        elif filters is not None and kernel_size is None and out_channels is None:
+            in_channels, kernel_size = None, in_channels  # Conv2D(3, filters=32)
+        out_channels = either("Conv2D", "out_channels", out_channels, "filters", filters)
+        if out_channels is None or kernel_size is None:
+            raise TypeError("Conv2D needs its output channels and kernel size: Conv2D(filters, "
+                            "kernel_size) as in Keras or Conv2D(in_channels, out_channels, "
+                            "kernel_size) as in PyTorch")
+        self.activation = activation_name(activation, self)
+        self.in_channels = None if in_channels is None else count("Conv2D", "in_channels", in_channels, 1)
+        self.out_channels = count("Conv2D", "out_channels", out_channels, 1)
         self.kernel_h, self.kernel_w = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _one_for_both_axes(stride, "stride", 1)
+        self.stride = _one_for_both_axes(either("Conv2D", "stride", stride, "strides", strides, 1),
+                                         "stride", 1)
         self.padding = _padding(padding, self.kernel_h, self.kernel_w, self.stride)
-        self.use_bias = bool(bias)
+        self.use_bias = bool(either("Conv2D", "bias", bias, "use_bias", use_bias, True))
         self.init = initializers.get(init)
         default_bias = "pytorch_default" if self.init.name == "pytorch_default" else "zeros"
         self.bias_init = initializers.get(bias_init if bias_init is not None else default_bias)
-        self.fused_activation = None  # set by Sequential when a ReLU/Sigmoid layer follows
-        self.fused_pool = None  # set by Sequential when a MaxPool2D (window = stride) follows
+        self._after = separate_activation(self.activation)
+
+    def build(self, input_shape, rng=None):
+        """Takes in_channels from ``input_shape`` (C, H, W) when it was not given."""
+        if self.in_channels is None and len(input_shape) == 3:
+            self.in_channels = int(input_shape[0])
+        output_shape = super().build(input_shape, rng)
+        if self._after is not None:
+            self._after.build(output_shape)
+        return output_shape
 
     @property
     def kernel_size(self):
@@ -92,7 +113,7 @@ class Conv2D(Layer):
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.in_channels:
-            raise ValueError(f"{self.describe()} expects (N, {self.in_channels}, H, W) inputs; "
+            raise ValueError(f"{self.describe()} expects (N, {self.in_channels or 'C'}, H, W) inputs; "
                              f"the previous layer gives (N, {', '.join(map(str, input_shape))})")
         c, h, w = input_shape
         oh = conv_output_size(h, self.kernel_h, self.stride, self.padding)
@@ -110,35 +131,43 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = Parameter(self.bias_init((self.out_channels,), fan_in, fan_out, rng))
 
-    def _activation(self):
-        return self.activation or self.fused_activation
-
-    keep_for_backward = True
-    """False while Sequential runs predict/evaluate: no backward pass follows, so the
-    im2col columns (N, C*KH*KW, OH*OW) are not kept (the backend works in a scratch buffer)."""
+    fuses_activation = True
+    fuses_pool = True
 
     def forward(self, x, training=False):
+        return self.forward_fused(x, training)
+
+    def forward_fused(self, x, training=False, activation=None, pool: int = 0, keep: bool = True):
+        """x (N, C, H, W) -> act(conv(x)) (N, O, OH, OW), with ``activation`` (a contract name)
+        when the layer has none of its own, and then, with ``pool`` > 0, its max pool of
+        window and stride ``pool`` (N, O, OH // pool, OW // pool) in the same pass. ``keep``
+        False (no backward pass follows) skips keeping the im2col columns. With an
+        activation of its own that the kernels do not fuse (tanh, ...), the convolution
+        runs without one, then that activation, then the pool."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
         cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
-                                           oh * ow)) if self.keep_for_backward else None
+                                           oh * ow)) if keep else None
         out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
-        activation = self._activation()
-        pool = self.fused_pool
-        if pool is None:
-            functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride,
-                                      self.padding, activation, cols, out)
-            self._saved = (cols, out, activation, None)
-            return out
-        # the following max pool in the same pass: its output and argmax in its own buffers
-        shape = (n,) + pool.output_shape
-        pooled = pool.workspace.get("out", shape)
-        argmax = pool.workspace.get("argmax", shape, dtype=np.int32)
-        functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
-                                          self.padding, activation, pool.kernel_size, cols, out,
-                                          pooled, argmax)
-        self._saved = (cols, out, activation, argmax)
+        activation = None if self._after is not None else self.activation or activation
+        if pool:
+            shape = (n, self.out_channels, oh // pool, ow // pool)
+            pooled = self.workspace.get("pooled", shape)
+            argmax = self.workspace.get("pool argmax", shape, dtype=np.int32)
+        if pool and self._after is None:
+            functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
+                                              self.padding, activation, pool, cols, out, pooled,
+                                              argmax)
+            self._saved = (cols, out, activation, argmax)
+            return pooled
+        functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
+                                  activation, cols, out)
+        self._saved = (cols, out, activation, argmax if pool else None)
+        activated = out if self._after is None else self._after.forward(out, training)
+        if not pool:
+            return activated
+        functional.maxpool2d_forward(activated, pool, pool, pooled, argmax)
         return pooled
 
     def backward(self, dout, need_input_grad=True):
@@ -148,6 +177,7 @@ class Conv2D(Layer):
         if cols is None:
             raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
                                "inputs (model.forward / train_step), not predict or evaluate")
+        # after a fused forward pass dout is the max pool's output gradient
         n = dout.shape[0]
         weight = self.params["weight"]
         dx = self.workspace.get("dx", (n,) + self.input_shape) if need_input_grad else None
@@ -157,14 +187,19 @@ class Conv2D(Layer):
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
-        if pool_argmax is None:
-            functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
-                                       activation, dx, dweight, dbias, dcols)
-        else:  # dout is the fused max pool's output gradient
+        if pool_argmax is not None and self._after is None:
             functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
                                                self.stride, self.padding, activation, dx,
                                                dweight, dbias, dcols,
                                                self.workspace.get("dout", out.shape))
+            return dx
+        if pool_argmax is not None:
+            pooled_grad, dout = dout, self.workspace.get("dout", out.shape)
+            functional.maxpool2d_backward(pooled_grad, pool_argmax, dout)
+        if self._after is not None:
+            dout = self._after.backward(dout)
+        functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
+                                   activation, dx, dweight, dbias, dcols)
         return dx
 
     def get_config(self):

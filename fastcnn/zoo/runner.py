@@ -15,7 +15,7 @@ from .recipe import Recipe
 
 @dataclass
 class Splits:
-    """Host arrays: uint8 images (N, 28, 28) and labels (N,)."""
+    """Host arrays: uint8 images (N, 28, 28) and labels (N,); ``dataset``: their name."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -23,6 +23,7 @@ class Splits:
     y_val: np.ndarray | None
     x_test: np.ndarray
     y_test: np.ndarray
+    dataset: str | None = None
 
 
 @dataclass
@@ -37,11 +38,16 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
-def split_for(recipe: Recipe, train, test, seed: int = 0) -> Splits:
-    """Split (x, y) train/test pairs the way ``recipe``'s tutorial did."""
+def split_for(recipe: Recipe, train, test, seed: int = 0, whole_test: bool = False) -> Splits:
+    """Split (x, y) train/test pairs the way ``recipe``'s tutorial did; ``whole_test``
+    keeps every test image for the final score (``fastcnn train``) where the tutorial
+    took its validation images out of the test set (pytorch_cnn's 9k/1k), and then
+    there is no validation split."""
     from ..datasets import train_val_split
 
     (x_train, y_train), (x_test, y_test) = train, test
+    if recipe.model == "pytorch_cnn" and whole_test:
+        return Splits(x_train, y_train, None, None, x_test, y_test)
     if recipe.model == "pytorch_cnn":
         order = np.random.default_rng(seed).permutation(len(x_test))
         val, held = order[:9 * len(order) // 10], order[9 * len(order) // 10:]
@@ -59,15 +65,19 @@ def split_for(recipe: Recipe, train, test, seed: int = 0) -> Splits:
 
 
 def load_splits(recipe: Recipe, dataset: str | None = None, seed: int = 0,
-                limit: int | None = None) -> Splits:
-    """Load the recipe's dataset (or ``dataset``) and split it; ``limit`` keeps the
-    first ``limit`` training images (quick runs)."""
+                limit: int | None = None, whole_test: bool = False) -> Splits:
+    """Load the recipe's dataset (or ``dataset``) and split it (see :func:`split_for`);
+    ``limit`` keeps the first ``limit`` training images (quick runs)."""
     from ..datasets import load
+    from ..datasets.registry import canonical_name
 
-    train, test = load(dataset or recipe.dataset, progress=False)
+    dataset = canonical_name(dataset or recipe.dataset)
+    train, test = load(dataset, progress=False)
     if limit:
         train = (train[0][:limit], train[1][:limit])
-    return split_for(recipe, train, test, seed)
+    splits = split_for(recipe, train, test, seed, whole_test)
+    splits.dataset = dataset
+    return splits
 
 
 def recipe_callbacks(recipe: Recipe, splits: Splits, checkpoint: str | None = None,
@@ -141,7 +151,9 @@ def fit_with_replacement(model, x, y, iterations: int, batch_size: int, validati
 def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int = 1,
         checkpoint: str | None = None, patience: int | None = None, callbacks=(),
         compat: bool = False) -> RunResult:
-    """Train ``recipe``'s model on ``splits`` and evaluate it on the test split."""
+    """Train ``recipe``'s model on ``splits`` and evaluate it on the test split; the model's
+    ``data_info`` then names the dataset (``splits.dataset``, else the recipe's)."""
+    from ..datasets import data_info
     from . import get
 
     if model is None:
@@ -168,6 +180,7 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
                             initial_epoch=model.epoch).history
         epochs_run = len(history["loss"])
     seconds = time.perf_counter() - start
+    model.data_info = data_info(splits.dataset or recipe.dataset, train_images=len(splits.x_train))
     test = model.evaluate(splits.x_test, splits.y_test,
                           batch_size=eval_batch_size(recipe, len(splits.x_test)))
     extra = {}

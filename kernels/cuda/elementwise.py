@@ -91,30 +91,66 @@ def fold_activation_grad(activation, dout, out):
 
 
 # ---- dropout ------------------------------------------------------------------------
+@cuda.jit(device=True)
+def _dropout_uniform(seed, i):
+    """The contract's splitmix64 hash of (seed, i), in wrap-around uint64 arithmetic."""
+    z = seed + np.uint64(i + 1) * GOLDEN
+    z = (z ^ (z >> SHIFT30)) * MIX1
+    z = (z ^ (z >> SHIFT27)) * MIX2
+    z = z ^ (z >> SHIFT31)
+    return np.float64(z >> SHIFT40) * TWO_TO_MINUS_24
+
+
 @cuda.jit
 def _dropout_kernel(x, seed, p, scale, out, mask):
-    # the contract's splitmix64 hash of (seed, i), in wrap-around uint64 arithmetic
     i = cuda.grid(1)
     if i < out.size:
-        z = seed + np.uint64(i + 1) * GOLDEN
-        z = (z ^ (z >> SHIFT30)) * MIX1
-        z = (z ^ (z >> SHIFT27)) * MIX2
-        z = z ^ (z >> SHIFT31)
-        u = np.float64(z >> SHIFT40) * TWO_TO_MINUS_24
-        keep = scale if u >= p else float32(0.0)
+        keep = scale if _dropout_uniform(seed, i) >= p else float32(0.0)
         mask[i] = keep
         out[i] = x[i] * keep
 
 
-def dropout_forward(x, p, seed, out, mask):
-    args = (flat(x), np.uint64(seed % 2**64), float(p), np.float32(1.0 / (1.0 - p)),
-            flat(out), flat(mask))
+@cuda.jit
+def _dropout2d_kernel(x, seed, p, scale, size, out, mask):
+    # one thread per element; the hash is of its (n, c) plane, i // size
+    i = cuda.grid(1)
+    if i < out.size:
+        plane = i // size
+        keep = scale if _dropout_uniform(seed, plane) >= p else float32(0.0)
+        if i % size == 0:
+            mask[plane] = keep
+        out[i] = x[i] * keep
+
+
+@cuda.jit
+def _dropout2d_backward_kernel(dout, mask, size, dx):
+    i = cuda.grid(1)
+    if i < dx.size:
+        dx[i] = dout[i] * mask[i // size]
+
+
+def _launch_hashing(kernel, count, *args):
     if not SIMULATED:
-        launch(_dropout_kernel, out.size, *args)
+        launch(kernel, count, *args)
         return
     with warnings.catch_warnings():  # the simulator does uint64 math in NumPy, which warns on wrap
         warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
-        launch(_dropout_kernel, out.size, *args)
+        launch(kernel, count, *args)
+
+
+def dropout_forward(x, p, seed, out, mask):
+    _launch_hashing(_dropout_kernel, out.size, flat(x), np.uint64(seed % 2**64), float(p),
+                    np.float32(1.0 / (1.0 - p)), flat(out), flat(mask))
+
+
+def dropout2d_forward(x, p, seed, out, mask):
+    """x, out (N, C, S), mask (N, C); an empty plane (S = 0) has no thread to write its mask."""
+    _launch_hashing(_dropout2d_kernel, out.size, flat(x), np.uint64(seed % 2**64), float(p),
+                    np.float32(1.0 / (1.0 - p)), x.shape[2], flat(out), flat(mask))
+
+
+def dropout2d_backward(dout, mask, dx):
+    launch(_dropout2d_backward_kernel, dx.size, flat(dout), flat(mask), dout.shape[2], flat(dx))
 
 
 def dropout_backward(dout, mask, dx):

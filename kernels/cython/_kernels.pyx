@@ -1378,3 +1378,219 @@ def channel_affine(const real[:, :, ::1] x, const real[::1] scale, const real[::
         b = shift[plane % channels]
         for r in range(length):
             out[plane // channels, plane % channels, r] = x[plane // channels, plane % channels, r] * a + b
+
+
+# ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ------------------------------
+# Tanh, LeakyReLU, ELU and GELU on flat views; erf as Abramowitz & Stegun 7.1.26 (absolute
+# error below 1.5e-7) in plain arithmetic, so that the loops vectorise like fastcnn_expf.
+cdef enum:
+    TANH_FORWARD = 0
+    TANH_BACKWARD = 1
+    LEAKY_FORWARD = 2
+    LEAKY_BACKWARD = 3
+    ELU_FORWARD = 4
+    ELU_BACKWARD = 5
+    GELU_FORWARD = 6
+    GELU_BACKWARD = 7
+    GELU_TANH_FORWARD = 8
+    GELU_TANH_BACKWARD = 9
+
+
+cdef inline real _tanh(real v) noexcept nogil:
+    """tanh from exp(-2|v|) <= 1: no overflow."""
+    cdef real e = _exp(-2 * v if v >= 0 else 2 * v)
+    cdef real t = (1 - e) / (1 + e)
+    return t if v >= 0 else -t
+
+
+cdef inline real _normal_tail(real v, real e) noexcept nogil:
+    """P(Z > |v|) for a standard normal Z, given e = exp(-v*v/2): erfc(|v|/sqrt(2)) / 2."""
+    cdef real a = (v if v >= 0 else -v) * <real>0.7071067811865476
+    cdef real t = 1 / (1 + <real>0.3275911 * a)
+    return <real>0.5 * ((((<real>1.061405429 * t - <real>1.453152027) * t + <real>1.421413741) * t
+                          - <real>0.284496736) * t + <real>0.254829592) * t * e
+
+
+cdef inline real _gelu_slope(real v, real* gelu) noexcept nogil:
+    """The derivative of x * Phi(x) at v; writes the value into gelu."""
+    cdef real e = _exp(<real>-0.5 * v * v)
+    cdef real tail = _normal_tail(v, e)
+    cdef real cdf = 1 - tail if v >= 0 else tail
+    gelu[0] = v * cdf
+    return cdf + v * e * <real>0.3989422804014327
+
+
+cdef inline real _gelu_tanh_slope(real v, real* gelu) noexcept nogil:
+    cdef real k = <real>0.7978845608028654
+    cdef real t = _tanh(k * (v + <real>0.044715 * v * v * v))
+    gelu[0] = <real>0.5 * v * (1 + t)
+    return <real>0.5 * (1 + t) + <real>0.5 * v * (1 - t * t) * k * (1 + <real>0.134145 * v * v)
+
+
+cdef inline void _pointwise_chunk(int op, const real* a, const real* b, real* out, Py_ssize_t n,
+                                  real k) noexcept nogil:
+    """One loop per operation, chosen outside it (see _bias_activate). a: x or dout;
+    b: the forward input or output the backward pass needs; k: slope or alpha."""
+    cdef Py_ssize_t i
+    cdef real value
+    if op == TANH_FORWARD:
+        for i in range(n):
+            out[i] = _tanh(a[i])
+    elif op == TANH_BACKWARD:
+        for i in range(n):
+            out[i] = a[i] * (1 - b[i] * b[i])
+    elif op == LEAKY_FORWARD:
+        for i in range(n):
+            out[i] = a[i] if a[i] > 0 else a[i] * k
+    elif op == LEAKY_BACKWARD:
+        for i in range(n):
+            out[i] = a[i] if b[i] > 0 else a[i] * k
+    elif op == ELU_FORWARD:
+        for i in range(n):
+            out[i] = a[i] if a[i] > 0 else k * (_exp(a[i]) - 1)  # exp of x <= 0 only
+    elif op == ELU_BACKWARD:
+        for i in range(n):
+            out[i] = a[i] if b[i] > 0 else a[i] * k * _exp(b[i])
+    elif op == GELU_FORWARD:
+        for i in range(n):
+            _gelu_slope(a[i], &value)
+            out[i] = value
+    elif op == GELU_BACKWARD:
+        for i in range(n):
+            out[i] = a[i] * _gelu_slope(b[i], &value)
+    elif op == GELU_TANH_FORWARD:
+        for i in range(n):
+            _gelu_tanh_slope(a[i], &value)
+            out[i] = value
+    elif op == GELU_TANH_BACKWARD:
+        for i in range(n):
+            out[i] = a[i] * _gelu_tanh_slope(b[i], &value)
+
+
+def pointwise(int op, const real[::1] a, const real[::1] b, real[::1] out, double k):
+    """out = op(a, b) element by element (see the enum above), in chunks of ELEMENTWISE_CHUNK."""
+    cdef Py_ssize_t chunk, first, size = a.shape[0]
+    cdef Py_ssize_t chunks = (size + ELEMENTWISE_CHUNK - 1) // ELEMENTWISE_CHUNK
+    cdef real scalar = <real>k
+    if size == 0:
+        return
+    for chunk in prange(chunks, nogil=True, num_threads=_num_threads,
+                        use_threads_if=size > PARALLEL_MIN):
+        first = chunk * ELEMENTWISE_CHUNK
+        _pointwise_chunk(op, &a[first], &b[first], &out[first],
+                         min(size, first + ELEMENTWISE_CHUNK) - first, scalar)
+
+
+def global_avgpool2d_forward(const real[:, ::1] x, real[::1] out):
+    """x planes (B, S) -> out (B,), the mean of each (summed in float64)."""
+    cdef Py_ssize_t plane
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        out[plane] = <real>(_sum(&x[plane, 0], x.shape[1]) / x.shape[1])
+
+
+def global_avgpool2d_backward(const real[::1] dout, real[:, ::1] dx):
+    """dout (B,) -> dx planes (B, S) = dout / S."""
+    cdef Py_ssize_t plane, s
+    cdef real share
+    for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=dx.shape[0] * dx.shape[1] > PARALLEL_MIN):
+        share = dout[plane] / dx.shape[1]
+        for s in range(dx.shape[1]):
+            dx[plane, s] = share
+
+
+cdef inline Py_ssize_t _window_start(Py_ssize_t o, Py_ssize_t stride, Py_ssize_t padding) noexcept nogil:
+    return o * stride - padding
+
+
+def padded_maxpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
+                             Py_ssize_t padding, real[:, :, ::1] out, int[:, :, ::1] argmax):
+    """x planes (B, H, W) -> out, argmax (B, OH, OW): windows from o*stride - padding, clipped
+    to the plane (the padding is -inf: never a winner); argmax = y*W + x, the first maximum
+    or the first NaN."""
+    cdef Py_ssize_t plane, oy, ox, y, xx, y0, y1, x0, x1, width = x.shape[2], best_at
+    cdef real best
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+        for oy in range(out.shape[1]):
+            y0 = max(_window_start(oy, stride, padding), 0)
+            y1 = min(_window_start(oy, stride, padding) + kernel, x.shape[1])
+            for ox in range(out.shape[2]):
+                x0 = max(_window_start(ox, stride, padding), 0)
+                x1 = min(_window_start(ox, stride, padding) + kernel, width)
+                best = x[plane, y0, x0]
+                best_at = y0 * width + x0
+                for y in range(y0, y1):
+                    for xx in range(x0, x1):
+                        if _beats(x[plane, y, xx], best):
+                            best = x[plane, y, xx]
+                            best_at = y * width + xx
+                out[plane, oy, ox] = best
+                argmax[plane, oy, ox] = <int>best_at
+
+
+def padded_avgpool2d_forward(const real[:, :, ::1] x, Py_ssize_t kernel, Py_ssize_t stride,
+                             Py_ssize_t padding, real[:, :, ::1] out):
+    """x planes (B, H, W) -> out (B, OH, OW): window sums over the zero-padded plane / kernel**2."""
+    cdef Py_ssize_t plane, oy, ox, y, xx, y0, y1, x0, x1
+    cdef double total
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] > PARALLEL_MIN):
+        for oy in range(out.shape[1]):
+            y0 = max(_window_start(oy, stride, padding), 0)
+            y1 = min(_window_start(oy, stride, padding) + kernel, x.shape[1])
+            for ox in range(out.shape[2]):
+                x0 = max(_window_start(ox, stride, padding), 0)
+                x1 = min(_window_start(ox, stride, padding) + kernel, x.shape[2])
+                total = 0
+                for y in range(y0, y1):
+                    for xx in range(x0, x1):
+                        total = total + x[plane, y, xx]
+                out[plane, oy, ox] = <real>(total / (kernel * kernel))
+
+
+def padded_avgpool2d_backward(const real[:, :, ::1] dout, Py_ssize_t kernel, Py_ssize_t stride,
+                              Py_ssize_t padding, real[:, :, ::1] dx):
+    """dout (B, OH, OW) -> dx planes (B, H, W): each window's dout / kernel**2 added to the
+    pixels of it inside the plane."""
+    cdef Py_ssize_t plane, oy, ox, y, xx, y0, y1, x0, x1
+    cdef real share
+    for plane in prange(dx.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=dx.shape[0] * dx.shape[1] * dx.shape[2] > PARALLEL_MIN):
+        _zero(&dx[plane, 0, 0], dx.shape[1] * dx.shape[2])
+        for oy in range(dout.shape[1]):
+            y0 = max(_window_start(oy, stride, padding), 0)
+            y1 = min(_window_start(oy, stride, padding) + kernel, dx.shape[1])
+            for ox in range(dout.shape[2]):
+                x0 = max(_window_start(ox, stride, padding), 0)
+                x1 = min(_window_start(ox, stride, padding) + kernel, dx.shape[2])
+                share = dout[plane, oy, ox] / (kernel * kernel)
+                for y in range(y0, y1):
+                    for xx in range(x0, x1):
+                        dx[plane, y, xx] += share
+
+
+def dropout2d_forward(const real[:, ::1] x, double p, unsigned long long seed, double scale,
+                      real[:, ::1] out, real[::1] mask):
+    """x, out planes (B, S); mask (B,): plane i kept when dropout_uniform(seed)[i] >= p
+    (mask = scale, float64 rounded once to real), else 0; out = x * mask."""
+    cdef Py_ssize_t plane, s
+    cdef real keep
+    for plane in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        keep = <real>scale if _dropout_uniform(seed, plane) >= p else 0
+        mask[plane] = keep
+        for s in range(x.shape[1]):
+            out[plane, s] = x[plane, s] * keep
+
+
+def dropout2d_backward(const real[:, ::1] dout, const real[::1] mask, real[:, ::1] dx):
+    """dout, dx planes (B, S); mask (B,) -> dx = dout * mask."""
+    cdef Py_ssize_t plane, s
+    cdef real keep
+    for plane in prange(dout.shape[0], nogil=True, num_threads=_num_threads,
+                        use_threads_if=dout.shape[0] * dout.shape[1] > PARALLEL_MIN):
+        keep = mask[plane]
+        for s in range(dout.shape[1]):
+            dx[plane, s] = dout[plane, s] * keep

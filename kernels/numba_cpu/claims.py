@@ -21,10 +21,10 @@ depend on which thread runs it, so results stay the same whatever the split.
 
 from __future__ import annotations
 
+import os
 import platform
 
 import numpy as np
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -64,37 +64,6 @@ def _cycles(typingctx):
 _SPIN_HINT = "llvm.x86.sse2.pause" if platform.machine().lower() in ("x86_64", "amd64") else None
 
 
-def _register_yield() -> bool:
-    """Makes the C library's ``sched_yield`` callable from compiled kernels under a name of
-    ours (registered in every process before a cached kernel that calls it loads); False
-    where there is none (Windows)."""
-    try:
-        import ctypes
-
-        address = ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value
-    except (AttributeError, OSError, TypeError):
-        return False
-    llvm.add_symbol("fastcnn_sched_yield", address)
-    return True
-
-
-_YIELD = _register_yield()
-
-
-@intrinsic
-def _yield(typingctx):
-    """Offers the core to another runnable thread (``sched_yield``); without one it returns
-    at once. Nothing where the C library has no sched_yield."""
-    def codegen(context, builder, signature, args):
-        if _YIELD:
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.IntType(32), []), "fastcnn_sched_yield")
-            builder.call(function, [])
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
 @intrinsic
 def _pause(typingctx):
     """A spin-wait hint to the CPU (x86's ``pause``; nothing elsewhere)."""
@@ -114,9 +83,11 @@ def claim(counter):
     return _fetch_add(counter, 0, np.int64(1))
 
 
-WAIT_CYCLES = 1 << 19
+WAIT_CYCLES = int(os.environ.get("FASTCNN_WAIT_CYCLES") or 1 << 19)
 """How long a thread that has run out of items waits for the others: about 150-200 us,
-the length of a large item. Past that it leaves, and OpenMP's barrier waits instead."""
+the length of a large item. Past that it leaves, and OpenMP's barrier waits instead.
+new_counter() reads it at each call; ``FASTCNN_WAIT_CYCLES`` sets it for an A/B of
+wait lengths (benchmarks/felt_ab.py)."""
 
 
 @inline_helper
@@ -129,23 +100,29 @@ def count_out(counter):
 
 @inline_helper
 def wait_for(counter, count):
-    """Waits (at most WAIT_CYCLES) until counter[1] >= ``count``. Without it the first
-    thread out went to sleep in OpenMP's barrier after a few microseconds, and waking it
-    once the last thread was done cost 50-100 us on this VM; with items claimed, the wait
-    here is at most one item. It yields the core at each look, so that beside another busy
-    process (two trainings on two cores) it hands its time over instead of spinning: a
-    plain spin made each of two such trainings 9% slower. The bound keeps a thread that the
-    OS has taken off its core (or an inner region run serially) from holding the others."""
+    """Spins (at most counter[2] cycles, WAIT_CYCLES) until counter[1] >= ``count``.
+
+    Without a wait the first thread out went to sleep in OpenMP's barrier after a few
+    microseconds (fastcnn sets GOMP_SPINCOUNT=300), and waking it once the last thread
+    was done cost 50-100 us on this VM; with items claimed, the wait here is at most one
+    item. It keeps the core: an earlier wait that yielded it (``sched_yield``) at each
+    look handed it to any runnable process, and beside a busy loop at ``nice -n 19`` a
+    whole fit() epoch took 2.6x as long (43 s against 16 s, issue 21; likely, not
+    traced: Linux's EEVDF scheduler moves a yielding thread's deadline a time slice
+    back at each yield, so after a few dozen looks even a nice-19 process comes first
+    and keeps the core for its slice, 1-3 ms). The bound keeps a thread that the OS has
+    taken off its core (or an inner region run serially) from holding the others."""
     start = _cycles()
-    while _fetch_add(counter, 1, np.int64(0)) < count and _cycles() - start < WAIT_CYCLES:
+    budget = counter[2]
+    while _fetch_add(counter, 1, np.int64(0)) < count and _cycles() - start < budget:
         _pause()
-        _yield()
 
 
 def new_counter() -> np.ndarray:
-    """A fresh counter (2,) int64 at 0 (the next item, the threads out), for one kernel
-    call (calls on several Python threads at once each need their own)."""
-    return np.zeros(2, np.int64)
+    """A fresh counter (3,) int64 for one kernel call (calls on several Python threads at
+    once each need their own): the next item (0), the threads out (0) and the wait's
+    bound in cycles (WAIT_CYCLES)."""
+    return np.array([0, 0, WAIT_CYCLES], np.int64)
 
 
 def claiming_threads(items: int, work: int) -> int:

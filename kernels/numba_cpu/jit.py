@@ -1,16 +1,24 @@
 """Numba set-up shared by every kernel file: cache location, import check, decorators, threads.
 
 Compiled kernels are cached on disk (``cache=True``) so that only the first
-process ever pays for compilation. Numba writes its cache to ``__pycache__``
-beside this package; where that is not writable (a read-only or system-wide
-install) and the user has not set ``NUMBA_CACHE_DIR``, this module points
-``NUMBA_CACHE_DIR`` at ``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``),
-or at ``<tempdir>/fastcnn-numba-<user>`` when that is not writable either,
-*before* importing numba. A ``NUMBA_CACHE_DIR`` set by the user always wins.
+process ever pays for compilation. An installed copy never writes into its own
+folder: a cache there would outlive ``pip uninstall`` (pip removes only the files it
+installed) and its leftover ``fastcnn/kernels/...`` folders would then shadow the
+next install of fastcnn as an empty namespace package. So, unless the user has set
+``NUMBA_CACHE_DIR`` (which always wins), this module points ``NUMBA_CACHE_DIR`` at
+``$XDG_CACHE_HOME/fastcnn/numba`` (``~/.cache/fastcnn/numba``), or at
+``<tempdir>/fastcnn-numba-<user>`` when that is not writable, *before* importing
+numba; numba keeps each source folder's kernels in a subfolder of its own there
+(named after the folder and a hash of its path), so several installs never mix.
+A source checkout (``kernels/`` beside ``fastcnn/``, used in place or through
+``pip install -e``) keeps numba's default, ``__pycache__`` beside the sources, which
+git ignores and which goes away with the checkout.
 Where nothing at all is writable, caching is off and each process compiles.
 Numba keys each cache entry on its own file's contents only: after editing a
-helper in one file (scalars.py, say), delete ``__pycache__/*.nb[ic]`` (or the
-cache directory) so that kernels in other files that inlined it recompile.
+helper in one file (scalars.py, say), kernels in other files that inlined it would
+load stale code (a helper that calls a symbol no longer there crashes the process), so
+:func:`forget_stale_kernels` deletes every cached kernel of this package whenever any
+of its source files changed.
 
 Threads: numba's pool has ``NUMBA_NUM_THREADS`` threads (default: the number
 of cores); :func:`set_num_threads` uses fewer, and :func:`launch` runs small
@@ -26,6 +34,7 @@ small GEMMs left to NumPy between kernels.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import tempfile
 import types
@@ -51,19 +60,31 @@ def _user_name() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "user"
 
 
-def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None,
-                     writable=_writable_dir) -> str | None:
+def is_source_checkout(package_dir: str = PACKAGE_DIR) -> bool:
+    """True when ``package_dir`` (.../kernels/numba_cpu) lies in a source checkout, where
+    ``kernels/`` sits beside ``fastcnn/``; False in an installed copy, where it is
+    ``fastcnn/kernels/numba_cpu``."""
+    kernels = os.path.dirname(os.path.abspath(package_dir))
+    return os.path.isfile(os.path.join(os.path.dirname(kernels), "fastcnn", "__init__.py"))
+
+
+def choose_cache_dir(package_dir: str = PACKAGE_DIR, environ=None, writable=_writable_dir,
+                     source_checkout: bool | None = None) -> str | None:
     """The directory numba should cache fastcnn's kernels in, or None to keep numba's choice.
 
-    None when the user set ``NUMBA_CACHE_DIR`` or numba's default
-    (``package_dir/__pycache__``) is writable; otherwise the first writable of
-    the user cache (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir;
-    NOWHERE when none is (the kernels then compile in every process).
+    None when the user set ``NUMBA_CACHE_DIR``, or in a source checkout whose
+    ``package_dir/__pycache__`` (numba's default) is writable; otherwise (an installed
+    copy, writable or not) the first writable of the user cache
+    (``$XDG_CACHE_HOME/fastcnn/numba``) and a per-user temp dir; NOWHERE when none is
+    (the kernels then compile in every process). ``source_checkout`` defaults to
+    :func:`is_source_checkout` of ``package_dir``.
     """
     environ = os.environ if environ is None else environ
     if environ.get("NUMBA_CACHE_DIR"):
         return None
-    if writable(os.path.join(package_dir, "__pycache__")):
+    if source_checkout is None:
+        source_checkout = is_source_checkout(package_dir)
+    if source_checkout and writable(os.path.join(package_dir, "__pycache__")):
         return None
     user_cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     candidates = (os.path.join(user_cache, "fastcnn", "numba"),
@@ -99,6 +120,102 @@ _load_inner_blas("numba")  # what np.dot in the kernels calls
 if CACHE_DIR and not numba.config.CACHE_DIR:
     # numba was imported before us (e.g. by the CUDA backend) and read its config then
     numba.config.CACHE_DIR = CACHE_DIR
+
+
+SOURCES_STAMP = "fastcnn-kernel-sources.sha256"
+"""The file, in each cache directory, naming the sources its cached kernels came from."""
+
+
+def sources_digest(package_dir: str = PACKAGE_DIR) -> str:
+    """sha256 of every .py file of this package (name and contents), in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(package_dir)):
+        if name.endswith(".py"):
+            with open(os.path.join(package_dir, name), "rb") as handle:
+                digest.update(name.encode() + b"\0" + handle.read() + b"\0")
+    return digest.hexdigest()
+
+
+def kernel_cache_dir(package_dir: str = PACKAGE_DIR) -> str:
+    """Where numba caches this package's kernels: its own ``__pycache__``, or the
+    directory numba mirrors it to under ``NUMBA_CACHE_DIR``."""
+    if not numba.config.CACHE_DIR:
+        return os.path.join(package_dir, "__pycache__")
+    from numba.core.caching import _CacheLocator
+
+    return os.path.join(numba.config.CACHE_DIR, _CacheLocator.get_suitable_cache_subpath(
+        os.path.join(package_dir, "jit.py")))
+
+
+def forget_stale_kernels(cache_dir: str | None = None, digest: str | None = None) -> bool:
+    """Deletes the cached kernels (``*.nbi``, ``*.nbc``) in ``cache_dir`` (default:
+    kernel_cache_dir()) unless its stamp names ``digest`` (default: sources_digest()),
+    then writes the stamp. numba checks only the file a kernel is defined in, not the
+    helpers inlined into it from other files. True when something was deleted."""
+    cache_dir = kernel_cache_dir() if cache_dir is None else cache_dir
+    digest = sources_digest() if digest is None else digest
+    stamp = os.path.join(cache_dir, SOURCES_STAMP)
+    try:
+        with open(stamp) as handle:
+            if handle.read().strip() == digest:
+                return False
+    except OSError:
+        pass
+    deleted = False
+    for name in os.listdir(cache_dir) if os.path.isdir(cache_dir) else ():
+        if name.endswith((".nbi", ".nbc")):
+            try:
+                os.unlink(os.path.join(cache_dir, name))
+                deleted = True
+            except FileNotFoundError:  # another process got there first
+                pass
+    from ...fileio import atomic_write
+    from ...errors import CheckpointError
+
+    try:
+        with atomic_write(stamp, "w", create_folders=True) as handle:
+            handle.write(digest + "\n")
+    except CheckpointError:
+        pass  # not writable: numba cannot cache here either
+    return deleted
+
+
+SOURCES_DIGEST = sources_digest()
+
+if CACHE:
+    forget_stale_kernels(digest=SOURCES_DIGEST)
+
+WARM_MARK = "fastcnn-kernels-warm"
+"""The file, in the cache directory, that fastcnn.warmup writes once it has compiled every
+kernel the zoo's models train with: these sources, for this CPU."""
+
+
+def _warm_key() -> str:
+    """What a warm cache was compiled from: these sources, for this CPU and its features."""
+    import llvmlite.binding as llvm
+
+    cpu = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    features = hashlib.sha256(" ".join(sorted(_compiled_features())).encode()).hexdigest()[:16]
+    return f"{SOURCES_DIGEST} {cpu} {features}"
+
+
+def cache_is_warm(cache_dir: str | None = None) -> bool:
+    """True when fastcnn.warmup has filled the kernel cache for these sources and this CPU."""
+    path = os.path.join(kernel_cache_dir() if cache_dir is None else cache_dir, WARM_MARK)
+    try:
+        with open(path) as handle:
+            return CACHE and handle.read().strip() == _warm_key()
+    except OSError:
+        return False
+
+
+def mark_warm(cache_dir: str | None = None) -> None:
+    """Records that the kernel cache holds every kernel for these sources and this CPU."""
+    from ...fileio import atomic_write
+
+    path = os.path.join(kernel_cache_dir() if cache_dir is None else cache_dir, WARM_MARK)
+    with atomic_write(path, "w", create_folders=True) as handle:
+        handle.write(_warm_key() + "\n")
 
 
 def _compiled_features() -> set:

@@ -1,0 +1,37 @@
+"""Global average pooling (contract.LAYER_OPERATIONS): x (N, C, H, W) -> out (N, C), the
+mean of each plane, and back. The kernels see (N*C, H*W) planes, one per iteration."""
+
+from __future__ import annotations
+
+from .jit import launch, parallel_kernel, parallel_sum_kernel, prange
+
+
+@parallel_sum_kernel
+def _global_avgpool_forward(x, out):
+    # planes (B, S) -> out (B,); float64 sums, reordered for vectorisation
+    scale = 1.0 / x.shape[1]
+    for plane in prange(x.shape[0]):
+        total = 0.0
+        for s in range(x.shape[1]):
+            total += x[plane, s]
+        out[plane] = total * scale
+
+
+@parallel_kernel
+def _global_avgpool_backward(dout, dx):
+    # dout (B,) -> planes (B, S)
+    for plane in prange(dx.shape[0]):
+        share = dout[plane] / dx.shape[1]
+        for s in range(dx.shape[1]):
+            dx[plane, s] = share
+
+
+# ---- contract functions -------------------------------------------------------------
+def global_avgpool2d_forward(x, out):
+    n, c = out.shape
+    launch(_global_avgpool_forward, x.size, x.reshape(n * c, -1), out.reshape(-1))
+
+
+def global_avgpool2d_backward(dout, dx):
+    n, c = dout.shape
+    launch(_global_avgpool_backward, dx.size, dout.reshape(-1), dx.reshape(n * c, -1))

@@ -1,0 +1,43 @@
+"""fastcnn.warmup: fills numba's kernel cache once, marks it warm, and never runs twice at
+once (a second start while one fills the cache leaves at once)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("numba")
+
+from fastcnn import warmup  # noqa: E402
+from fastcnn.kernels.numba_cpu import jit  # noqa: E402
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cold cache directory in tmp_path; the compile recorded instead of run."""
+    compiled = []
+    monkeypatch.setattr(jit, "kernel_cache_dir", lambda package_dir=None: str(tmp_path))
+    monkeypatch.setattr(jit, "CACHE", True)
+    monkeypatch.setattr(warmup, "compile_every_kernel", lambda log=print: compiled.append(1))
+    monkeypatch.setattr(os, "nice", lambda increment: 0)  # not this test process
+    monkeypatch.setenv(warmup.SETTING, "")
+    return tmp_path, compiled
+
+
+def test_the_warm_up_compiles_once_and_marks_the_cache_warm(cache):
+    folder, compiled = cache
+    assert not jit.cache_is_warm(str(folder))
+    assert warmup.main() == 0 and compiled == [1]
+    assert jit.cache_is_warm(str(folder))
+    assert warmup.main() == 0 and compiled == [1]  # warm: nothing to do
+    assert os.environ[warmup.SETTING] == warmup.OFF  # its own runs never defer numba
+
+
+def test_a_second_warm_up_leaves_the_cache_to_the_first(cache):
+    fcntl = pytest.importorskip("fcntl")
+    folder, compiled = cache
+    with open(folder / warmup.LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert warmup.main() == 0
+    assert compiled == [] and not jit.cache_is_warm(str(folder))
