@@ -248,44 +248,25 @@ def dropout2d_backward(backend, dout, mask, dx) -> None:
 
 
 # ---- training operations (contract.TRAINING_OPERATIONS) ----------------------------------------
-def _reference_on_host(backend, op: str, *args) -> None:
-    """The NumPy reference of ``op`` on the host views of the arguments: the same memory on
-    a CPU backend; on a device, host copies whose results are copied back. For operations
-    the primitives cannot express (logarithms, exponentials, square roots)."""
-    from .kernels import training_reference
-
-    moved = []
-
-    def host(value):
-        if value is None or isinstance(value, (bool, int, float, np.floating, np.integer, np.ndarray)):
-            return value
-        if isinstance(value, list):
-            return [host(item) for item in value]
-        copy = backend.to_host(value)
-        moved.append((value, copy))
-        return copy
-
-    getattr(training_reference, op)(*(host(arg) for arg in args))
-    for device_array, copy in moved:
-        device_array.copy_to_device(copy)
-
-
-def _on_host(op: str):
+def _on_host(op: str, written: tuple):
+    """``op``'s composition: the NumPy reference on host copies (_host_reference), for an
+    operation the primitives cannot express (logarithms, exponentials, square roots)."""
     def composition(backend, *args) -> None:
-        _reference_on_host(backend, op, *args)
+        _host_reference(backend, op, args, written)
     composition.__name__ = composition.__qualname__ = op
-    composition.__doc__ = f"{op}: the NumPy reference on the host views (see _reference_on_host)."
+    composition.__doc__ = f"{op}: the NumPy reference on host copies (see _host_reference)."
     return composition
 
 
-softmax_cross_entropy_soft = _on_host("softmax_cross_entropy_soft")
-mse_loss_weighted = _on_host("mse_loss_weighted")
-binary_cross_entropy = _on_host("binary_cross_entropy")
-binary_cross_entropy_with_logits = _on_host("binary_cross_entropy_with_logits")
-nll_loss = _on_host("nll_loss")
-log_softmax_forward = _on_host("log_softmax_forward")
-log_softmax_backward = _on_host("log_softmax_backward")
-rmsprop_update = _on_host("rmsprop_update")
+_LOSS_OUTPUTS = (3, 4)  # the gradient and the stats
+softmax_cross_entropy_soft = _on_host("softmax_cross_entropy_soft", _LOSS_OUTPUTS)
+mse_loss_weighted = _on_host("mse_loss_weighted", _LOSS_OUTPUTS)
+binary_cross_entropy = _on_host("binary_cross_entropy", _LOSS_OUTPUTS)
+binary_cross_entropy_with_logits = _on_host("binary_cross_entropy_with_logits", _LOSS_OUTPUTS)
+nll_loss = _on_host("nll_loss", _LOSS_OUTPUTS)
+log_softmax_forward = _on_host("log_softmax_forward", (1,))
+log_softmax_backward = _on_host("log_softmax_backward", (2,))
+rmsprop_update = _on_host("rmsprop_update", (0, 2, 3, 4))
 
 
 def nesterov_update_many(backend, params, grads, velocities, lr, momentum) -> None:
@@ -303,8 +284,9 @@ def _column(array):
 
 def sum_of_squares_many(backend, arrays, out) -> None:
     """out[i] = channel_sum(arrays[i] * arrays[i]) over a one-channel view."""
+    largest = max((array.size for array in arrays), default=0)
     for i, array in enumerate(arrays):
-        squares = scratch(backend, "squares", (array.size, 1), array.dtype)
+        squares = scratch(backend, "squares", (largest, 1), array.dtype)[:array.size]
         backend.multiply(_column(array), _column(array), squares)
         backend.channel_sum(squares, out[i:i + 1])
 
@@ -317,16 +299,11 @@ def scale_many(backend, arrays, factor) -> None:
 def clip_many(backend, arrays, low, high) -> None:
     """x - relu(x - high) + relu(low - x), from channel_affine, relu_forward and axpby
     (NaN stays NaN)."""
-    one = backend.to_device(np.ones(1, np.float32))
-    minus_one = backend.to_device(-np.ones(1, np.float32))
-    above_shift = backend.to_device(np.full(1, -high, np.float32))
-    below_shift = backend.to_device(np.full(1, low, np.float32))
     for array in arrays:
-        column = _column(array)
-        excess = scratch(backend, "clip excess", column.shape, array.dtype)
-        backend.channel_affine(column, one, above_shift, excess)      # x - high
+        excess = scratch(backend, "clip excess", array.shape, array.dtype)
+        _affine(backend, array, 1.0, -high, excess)
         backend.relu_forward(excess, excess)
-        backend.axpby(1.0, column, -1.0, excess, column)
-        backend.channel_affine(column, minus_one, below_shift, excess)  # low - x
+        backend.axpby(1.0, array, -1.0, excess, array)
+        _affine(backend, array, -1.0, low, excess)
         backend.relu_forward(excess, excess)
-        backend.axpby(1.0, column, 1.0, excess, column)
+        backend.axpby(1.0, array, 1.0, excess, array)
