@@ -252,7 +252,7 @@ def _on_host(op: str, written: tuple):
     """``op``'s composition: the NumPy reference on host copies (_host_reference), for an
     operation the primitives cannot express (logarithms, exponentials, square roots)."""
     def composition(backend, *args) -> None:
-        _host_reference(backend, op, args, written)
+        _host_reference(backend, op, args, tuple(i for i in written if args[i] is not None))
     composition.__name__ = composition.__qualname__ = op
     composition.__doc__ = f"{op}: the NumPy reference on host copies (see _host_reference)."
     return composition
