@@ -36,8 +36,7 @@ from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRat
                         ModelCheckpoint, ReduceLROnPlateau, RocAuc, TensorBoard)
 from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
                      InputError)
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
-from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, LogSoftmax, Tanh
+from .layers import *  # noqa: F401,F403  (every layer class: fastcnn.Conv2D, fastcnn.BatchNorm2d, ...)
 from .model import Sequential, load_model
 from .optim import clip_grad_norm_, clip_grad_value_
 

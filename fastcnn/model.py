@@ -48,6 +48,7 @@ class Sequential(Layer):
         self.name = name
         self.trainable = True
         self.params = {}
+        self.buffers = {}
         self.workspace = Workspace()
         self.layers: list[Layer] = []
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
@@ -214,8 +215,9 @@ class Sequential(Layer):
         x = as_images(x, self.input_shape)
         if not self.built:
             self.build(x.shape[1:])
-        for param in self.parameters():
-            param.ensure_backend()
+        for _, layer in self.named_layers():
+            for param in list(layer.params.values()) + list(layer.buffers.values()):
+                param.ensure_backend()
         return x
 
     def _stage(self, host_batch, role: str = "input"):
@@ -597,8 +599,13 @@ class Sequential(Layer):
         and shapes (the zoo's pytorch_cnn matches the PyTorch tutorial's module)."""
         if format not in ("numpy", "torch"):
             raise ValueError(f"state_dict format must be 'numpy' or 'torch', got {format!r}")
-        state = {name: param.numpy() for name, param in self.named_parameters()}
-        state.update({name: np.array(value, copy=True) for name, value in self._state_arrays().items()})
+        if not self.built:
+            raise RuntimeError("the model is not built yet: pass input_shape=... or call build()")
+        state = {}
+        for name, layer in self.named_layers():  # each layer's weights, then its state: torch's order
+            state.update({f"{name}.{key}": param.numpy() for key, param in layer.params.items()})
+            state.update({f"{name}.{key}": np.array(value, copy=True)
+                          for key, value in layer.state_arrays().items()})
         if format == "torch":
             try:
                 import torch

@@ -45,6 +45,11 @@ def _number(value, what: str, low: float, high: float | None = None, low_open: b
     return value
 
 
+OPTIMIZERS: dict[str, type] = {}
+"""Optimizer classes by ``name``, filled as each subclass is defined: ``get``, checkpoints and
+the command line's ``--optimizer`` choices all read it."""
+
+
 def _optional_number(value, what: str):
     return None if value is None else _number(value, what, 0.0, low_open=True)
 
@@ -97,11 +102,17 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
 
 class Optimizer:
     """Base class: ``lr`` (alias ``learning_rate``), PyTorch-style ``weight_decay`` and
-    Keras' gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``)."""
+    Keras' gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``).
+    A subclass that sets its own ``name`` registers itself in :data:`OPTIMIZERS`."""
 
     name = "optimizer"
     slots: tuple = ()
     default_lr = 0.01
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OPTIMIZERS[cls.name] = cls
 
     def __init__(self, params=None, lr: float | None = None, weight_decay: float = 0.0,
                  learning_rate: float | None = None, clipnorm: float | None = None,
@@ -351,10 +362,6 @@ class RMSprop(Optimizer):
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
                 "momentum": self.momentum, "centered": self.centered}
-
-
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, Adadelta, AdamW, RMSprop)}
-"""Every optimizer by name: what ``get``, ``compile("rmsprop")`` and the CLI's --optimizer take."""
 
 
 def get(spec, lr: float | None = None) -> Optimizer:

@@ -431,3 +431,15 @@ def clip_many(arrays, low, high):
         return training_reference.clip_many(arrays, low, high)
     table, chunks, elements = tables(arrays)
     _kernels.clip_chunks(table, chunks, low, high, elements)
+
+
+# ---- batch normalisation ------------------------------------------------------------
+def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
+                      xhat, invstd):
+    _kernels.batchnorm_forward(_by_channel(x), weight, bias, running_mean, running_var, momentum,
+                               eps, training, _by_channel(out), _by_channel(xhat), invstd)
+
+
+def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias):
+    _kernels.batchnorm_backward(_by_channel(dout), _by_channel(xhat), weight, invstd, training,
+                                None if dx is None else _by_channel(dx), dweight, dbias)

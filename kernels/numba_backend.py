@@ -18,6 +18,7 @@ from .numba_cpu.jit import CACHE, cache_is_warm, get_num_threads, set_num_thread
 from .numba_cpu.compiling import compile_seconds
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
+from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
                              conv2d_maxpool_forward, im2col)
 from .numba_cpu.dense import dense_backward, dense_forward
@@ -67,7 +68,3 @@ from .numba_cpu.pointwise import (elu_backward, elu_forward, gelu_backward, gelu
                                   tanh_forward)
 
 __all__ += list(LAYER_OPERATIONS) + list(TRAINING_OPERATIONS)
-
-
-__all__ = ["name", "set_num_threads", "get_num_threads", *OPERATIONS, *FUSED, *MULTI_TENSOR,
-           *TRAINING_OPERATIONS]

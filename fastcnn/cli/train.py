@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs (default: the recipe's); with --resume, the epoch to train up to")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=None,
                         help="optimizer (default: the recipe's)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--validation-split", type=float, default=None,

@@ -1594,3 +1594,66 @@ def dropout2d_backward(const real[:, ::1] dout, const real[::1] mask, real[:, ::
         keep = mask[plane]
         for s in range(dout.shape[1]):
             dx[plane, s] = dout[plane, s] * keep
+
+
+# ---- batch normalisation (one channel per parallel iteration; x viewed as (N, C, R)) --------
+def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const real[::1] bias,
+                      real[::1] running_mean, real[::1] running_var, double momentum, double eps,
+                      bint training, real[:, :, ::1] out, real[:, :, ::1] xhat, real[::1] invstd):
+    """Training: batch mean and biased variance per channel (two reads of x), xhat, out and
+    the running statistics (unbiased variance); inference: the running statistics."""
+    cdef Py_ssize_t c, n, r, batch = x.shape[0], length = x.shape[2]
+    cdef double count = batch * length, total, mean, var, d, inverse
+    cdef real h
+    for c in prange(x.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=batch * x.shape[1] * length > PARALLEL_MIN):
+        if training:
+            total = 0
+            for n in range(batch):
+                total = total + _sum(&x[n, c, 0], length)
+            mean = total / count
+            var = 0
+            for n in range(batch):
+                for r in range(length):
+                    d = x[n, c, r] - mean
+                    var = var + d * d
+            var = var / count
+            running_mean[c] = <real>((1 - momentum) * running_mean[c] + momentum * mean)
+            running_var[c] = <real>((1 - momentum) * running_var[c]
+                                    + momentum * var * count / (count - 1))
+        else:
+            mean = running_mean[c]
+            var = running_var[c]
+        inverse = 1.0 / sqrt(var + eps)
+        invstd[c] = <real>inverse
+        for n in range(batch):
+            for r in range(length):
+                h = <real>((x[n, c, r] - mean) * inverse)
+                xhat[n, c, r] = h
+                out[n, c, r] = h * weight[c] + bias[c]
+
+
+def batchnorm_backward(const real[:, :, ::1] dout, const real[:, :, ::1] xhat,
+                       const real[::1] weight, const real[::1] invstd, bint training,
+                       real[:, :, ::1] dx, real[::1] dweight, real[::1] dbias):
+    """dbias, dweight per channel in one read of dout and xhat; dx (or None) in a second."""
+    cdef Py_ssize_t c, n, r, batch = dout.shape[0], length = dout.shape[2]
+    cdef double count = batch * length, sum_d, sum_dh, gain, mean_d, mean_dh
+    cdef bint need_dx = dx is not None
+    for c in prange(dout.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=batch * dout.shape[1] * length > PARALLEL_MIN):
+        sum_d = 0
+        sum_dh = 0
+        for n in range(batch):
+            for r in range(length):
+                sum_d = sum_d + dout[n, c, r]
+                sum_dh = sum_dh + dout[n, c, r] * xhat[n, c, r]
+        dbias[c] = <real>sum_d
+        dweight[c] = <real>sum_dh
+        if need_dx:
+            gain = weight[c] * invstd[c]
+            mean_d = sum_d / count if training else 0
+            mean_dh = sum_dh / count if training else 0
+            for n in range(batch):
+                for r in range(length):
+                    dx[n, c, r] = <real>(gain * (dout[n, c, r] - mean_d - xhat[n, c, r] * mean_dh))
