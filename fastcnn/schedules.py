@@ -7,7 +7,8 @@ PyTorch-style loop: ``scheduler = StepLR(optimizer, step_size=10)``, then
 Keras-style: give the schedule without an optimizer to ``compile`` (or put it in fit's
 ``callbacks``); fit binds it to the model's optimizer and steps it after every batch
 (``interval="batch"``, OneCycleLR's default) or every epoch (``interval="epoch"``, the
-others' default), and logs the rate each epoch used as ``learning_rate``::
+others' default), and logs the rate at each epoch's end as ``learning_rate`` (for a
+per-epoch schedule, the rate the epoch used)::
 
     model.compile(fastcnn.optim.SGD(0.1, momentum=0.9), "cross_entropy",
                   schedule=fastcnn.schedules.OneCycleLR(max_lr=0.1))
@@ -145,13 +146,10 @@ class LRScheduler(Callback):
             self.step()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = self._epoch_rate
+        if logs is not None:  # Keras' rule: the rate at the epoch's end, before this step
+            logs["learning_rate"] = self.optimizer.lr
         if self.interval == "epoch":
             self.step()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_rate = self.optimizer.lr
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(step {self.last_epoch}, lr {self.get_last_lr()})"

@@ -935,6 +935,7 @@ def rmsprop_update_cases(tiny=False):
             case.arrays["square_avg"] += case.arrays["grad_avg"] ** 2
         case.label += ("-centered" if centered else "")
         cases.append(case)
+    return cases
 
 
 # ---- batch normalisation ------------------------------------------------------------------------

@@ -116,10 +116,11 @@ def test_fit_steps_one_cycle_per_batch_over_the_whole_fit_and_logs_the_rate():
     history = model.fit(x, y, epochs=2, batch_size=10, verbose=0)
     assert schedule.total_steps == 8 and schedule.last_epoch == 8
     reference = OneCycleLR(optim.SGD(0.01, momentum=0.9), max_lr=0.05, total_steps=8)
-    expected = [reference.get_last_lr()[0]]
-    for _ in range(4):
-        reference.step()
-    expected.append(reference.get_last_lr()[0])
+    expected = []
+    for _ in range(2):  # the rate at each epoch's end: after its 4 batches' steps
+        for _ in range(4):
+            reference.step()
+        expected.append(reference.get_last_lr()[0])
     np.testing.assert_allclose(history.history["learning_rate"], expected, rtol=1e-12)
     with pytest.raises(InputError, match="stepped past its last step"):
         model.fit(x, y, epochs=1, batch_size=10, verbose=0)

@@ -119,7 +119,7 @@ def run(args) -> int:
         recipe = recipe.replace(optimizer_args={})
     if model is not None:
         if model.optimizer is None:
-            model.compile(recipe.make_optimizer(), recipe.loss)
+            model.compile(recipe.make_optimizer(), recipe.loss, schedule=recipe.make_schedule())
         elif args.lr is not None:
             model.optimizer.learning_rate = args.lr
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)
