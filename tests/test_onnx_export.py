@@ -77,6 +77,7 @@ def every_layer_model():
         fastcnn.Sigmoid(name="sig"),
         fastcnn.Dense(12, 9, bias=False, activation="sigmoid", name="fc_b"),
         fastcnn.Dense(9, 5, name="fc_c"),
+        fastcnn.LogSoftmax(name="log_soft"),
         fastcnn.Softmax(name="soft"),
         COMPAT_LAYERS["BatchAxisSoftmax"](name="batch_soft"),
     ], seed=1, input_shape=(2, 15, 9), name="every_layer")

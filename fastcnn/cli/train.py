@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs (default: the recipe's); with --resume, the epoch to train up to")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=None)
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=None,
+                        help="optimizer (default: the recipe's)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--validation-split", type=float, default=None,
                         help="hold out this fraction of the training images for validation "
@@ -118,7 +119,7 @@ def run(args) -> int:
         recipe = recipe.replace(optimizer_args={})
     if model is not None:
         if model.optimizer is None:
-            model.compile(recipe.make_optimizer(), recipe.loss)
+            model.compile(recipe.make_optimizer(), recipe.loss, schedule=recipe.make_schedule())
         elif args.lr is not None:
             model.optimizer.learning_rate = args.lr
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from ..layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
-from ..layers import BatchNorm1d, BatchNorm2d, BatchNormalization
+from ..layers import BatchNorm1d, BatchNorm2d, BatchNormalization, LogSoftmax
 from ..model import Sequential
 from ..zoo.compat import BatchAxisSoftmax, RawPixels
 from .onnx_graph import exporter
@@ -130,6 +130,11 @@ def batch_norm(layer, graph, x):
 
 for _batch_norm_class in (BatchNorm1d, BatchNorm2d, BatchNormalization):
     exporter(_batch_norm_class)(batch_norm)
+
+
+@exporter(LogSoftmax)
+def log_softmax(layer, graph, x):
+    return graph.node("LogSoftmax", [x], layer.name, axis=1)
 
 
 @exporter(Sequential)

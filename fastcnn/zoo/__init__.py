@@ -1,4 +1,5 @@
-"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes.
+"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes, and
+a Keras-style Fashion-MNIST CNN (BatchNorm, augmentation, one-cycle schedule).
 
     model = fastcnn.zoo.get("pytorch_cnn", seed=0)
     recipe = fastcnn.zoo.recipe("pytorch_cnn", epochs=3)
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+from .fashion_cnn import RECIPE as _FASHION_RECIPE, fashion_cnn
 from .fixed_kernel_cnn import RECIPE as _FIXED_RECIPE, fixed_kernel_cnn
 from .keras_kfold_cnn import RECIPE as _KFOLD_RECIPE, keras_kfold_cnn
 from .kmnist_cnn import PROTOCOLS as _KMNIST_PROTOCOLS, RECIPE as _KMNIST_RECIPE, kmnist_cnn
@@ -19,6 +21,7 @@ MODELS = {
     "kmnist_cnn": (kmnist_cnn, _KMNIST_RECIPE),
     "numpy_mlp": (numpy_mlp, _MLP_RECIPE),
     "fixed_kernel_cnn": (fixed_kernel_cnn, _FIXED_RECIPE),
+    "fashion_cnn": (fashion_cnn, _FASHION_RECIPE),
 }
 """Model name -> (constructor, default recipe)."""
 
@@ -56,4 +59,4 @@ def names() -> list[str]:
 
 
 __all__ = ["MODELS", "PROTOCOLS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
-           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn"]
+           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn", "fashion_cnn"]

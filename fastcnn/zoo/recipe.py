@@ -17,7 +17,9 @@ class Recipe:
     ``eval_batch_size``: the batch the tutorial evaluated in (0: the whole set at once,
     which matters when a layer normalises over the batch). ``protocol`` names which of
     an article's protocols this is; ``reported_sources`` says, per key of ``reported``,
-    where that figure was published."""
+    where that figure was published. ``schedule``: a :mod:`fastcnn.schedules` class name and
+    its arguments ({"name": "OneCycleLR"}: ``lr`` is its peak, it spans the whole fit);
+    ``augment``: :class:`fastcnn.augment.RandomAffine`'s arguments for the training batches."""
 
     model: str
     dataset: str
@@ -26,7 +28,7 @@ class Recipe:
     batch_size: int
     epochs: int
     split: str
-    loss: str = "cross_entropy"
+    loss: str | dict = "cross_entropy"
     optimizer_args: dict = field(default_factory=dict)
     reported: dict = field(default_factory=dict)
     source: str = ""
@@ -35,11 +37,33 @@ class Recipe:
     iterations: int | None = None
     eval_batch_size: int | None = None
     reported_sources: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=dict)
+    augment: dict = field(default_factory=dict)
 
     def make_optimizer(self, lr: float | None = None):
         """A fresh optimizer of this recipe (``lr`` overrides the recipe's rate)."""
         return optim.get({"name": self.optimizer, **self.optimizer_args},
                          lr=self.lr if lr is None else lr)
+
+    def make_schedule(self):
+        """A fresh schedule of this recipe for compile(schedule=...), or None."""
+        if not self.schedule:
+            return None
+        from ..schedules import SCHEDULES
+
+        arguments = dict(self.schedule)
+        name = arguments.pop("name")
+        if name == "OneCycleLR":
+            arguments.setdefault("max_lr", self.lr)
+        return SCHEDULES[name](**arguments)
+
+    def make_augment(self, seed: int | None = None):
+        """A fresh RandomAffine of this recipe (seeded), or None."""
+        if not self.augment:
+            return None
+        from ..augment import RandomAffine
+
+        return RandomAffine(**self.augment, seed=seed)
 
     def replace(self, **overrides) -> "Recipe":
         """A copy with some fields changed; ``None`` values are ignored."""
