@@ -36,8 +36,7 @@ from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler,
                         ReduceLROnPlateau, RocAuc)
 from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
                      InputError)
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
-from .layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
+from .layers import *  # noqa: F401,F403  (every layer class: fastcnn.Conv2D, fastcnn.BatchNorm2d, ...)
 from .model import Sequential, load_model
 
 __version__ = "0.1.0"

@@ -34,6 +34,18 @@ def scratch(backend, role: str, shape: tuple, dtype=None):
     return held[1]
 
 
+def constant(backend, value: float, shape: tuple):
+    """A backend array of ``shape`` filled with ``value``, made once per backend; never
+    written to."""
+    constants = getattr(_local, "constants", None)
+    if constants is None:
+        constants = _local.constants = {}
+    key = (backend.name, float(value), tuple(shape))
+    if key not in constants:
+        constants[key] = backend.to_device(np.full(shape, value, dtype=np.float32))
+    return constants[key]
+
+
 # ---- fused (contract.FUSED) -------------------------------------------------------------
 def conv2d_maxpool_forward(backend, x, weight, bias, stride, padding, activation, pool, cols,
                            out, pooled, argmax) -> None:
@@ -245,3 +257,56 @@ def dropout2d_forward(backend, x, p, seed, out, mask) -> None:
 
 def dropout2d_backward(backend, dout, mask, dx) -> None:
     _per_plane(backend, dout, mask, dx)
+# ---- batch normalisation (contract.LAYER_OPERATIONS) --------------------------------------------
+def batchnorm_forward(backend, x, weight, bias, running_mean, running_var, momentum, eps,
+                      training, out, xhat, invstd) -> None:
+    channels = x.shape[1]
+    zeros = constant(backend, 0.0, (channels,))
+    shift = scratch(backend, "batchnorm shift", (channels,), x.dtype)
+    if not training:
+        backend.rsqrt(running_var, eps, invstd)
+        backend.multiply(running_mean, invstd, shift)
+        backend.axpby(-1.0, shift, 0.0, shift, shift)
+        backend.channel_affine(x, invstd, shift, xhat)  # (x - mean) * invstd
+        backend.channel_affine(xhat, weight, bias, out)
+        return
+    count = x.size // channels
+    mean = scratch(backend, "batchnorm mean", (channels,), x.dtype)
+    var = scratch(backend, "batchnorm var", (channels,), x.dtype)
+    squares = scratch(backend, "batchnorm squares", x.shape, x.dtype)
+    backend.channel_mean(x, mean)
+    backend.axpby(-1.0, mean, 0.0, mean, shift)
+    backend.channel_affine(x, constant(backend, 1.0, (channels,)), shift, xhat)  # x - mean
+    backend.multiply(xhat, xhat, squares)
+    backend.channel_mean(squares, var)
+    backend.rsqrt(var, eps, invstd)
+    backend.channel_affine(xhat, invstd, zeros, xhat)
+    backend.channel_affine(xhat, weight, bias, out)
+    backend.axpby(1.0 - momentum, running_mean, momentum, mean, running_mean)
+    backend.axpby(1.0 - momentum, running_var, momentum * count / (count - 1), var, running_var)
+
+
+def batchnorm_backward(backend, dout, xhat, weight, invstd, training, dx, dweight, dbias) -> None:
+    channels = dout.shape[1]
+    zeros = constant(backend, 0.0, (channels,))
+    product = scratch(backend, "batchnorm product", dout.shape, dout.dtype)
+    backend.channel_sum(dout, dbias)
+    backend.multiply(dout, xhat, product)
+    backend.channel_sum(product, dweight)
+    if dx is None:
+        return
+    gain = scratch(backend, "batchnorm gain", (channels,), dout.dtype)
+    backend.multiply(weight, invstd, gain)
+    if not training:
+        backend.channel_affine(dout, gain, zeros, dx)
+        return
+    count = dout.size // channels
+    slope = scratch(backend, "batchnorm slope", (channels,), dout.dtype)
+    shift = scratch(backend, "batchnorm shift", (channels,), dout.dtype)
+    backend.multiply(gain, dweight, slope)
+    backend.axpby(-1.0 / count, slope, 0.0, slope, slope)
+    backend.multiply(gain, dbias, shift)
+    backend.axpby(-1.0 / count, shift, 0.0, shift, shift)
+    backend.channel_affine(xhat, slope, shift, dx)  # - gain * (dbias + xhat * dweight) / M
+    backend.channel_affine(dout, gain, zeros, product)
+    backend.axpby(1.0, dx, 1.0, product, dx)

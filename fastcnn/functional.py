@@ -233,6 +233,39 @@ def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding,
              dbias, dcols, dout)
 
 
+# ---- batch normalisation --------------------------------------------------------------------
+def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
+                      xhat, invstd) -> None:
+    """x, out, xhat (N, C, H, W) or (N, C); weight, bias, running_mean, running_var,
+    invstd (C,): contract.batchnorm_forward (a backend's kernel or its composition)."""
+    op = "batchnorm_forward"
+    channels = _channels(op, x)
+    if training and x.size // channels < 2:
+        raise KernelArgumentError(f"{op}: training needs at least 2 values per channel, x is "
+                                  f"{tuple(x.shape)}")
+    if not (0.0 <= momentum <= 1.0 and eps > 0):
+        raise KernelArgumentError(f"{op}: momentum must be in [0, 1] and eps > 0, got "
+                                  f"{momentum}, {eps}")
+    _same(op, "x", x, out=out, xhat=xhat)
+    for name, array in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                        ("running_var", running_var), ("invstd", invstd)):
+        _check(op, name, array, (channels,))
+    optional(op, x, weight, bias, running_mean, running_var, float(momentum), float(eps),
+             bool(training), out, xhat, invstd)
+
+
+def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias) -> None:
+    """dout, xhat, dx (or None) like x; weight, invstd, dweight, dbias (C,)."""
+    op = "batchnorm_backward"
+    channels = _channels(op, dout)
+    _same(op, "dout", dout, xhat=xhat)
+    _check(op, "dx", dx, dout.shape, optional=True)
+    for name, array in (("weight", weight), ("invstd", invstd), ("dweight", dweight),
+                        ("dbias", dbias)):
+        _check(op, name, array, (channels,))
+    optional(op, dout, xhat, weight, invstd, bool(training), dx, dweight, dbias)
+
+
 # ---- pooling ----------------------------------------------------------------------------------
 def maxpool2d_forward(x, kernel, stride, out, argmax) -> None:
     """x (N, C, H, W) -> out, argmax (N, C, OH, OW) (argmax int32)."""
@@ -443,12 +476,13 @@ def rsqrt(x, eps, out) -> None:
 
 def _channels(op: str, x) -> int:
     """C of x (N, C, H, W) or (N, C), checked; a per-channel operation needs N*H*W >= 1."""
+    name = "dout" if op.endswith("backward") else "x"
     if x is None or len(x.shape) not in (2, 4):
         got = "None" if x is None else f"shape {tuple(x.shape)}"
-        raise KernelArgumentError(f"{op}: x must be (N, C, H, W) or (N, C), got {got}")
-    _check(op, "x", x, x.shape)
+        raise KernelArgumentError(f"{op}: {name} must be (N, C, H, W) or (N, C), got {got}")
+    _check(op, name, x, x.shape)
     if x.size == 0:
-        raise KernelArgumentError(f"{op}: x {tuple(x.shape)} is empty; every channel needs a value")
+        raise KernelArgumentError(f"{op}: {name} {tuple(x.shape)} is empty; every channel needs a value")
     return int(x.shape[1])
 
 

@@ -47,6 +47,7 @@ class Sequential(Layer):
         self.name = name
         self.trainable = True
         self.params = {}
+        self.buffers = {}
         self.workspace = Workspace()
         self.layers: list[Layer] = []
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
@@ -212,8 +213,9 @@ class Sequential(Layer):
         x = as_images(x, self.input_shape)
         if not self.built:
             self.build(x.shape[1:])
-        for param in self.parameters():
-            param.ensure_backend()
+        for _, layer in self.named_layers():
+            for param in list(layer.params.values()) + list(layer.buffers.values()):
+                param.ensure_backend()
         return x
 
     def _stage(self, host_batch, role: str = "input"):

@@ -19,7 +19,8 @@ class Parameter:
         self.trainable = trainable
         self.state: dict[str, object] = {}
         self._backend = backend_name()
-        self.data = get_backend().to_device(np.ascontiguousarray(value, dtype=np.float32))
+        # a copy: on the CPU backends to_device keeps the array, which the caller may reuse
+        self.data = get_backend().to_device(np.array(value, dtype=np.float32, order="C", copy=True))
         self.grad = None
         self._spare = None  # a gradient buffer to reuse after zero_grad (no allocation, no fill)
         self._held = None  # the gradient summed so far, while a backward pass adds to it

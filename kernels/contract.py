@@ -91,6 +91,7 @@ LAYER_OPERATIONS = (
     "global_avgpool2d_forward", "global_avgpool2d_backward",
     "padded_maxpool2d_forward", "padded_avgpool2d_forward", "padded_avgpool2d_backward",
     "dropout2d_forward", "dropout2d_backward",
+    "batchnorm_forward", "batchnorm_backward",
 )
 """Operations of layers beyond the articles' set, which a backend may define: a backend
 without one runs its reference composition (``fastcnn.compose``, from the mandatory
@@ -300,6 +301,26 @@ class KernelBackend(Protocol):
     def channel_affine(self, x, scale, shift, out) -> None:
         """x, out (N, C, H, W) or (N, C); scale, shift (C,):
         out[n, c, ...] = x[n, c, ...] * scale[c] + shift[c]. out may be x."""
+
+    # ---- layer operations (optional, see LAYER_OPERATIONS) -----------------
+    def batchnorm_forward(self, x, weight, bias, running_mean, running_var, momentum: float,
+                          eps: float, training: bool, out, xhat, invstd) -> None:
+        """Batch normalisation over axis 1 of x (N, C, H, W) or (N, C), as
+        torch.nn.BatchNorm2d/1d: weight, bias, running_mean, running_var, invstd (C,);
+        out, xhat like x. M = N*H*W (N for 2-D) values per channel.
+
+        training (M >= 2): mean and biased variance var of each channel over the batch;
+        invstd = 1 / sqrt(var + eps); xhat = (x - mean) * invstd; out = xhat * weight + bias;
+        in place, running_mean = (1 - momentum) * running_mean + momentum * mean and
+        running_var likewise with the unbiased variance var * M / (M - 1).
+        Not training: the running statistics take the batch's place and are not updated."""
+
+    def batchnorm_backward(self, dout, xhat, weight, invstd, training: bool, dx, dweight,
+                           dbias) -> None:
+        """Backward of batchnorm_forward: dout, xhat, dx like x; weight, invstd, dweight,
+        dbias (C,). dbias = channel_sum(dout); dweight = channel_sum(dout * xhat);
+        dx = weight * invstd * (dout - dbias / M - xhat * dweight / M) after a training pass,
+        weight * invstd * dout after an inference pass; dx may be None (not needed)."""
 
     # ---- optimizers (in place; param, grad and state of one shape) --------
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float) -> None:

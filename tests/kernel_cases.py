@@ -834,6 +834,46 @@ def dropout2d_backward_cases(tiny=False):
     return cases
 
 
+# ---- batch normalisation ------------------------------------------------------------------------
+def _batchnorm_shapes(tiny):
+    return [shape for shape in _channel_shapes(tiny) if np.prod(shape) // shape[1] >= 2]
+
+
+def batchnorm_forward_cases(tiny=False):
+    rng = _rng("batchnorm_forward")
+    cases = []
+    for number, shape in enumerate(_batchnorm_shapes(tiny)):
+        channels = shape[1:2]
+        for training, momentum in ((True, 0.1), (False, 0.1), (True, 1.0 / (number + 1))):
+            arrays = {"x": _channel_input(rng, shape) * 3, "weight": _normal(rng, channels),
+                      "bias": _normal(rng, channels), "running_mean": _normal(rng, channels),
+                      "running_var": np.abs(_normal(rng, channels)) + 0.5}
+            cases.append(Case("batchnorm_forward", f"{_shape_label(shape)}-"
+                              f"{'train' if training else 'eval'}-m{momentum:g}", arrays,
+                              {"momentum": momentum, "eps": 1e-5 if number % 2 else 1e-3,
+                               "training": training},
+                              {"out": _float(shape), "xhat": _float(shape), "invstd": _float(channels)},
+                              updated=("running_mean", "running_var")))
+    return cases
+
+
+def batchnorm_backward_cases(tiny=False):
+    rng = _rng("batchnorm_backward")
+    cases = []
+    for number, shape in enumerate(_batchnorm_shapes(tiny)):
+        channels = shape[1:2]
+        for training in (True, False):
+            xhat = _normal(rng, shape)
+            arrays = {"dout": _normal(rng, shape), "xhat": xhat, "weight": _normal(rng, channels),
+                      "invstd": np.abs(_normal(rng, channels)) + 0.1}
+            outputs = {"dx": _float(shape) if number != 1 else None, "dweight": _float(channels),
+                       "dbias": _float(channels)}
+            cases.append(Case("batchnorm_backward", f"{_shape_label(shape)}-"
+                              f"{'train' if training else 'eval'}" + _skipped_label(outputs),
+                              arrays, {"training": training}, outputs))
+    return cases
+
+
 # ---- index ------------------------------------------------------------------------------------------
 def cases(op: str, tiny: bool = False) -> list[Case]:
     """The sample cases of contract operation ``op`` (very small shapes when ``tiny``)."""

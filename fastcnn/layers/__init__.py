@@ -9,6 +9,7 @@ from .base import REGISTRY, Layer, layer_class, register
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout, Dropout2d
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization
 from .pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 
 LAYERS = REGISTRY
@@ -20,6 +21,8 @@ def from_config(class_name: str, config: dict) -> Layer:
     return layer_class(class_name).from_config(config)
 
 
-__all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "Dense", "Flatten", "Dropout", "ReLU",
-           "Sigmoid", "Softmax", "LAYERS", "REGISTRY", "from_config", "layer_class", "register",
-           "Tanh", "LeakyReLU", "ELU", "GELU", "GlobalAveragePooling2D", "Dropout2d"]
+LAYER_CLASSES = [name for name, value in list(globals().items())
+                 if isinstance(value, type) and issubclass(value, Layer)]
+"""The layer classes imported above: ``fastcnn`` exports every one of them."""
+
+__all__ = LAYER_CLASSES + ["LAYERS", "REGISTRY", "from_config", "layer_class", "register"]

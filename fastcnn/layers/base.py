@@ -80,6 +80,7 @@ class Layer:
         self.input_shape: tuple | None = None
         self.output_shape: tuple | None = None
         self.params: dict[str, Parameter] = {}
+        self.buffers: dict[str, Parameter] = {}  # state arrays that live on the backend (frozen)
         self.workspace = Workspace()
 
     # ---- building --------------------------------------------------------------
@@ -124,7 +125,7 @@ class Layer:
         x = functional.to_backend(x, "x")
         if not self.built:
             self.build(tuple(x.shape)[1:])
-        for param in self.params.values():
+        for param in list(self.params.values()) + list(self.buffers.values()):
             param.ensure_backend()
         self.check_input(x)
         return self.forward(x, training=training)
