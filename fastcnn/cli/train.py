@@ -117,7 +117,7 @@ def run(args) -> int:
         recipe = recipe.replace(optimizer_args={})
     if model is not None:
         if model.optimizer is None:
-            model.compile(recipe.make_optimizer(), recipe.loss)
+            recipe.compile(model)
         elif args.lr is not None:
             model.optimizer.learning_rate = args.lr
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)

@@ -1,4 +1,5 @@
-"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes.
+"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes,
+and the MNIST speedrun (issue 23).
 
     model = fastcnn.zoo.get("pytorch_cnn", seed=0)
     recipe = fastcnn.zoo.recipe("pytorch_cnn", epochs=3)
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from .fixed_kernel_cnn import RECIPE as _FIXED_RECIPE, fixed_kernel_cnn
 from .keras_kfold_cnn import RECIPE as _KFOLD_RECIPE, keras_kfold_cnn
+from .mnist_speedrun import RECIPE as _SPEEDRUN_RECIPE, mnist_speedrun
 from .kmnist_cnn import PROTOCOLS as _KMNIST_PROTOCOLS, RECIPE as _KMNIST_RECIPE, kmnist_cnn
 from .numpy_mlp import COMPAT_RECIPE as _MLP_COMPAT_RECIPE, RECIPE as _MLP_RECIPE, numpy_mlp
 from .pytorch_cnn import RECIPE as _TORCH_RECIPE, pytorch_cnn
@@ -19,6 +21,7 @@ MODELS = {
     "kmnist_cnn": (kmnist_cnn, _KMNIST_RECIPE),
     "numpy_mlp": (numpy_mlp, _MLP_RECIPE),
     "fixed_kernel_cnn": (fixed_kernel_cnn, _FIXED_RECIPE),
+    "mnist_speedrun": (mnist_speedrun, _SPEEDRUN_RECIPE),
 }
 """Model name -> (constructor, default recipe)."""
 
@@ -56,4 +59,4 @@ def names() -> list[str]:
 
 
 __all__ = ["MODELS", "PROTOCOLS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
-           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn"]
+           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn", "mnist_speedrun"]

@@ -17,7 +17,12 @@ class Recipe:
     ``eval_batch_size``: the batch the tutorial evaluated in (0: the whole set at once,
     which matters when a layer normalises over the batch). ``protocol`` names which of
     an article's protocols this is; ``reported_sources`` says, per key of ``reported``,
-    where that figure was published."""
+    where that figure was published. ``loss``: a name or a config dict
+    ({"name": "cross_entropy", "label_smoothing": 0.1}). ``schedule``: a learning-rate
+    schedule's config ({"name": "OneCycleLR", "max_lr": 0.01, ...}, a class of
+    :mod:`fastcnn.schedules` and its arguments; empty for none). ``steps_per_epoch``:
+    train on only the first that many batches of each epoch. ``model_args``: keyword
+    arguments of the zoo constructor (an ablation's network)."""
 
     model: str
     dataset: str
@@ -35,11 +40,57 @@ class Recipe:
     iterations: int | None = None
     eval_batch_size: int | None = None
     reported_sources: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=dict)
+    steps_per_epoch: int | None = None
+    model_args: dict = field(default_factory=dict)
 
     def make_optimizer(self, lr: float | None = None):
         """A fresh optimizer of this recipe (``lr`` overrides the recipe's rate)."""
         return optim.get({"name": self.optimizer, **self.optimizer_args},
                          lr=self.lr if lr is None else lr)
+
+    def make_schedule(self):
+        """A fresh, unbound schedule of this recipe, or None."""
+        if not self.schedule:
+            return None
+        from ..schedules import SCHEDULES
+
+        config = dict(self.schedule)
+        name = config.pop("name")
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown schedule {name!r}; fastcnn has: {', '.join(SCHEDULES)}")
+        return SCHEDULES[name](**config)
+
+    def compile(self, model, lr: float | None = None):
+        """Compile ``model`` with this recipe's optimizer, loss and schedule."""
+        schedule = self.make_schedule()
+        return model.compile(self.make_optimizer(lr), self.loss,
+                             **({"schedule": schedule} if schedule is not None else {}))
+
+    def fit_arguments(self) -> dict:
+        """What ``model.fit`` takes from this recipe: epochs, batch size, steps per epoch."""
+        arguments = {"epochs": self.epochs, "batch_size": self.batch_size}
+        if self.steps_per_epoch:
+            arguments["steps_per_epoch"] = self.steps_per_epoch
+        return arguments
+
+    def describe(self) -> str:
+        """One line: optimizer, rate, schedule, loss, batch size and length."""
+        from ..wording import count
+
+        loss = dict(self.loss) if isinstance(self.loss, dict) else {"name": self.loss}
+        parts = [f"{self.optimizer} lr {self.lr:g}"]
+        if self.schedule:
+            schedule = dict(self.schedule)
+            parts.append(schedule.pop("name") + "(" +
+                         ", ".join(f"{key}={value:g}" if isinstance(value, float) else
+                                   f"{key}={value}" for key, value in schedule.items()) + ")")
+        parts.append(loss.pop("name").replace("_", "-") +
+                     "".join(f", {key.replace('_', ' ')} {value:g}" for key, value in loss.items()))
+        parts.append(f"batch {self.batch_size}")
+        parts.append(count(self.epochs, "epoch") +
+                     (f" of {count(self.steps_per_epoch, 'batch')}" if self.steps_per_epoch else ""))
+        return ", ".join(parts)
 
     def replace(self, **overrides) -> "Recipe":
         """A copy with some fields changed; ``None`` values are ignored."""
