@@ -29,15 +29,16 @@ if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"} & set(_os.environ)
     _os.environ["GOMP_SPINCOUNT"] = "300"
     _os.environ["KMP_BLOCKTIME"] = "0"
 
-from . import callbacks, functional, init, inputs, layers, losses, metrics, optim
+from . import callbacks, functional, init, inputs, layers, losses, metrics, optim, schedules
 from .backend import (available_backends, auto_selected, backend_name, get_backend, set_backend,
                       set_num_threads, use_backend)
-from .callbacks import (Callback, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, RocAuc)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                        ModelCheckpoint, ReduceLROnPlateau, RocAuc, TensorBoard)
 from .errors import (BackendError, CheckpointError, DatasetError, ExportError, FastCNNError,
                      InputError)
 from .layers import *  # noqa: F401,F403  (every layer class: fastcnn.Conv2D, fastcnn.BatchNorm2d, ...)
 from .model import Sequential, load_model
+from .optim import clip_grad_norm_, clip_grad_value_
 
 __version__ = "0.1.0"
 
@@ -53,7 +54,7 @@ def to_numpy(array):
 
 def __getattr__(name):
     # datasets, zoo and the CLI import on first use, keeping `import fastcnn` fast
-    if name in ("datasets", "zoo", "plots", "distributed"):
+    if name in ("datasets", "zoo", "plots", "distributed", "augment", "batches"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

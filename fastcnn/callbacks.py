@@ -354,3 +354,97 @@ class ReduceLROnPlateau(Callback):
                           f"learning rate reduced to {rate:g}")
         if logs is not None:
             logs["learning_rate"] = optimizer.learning_rate
+
+
+class CSVLogger(Callback):
+    """Keras' CSVLogger: one row per epoch (``epoch`` from 0, then every log key in sorted
+    order) written to ``filename``. The whole file is rewritten atomically each epoch, so
+    a crash leaves the rows of the finished epochs. ``append`` keeps an existing file's
+    rows (their columns must be this fit's)."""
+
+    def __init__(self, filename, separator: str = ",", append: bool = False):
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise InputError(f"separator must be one character, got {separator!r}")
+        self.filename, self.separator, self.append = Path(filename), separator, bool(append)
+
+    def on_train_begin(self, logs=None):
+        from .fileio import check_writable
+
+        check_writable(self.filename)
+        self.lines = []
+        if self.append and self.filename.exists():
+            self.lines = self.filename.read_text().splitlines()
+        self.header = self.lines[0].split(self.separator) if self.lines else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .fileio import atomic_write
+
+        logs = {key: value for key, value in (logs or {}).items()
+                if isinstance(value, (int, float, np.floating, np.integer))}
+        columns = ["epoch"] + sorted(logs)
+        if self.header is None:
+            self.header = columns
+            self.lines = [self.separator.join(columns)]
+        elif self.header != columns:
+            raise InputError(f"CSVLogger(append=True): {self.filename} has the columns "
+                             f"{self.header}, this fit logs {columns}: write to another file")
+        self.lines.append(self.separator.join([str(epoch)] + [repr(float(logs[key]))
+                                                               for key in columns[1:]]))
+        with atomic_write(self.filename, "w") as handle:
+            handle.write("\n".join(self.lines) + "\n")
+
+
+class TensorBoard(Callback):
+    """Keras' TensorBoard callback, for the scalars: each epoch's training values go to
+    ``log_dir/train`` and the validation values to ``log_dir/validation`` as
+    ``epoch_loss``, ``epoch_accuracy``, ... (``tensorboard --logdir log_dir`` shows
+    them). ``update_freq`` an integer also writes ``batch_loss`` every that many
+    batches. Needs the ``tensorboard`` package (pip install fastcnn[tensorboard])."""
+
+    def __init__(self, log_dir="logs", update_freq="epoch"):
+        try:
+            from tensorboard.compat.proto import event_pb2, summary_pb2
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        except ImportError:
+            raise ImportError("the TensorBoard callback writes event files with the tensorboard "
+                              "package, which is not installed: pip install fastcnn[tensorboard] "
+                              "(or pip install tensorboard)") from None
+        if update_freq != "epoch" and (isinstance(update_freq, bool) or
+                                       not isinstance(update_freq, int) or update_freq < 1):
+            raise InputError(f"update_freq must be 'epoch' or a whole number of batches >= 1, "
+                             f"got {update_freq!r}")
+        self._event, self._summary, self._writer_class = event_pb2.Event, summary_pb2.Summary, \
+            EventFileWriter
+        self.log_dir, self.update_freq = Path(log_dir), update_freq
+        self._writers: dict = {}
+        self._batches = 0
+
+    def _write(self, run: str, tag: str, value: float, step: int) -> None:
+        if run not in self._writers:
+            self._writers[run] = self._writer_class(str(self.log_dir / run))
+        summary = self._summary(value=[self._summary.Value(tag=tag, simple_value=float(value))])
+        self._writers[run].add_event(self._event(wall_time=time.time(), step=step, summary=summary))
+
+    def on_train_begin(self, logs=None):
+        from .fileio import check_writable
+
+        check_writable(self.log_dir / "train" / "events", create_folders=True)
+
+    def on_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self.update_freq != "epoch" and self._batches % self.update_freq == 0 and logs:
+            self._write("train", "batch_loss", logs.get("batch_loss", logs["loss"]), self._batches)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            if not isinstance(value, (int, float, np.floating, np.integer)):
+                continue
+            run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self._write(run, f"epoch_{name}", value, epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}

@@ -257,6 +257,70 @@ def dropout2d_forward(backend, x, p, seed, out, mask) -> None:
 
 def dropout2d_backward(backend, dout, mask, dx) -> None:
     _per_plane(backend, dout, mask, dx)
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS) ----------------------------------------
+def _on_host(op: str, written: tuple):
+    """``op``'s composition: the NumPy reference on host copies (_host_reference), for an
+    operation the primitives cannot express (logarithms, exponentials, square roots)."""
+    def composition(backend, *args) -> None:
+        _host_reference(backend, op, args, tuple(i for i in written if args[i] is not None))
+    composition.__name__ = composition.__qualname__ = op
+    composition.__doc__ = f"{op}: the NumPy reference on host copies (see _host_reference)."
+    return composition
+
+
+_LOSS_OUTPUTS = (3, 4)  # the gradient and the stats
+softmax_cross_entropy_soft = _on_host("softmax_cross_entropy_soft", _LOSS_OUTPUTS)
+mse_loss_weighted = _on_host("mse_loss_weighted", _LOSS_OUTPUTS)
+binary_cross_entropy = _on_host("binary_cross_entropy", _LOSS_OUTPUTS)
+binary_cross_entropy_with_logits = _on_host("binary_cross_entropy_with_logits", _LOSS_OUTPUTS)
+nll_loss = _on_host("nll_loss", _LOSS_OUTPUTS)
+log_softmax_forward = _on_host("log_softmax_forward", (1,))
+log_softmax_backward = _on_host("log_softmax_backward", (2,))
+rmsprop_update = _on_host("rmsprop_update", (0, 2, 3, 4))
+
+
+def nesterov_update_many(backend, params, grads, velocities, lr, momentum) -> None:
+    """v = momentum*v + g; p -= lr*g; p -= lr*momentum*v (three scaled adds per parameter)."""
+    for param, grad, velocity in zip(params, grads, velocities):
+        backend.axpby(momentum, velocity, 1.0, grad, velocity)
+        backend.axpby(1.0, param, -lr, grad, param)
+        backend.axpby(1.0, param, -lr * momentum, velocity, param)
+
+
+def _column(array):
+    """(size,) -> (size, 1) view: one channel, for the per-channel primitives."""
+    return array.reshape(array.size, 1)
+
+
+def sum_of_squares_many(backend, arrays, out) -> None:
+    """out[i] = channel_sum(arrays[i] * arrays[i]) over a one-channel view."""
+    largest = max((array.size for array in arrays), default=0)
+    for i, array in enumerate(arrays):
+        squares = scratch(backend, "squares", (largest, 1), array.dtype)[:array.size]
+        backend.multiply(_column(array), _column(array), squares)
+        backend.channel_sum(squares, out[i:i + 1])
+
+
+def scale_many(backend, arrays, factor) -> None:
+    for array in arrays:
+        backend.axpby(factor, array, 0.0, array, array)
+
+
+def clip_many(backend, arrays, low, high) -> None:
+    """x - relu(x - high) + relu(low - x), from channel_affine, relu_forward and axpby
+    (NaN stays NaN)."""
+    for array in arrays:
+        excess = scratch(backend, "clip excess", array.shape, array.dtype)
+        _affine(backend, array, 1.0, -high, excess)
+        backend.relu_forward(excess, excess)
+        backend.axpby(1.0, array, -1.0, excess, array)
+        _affine(backend, array, -1.0, low, excess)
+        backend.relu_forward(excess, excess)
+        backend.axpby(1.0, array, 1.0, excess, array)
+
+
 # ---- batch normalisation (contract.LAYER_OPERATIONS) --------------------------------------------
 def batchnorm_forward(backend, x, weight, bias, running_mean, running_var, momentum, eps,
                       training, out, xhat, invstd) -> None:

@@ -655,3 +655,99 @@ def dropout2d_backward(dout, mask, dx) -> None:
     planes = _channel_planes(op, "dout", dout)
     _check(op, "mask", mask, planes.shape[:2])
     optional(op, planes, mask, _channel_planes(op, "dx", dx))
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS) -----------------------------------------
+def _weighted_loss(op, pred, target, weights, grad, stats, target_dtype=None) -> None:
+    n, _ = _rank(op, "pred", pred, 2)
+    _check(op, "pred", pred, pred.shape)
+    if target_dtype is None:
+        _check(op, "target", target, pred.shape)
+    else:
+        _check(op, "labels", target, (n,), target_dtype)
+    _check(op, "weights", weights, (n,), optional=True)
+    _check(op, "grad", grad, pred.shape)
+    _check(op, "stats", stats, (2,))
+    optional(op, pred, target, weights, grad, stats)
+
+
+def softmax_cross_entropy_soft(logits, targets, weights, dlogits, stats) -> None:
+    """logits, targets (N, L), weights (N,) or None -> dlogits (N, L), stats (2,)."""
+    _weighted_loss("softmax_cross_entropy_soft", logits, targets, weights, dlogits, stats)
+
+
+def mse_loss_weighted(pred, target, weights, dpred, stats) -> None:
+    """pred, target (N, L), weights (N,) or None -> dpred (N, L), stats (2,)."""
+    _weighted_loss("mse_loss_weighted", pred, target, weights, dpred, stats)
+
+
+def binary_cross_entropy(probs, targets, weights, dprobs, stats) -> None:
+    """probs, targets (N, L) in [0, 1], weights (N,) or None -> dprobs (N, L), stats (2,)."""
+    _weighted_loss("binary_cross_entropy", probs, targets, weights, dprobs, stats)
+
+
+def binary_cross_entropy_with_logits(logits, targets, weights, dlogits, stats) -> None:
+    """logits, targets (N, L), weights (N,) or None -> dlogits (N, L), stats (2,)."""
+    _weighted_loss("binary_cross_entropy_with_logits", logits, targets, weights, dlogits, stats)
+
+
+def nll_loss(logprobs, labels, weights, dlogprobs, stats) -> None:
+    """logprobs (N, L), labels (N,) int32, weights (N,) or None -> dlogprobs (N, L), stats (2,)."""
+    _weighted_loss("nll_loss", logprobs, labels, weights, dlogprobs, stats, _INT)
+
+
+def log_softmax_forward(x, out) -> None:
+    """x (N, L) -> out (N, L), log-softmax of each row."""
+    _rank("log_softmax_forward", "x", x, 2)
+    _same("log_softmax_forward", "x", x, out=out)
+    optional("log_softmax_forward", x, out)
+
+
+def log_softmax_backward(dout, out, dx) -> None:
+    """dout, out (N, L) (out: the forward's output) -> dx (N, L)."""
+    _rank("log_softmax_backward", "dout", dout, 2)
+    _same("log_softmax_backward", "dout", dout, out=out, dx=dx)
+    optional("log_softmax_backward", dout, out, dx)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                   momentum) -> None:
+    """param, grad, square_avg of one shape; grad_avg (centered) and momentum_buffer of
+    that shape or None; updated in place."""
+    op = "rmsprop_update"
+    _same(op, "param", param, grad=grad, square_avg=square_avg)
+    _check(op, "grad_avg", grad_avg, param.shape, optional=True)
+    _check(op, "momentum_buffer", momentum_buffer, param.shape, optional=True)
+    optional(op, param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum)
+
+
+def nesterov_update_many(params, grads, velocities, lr, momentum) -> None:
+    """SGD with Nesterov momentum on each (params[i], grads[i], velocities[i]), in place."""
+    _lists("nesterov_update_many", "params", params, grads=grads, velocities=velocities)
+    optional("nesterov_update_many", params, grads, velocities, lr, momentum)
+
+
+def _arrays(op, arrays) -> None:
+    for i, array in enumerate(arrays):
+        _check(op, f"arrays[{i}]", array, array.shape)
+
+
+def sum_of_squares_many(arrays, out) -> None:
+    """T arrays of any shapes -> out (T,): each one's sum of squares."""
+    _arrays("sum_of_squares_many", arrays)
+    _check("sum_of_squares_many", "out", out, (len(arrays),))
+    optional("sum_of_squares_many", arrays, out)
+
+
+def scale_many(arrays, factor) -> None:
+    """Every array *= factor, in place."""
+    _arrays("scale_many", arrays)
+    optional("scale_many", arrays, float(factor))
+
+
+def clip_many(arrays, low, high) -> None:
+    """Every array clamped to [low, high], in place."""
+    if not low <= high:
+        raise KernelArgumentError(f"clip_many: low {low} is above high {high}")
+    _arrays("clip_many", arrays)
+    optional("clip_many", arrays, float(low), float(high))

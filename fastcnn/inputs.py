@@ -117,11 +117,64 @@ def as_labels(y, num_classes: int, n: int | None = None) -> np.ndarray:
     return y.astype(np.int32)
 
 
+def as_binary_targets(y, outputs: int, n: int | None = None) -> np.ndarray:
+    """float32 (N, outputs) targets in [0, 1] for a binary loss: (N,) for one output, or
+    (N, outputs) rows (multi-label)."""
+    y = _host(y)
+    if y.dtype.kind not in "fiub":
+        raise InputError(f"binary targets of dtype {y.dtype} are not numbers")
+    if y.ndim == 1 and outputs == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != outputs or (n is not None and y.shape[0] != n):
+        raise InputError(f"binary targets must have shape ({n}, {outputs})"
+                         + (f" or ({n},)" if outputs == 1 else "") + f", got {y.shape}")
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if not np.isfinite(y).all() or y.min(initial=0) < 0 or y.max(initial=0) > 1:
+        raise InputError("binary targets must lie in [0, 1] (0/1 labels or probabilities)")
+    return y
+
+
+def sample_weights(n: int, sample_weight=None, class_weight=None, classes=None,
+                   num_classes: int | None = None) -> np.ndarray | None:
+    """float32 (N,) per-sample weights as Keras makes them, or None when neither is given:
+    ``sample_weight`` (N,) times ``class_weight[classes[i]]`` (a dict class -> weight;
+    classes it leaves out weigh 1). ``classes`` (N,) int are the samples' classes, of
+    ``num_classes``; a class_weight key outside [0, num_classes) is an InputError."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = np.ones(n, np.float32)
+    if sample_weight is not None:
+        given = _host(sample_weight)
+        if given.dtype.kind not in "fiub" or given.shape not in ((n,), (n, 1)):
+            raise InputError(f"sample_weight must be {n} numbers, one per sample (shape ({n},)), "
+                             f"got {given.dtype} {given.shape}")
+        weights *= given.reshape(n).astype(np.float32)
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise InputError(f"class_weight must be a dict {{class index: weight}}, got "
+                             f"{type(class_weight).__name__}")
+        bad = [key for key in class_weight if isinstance(key, bool) or
+               not isinstance(key, numbers.Integral) or not 0 <= key < num_classes]
+        if bad:
+            raise InputError(f"class_weight names classes {bad} that do not exist: this model has "
+                             f"{num_classes} classes, numbered 0 to {num_classes - 1}")
+        table = np.ones(num_classes, np.float32)
+        for key, value in class_weight.items():
+            table[int(key)] = value
+        weights *= table[classes]
+    if not np.isfinite(weights).all() or weights.min(initial=0) < 0:
+        raise InputError("sample and class weights must be finite and >= 0")
+    return weights
+
+
 def as_targets(y, num_classes: int, kind: str, n: int | None = None) -> np.ndarray:
-    """Targets for a loss: int32 indices (kind "labels") or float32 one-hot/real rows ("one_hot")."""
+    """Targets for a loss: int32 indices (kind "labels"), float32 one-hot/real rows
+    ("one_hot") or binary rows in [0, 1] ("binary", see :func:`as_binary_targets`)."""
     y = _host(y)
     if kind == "labels":
         return as_labels(y, num_classes, n)
+    if kind == "binary":
+        return as_binary_targets(y, num_classes, n)
     if y.ndim == 2 and y.dtype.kind == "f":
         if y.shape[1] != num_classes or (n is not None and y.shape[0] != n):
             raise InputError(f"targets must have shape ({n}, {num_classes}), got {y.shape}")

@@ -12,11 +12,12 @@ from . import losses as loss_registry
 from . import optim as optim_registry
 from . import serialization
 from .backend import backend_name, get_backend
+from .batches import class_indices
 from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import CheckpointError, InputError
-from .inputs import as_images, as_targets, whole_number
+from .inputs import as_images, whole_number
 from .layers import Conv2D, Dense, Layer, layer_class
-from .metrics import roc_auc
+from .metrics import roc_auc, top_k_correct, top_k_of
 from .parameter import Workspace
 from .plan import FUSIONS, MODES, Plan, build_plan
 
@@ -54,6 +55,7 @@ class Sequential(Layer):
         self.rng = np.random.default_rng(self.seed)
         self.loss = None
         self.optimizer = None
+        self.schedule = None
         self.metrics: list[str] = []
         self.epoch = 0
         self.data_info: dict | None = None  # what it was trained on (datasets.data_info), saved
@@ -285,17 +287,28 @@ class Sequential(Layer):
 
     # ---- compile / fit ----------------------------------------------------------------------
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",),
-                lr: float | None = None) -> "Sequential":
+                lr: float | None = None, schedule=None) -> "Sequential":
         """Choose the optimizer (instance or name), loss ("cross_entropy", "mse") and
-        metrics ("accuracy", "roc_auc"; one name or a list). ``lr`` overrides the
-        optimizer's learning rate."""
+        metrics ("accuracy", "roc_auc", "top_k_accuracy" (k=5) or "top_3_accuracy", or
+        metrics.TopKAccuracy(k); one or a list). ``lr`` overrides the
+        optimizer's learning rate. ``schedule``: a :mod:`fastcnn.schedules` object
+        given without an optimizer, which fit binds to this one and steps."""
+        from .schedules import LRScheduler
+
+        if schedule is not None and not isinstance(schedule, LRScheduler):
+            raise TypeError(f"schedule must be a fastcnn.schedules object (StepLR, "
+                            f"CosineAnnealingLR, OneCycleLR), got {schedule!r}")
+        self.schedule = schedule
         self.loss = loss_registry.get(loss)
         self.optimizer = optim_registry.get(optimizer, lr)
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        unknown = [m for m in metrics if m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
+        unknown = [m for m in metrics if top_k_of(m) is None and
+                   m not in ("accuracy", "acc", "roc_auc", "auc", "loss")]
         if unknown:
-            raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy and roc_auc")
-        self.metrics = ["roc_auc" if m in ("roc_auc", "auc") else "accuracy" for m in metrics
+            raise ValueError(f"unknown metrics {unknown}; fastcnn knows accuracy, roc_auc and "
+                             "top_k_accuracy (top_3_accuracy, TopKAccuracy(k))")
+        self.metrics = [f"top_{top_k_of(m)}_accuracy" if top_k_of(m) is not None else
+                        "roc_auc" if m in ("roc_auc", "auc") else "accuracy" for m in metrics
                         if m != "loss"]
         if self.built:
             self.optimizer.bind(self.parameters())
@@ -306,18 +319,20 @@ class Sequential(Layer):
         if self.loss is None:
             raise RuntimeError("call model.compile(optimizer, loss) before fit/evaluate")
 
-    def train_step(self, x, y, plan: Plan | None = None):
-        """One optimisation step on a staged batch: x, y backend arrays. Returns the
-        loss stats (2,) [mean loss, correct] on the backend (no host sync)."""
+    def train_step(self, x, y, plan: Plan | None = None, weights=None):
+        """One optimisation step on a staged batch: x, y (and per-sample weights (N,) or
+        None) backend arrays. Returns the loss stats (2,) [mean loss, correct] on the
+        backend (no host sync)."""
         self.zero_grad()  # no fill: the backward kernels overwrite a zeroed gradient
         logits = self._run(x, plan or self.plan("train"), training=True)
-        stats = self.loss.compute(logits, y)
+        self._train_output = logits
+        stats = self.loss.compute(logits, y, weights)
         self.backward(self.loss.grad)
         self.optimizer.step()
         return stats
 
-    def _targets(self, y, n):
-        return as_targets(y, self.output_shape[0], self.loss.target_kind, n)
+    def _targets(self, y, n, weighted: bool = False):
+        return self.loss.targets(y, self.output_shape[0], n, weighted)
 
     def _validation(self, x, y, validation_data, validation_split):
         """(x, y, x_val, y_val): the held-out part as Keras takes it (the last fraction of
@@ -339,76 +354,120 @@ class Sequential(Layer):
                              "training samples: lower it or pass more data")
         return x[:cut], y[:cut], x[cut:], y[cut:]
 
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+    def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, callbacks=None,
-            verbose="auto", initial_epoch: int = 0) -> History:
+            verbose="auto", initial_epoch: int = 0, class_weight=None, sample_weight=None,
+            steps_per_epoch: int | None = None, augment=None) -> History:
         """Train epochs ``initial_epoch`` .. ``epochs - 1`` (Keras' rule: each call trains
         ``epochs - initial_epoch`` epochs; resume a loaded checkpoint with
         ``initial_epoch=model.epoch``, and epoch numbers in logs and History stay absolute).
 
-        x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L).
+        x: images (see :mod:`fastcnn.inputs`); y: labels (N,) or one-hot (N, L). Or x is
+        a generator or any iterable of ``(x, y)`` / ``(x, y, sample_weight)`` batches and
+        y is left out (see :class:`fastcnn.batches.IterableBatches`); ``steps_per_epoch``
+        then says how many batches make an epoch (with arrays: the first that many).
         ``validation_split`` holds out the last fraction of x before shuffling
-        (Keras' rule). ``verbose``: 0 silent, 1 a progress bar, 2 one line per epoch,
-        "auto" (default) 1 on a terminal and 2 when output is redirected. Returns a
-        History whose ``history`` maps each log key (loss, accuracy, val_loss, ...)
-        to per-epoch values; ``model.epoch`` counts every epoch trained.
+        (Keras' rule). ``sample_weight`` (N,) and ``class_weight`` ({class: weight},
+        classes left out weigh 1) weight each sample's loss as in Keras: the loss is
+        sum(w_i * loss_i) / N. ``augment``: a callable on each host batch (N, C, H, W),
+        e.g. :class:`fastcnn.augment.RandomAffine`. ``verbose``: 0 silent, 1 a progress
+        bar, 2 one line per epoch, "auto" (default) 1 on a terminal and 2 when output is
+        redirected. Returns a History whose ``history`` maps each log key (loss,
+        accuracy, val_loss, ...) to per-epoch values; ``model.epoch`` counts every epoch
+        trained.
         """
+        from .batches import ArrayBatches, IterableBatches, array_converter, is_batch_source
+        from .inputs import sample_weights
+
         self._require_compiled()
         epochs = whole_number(epochs, "epochs", 0)
         batch_size = whole_number(batch_size, "batch_size", 1)
         start = whole_number(initial_epoch, "initial_epoch", 0)
+        if steps_per_epoch is not None:
+            steps_per_epoch = whole_number(steps_per_epoch, "steps_per_epoch", 1)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable on a batch of images, such as "
+                            f"fastcnn.augment.RandomAffine(...), got {augment!r}")
         verbose = resolve_verbose(verbose)
-        x = self._prepare(x)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None or validation_split:
+                raise InputError("fit on a generator takes its batches as (x, y) or (x, y, "
+                                 "sample_weight) tuples: leave out y, sample_weight and "
+                                 "validation_split (pass validation_data instead)")
+            source = IterableBatches(x, array_converter(self, class_weight, augment is not None),
+                                     steps_per_epoch, augment)
+            source.first()
+            x_val, y_val = self._validation(None, None, validation_data, 0.0)[2:]
+        else:
+            if y is None:
+                raise InputError("fit(x, y) needs the targets y, unless x is a generator or "
+                                 "iterable of (x, y) batches")
+            x = self._prepare(x)
+            y = self._targets(y, len(x), class_weight is not None or sample_weight is not None)
+            classes, count = class_indices(y, self.output_shape[0]) if class_weight is not None \
+                else (None, None)
+            weights = sample_weights(len(x), sample_weight, class_weight, classes, count)
+            x, y, x_val, y_val = self._validation(x, y, validation_data, validation_split)
+            weights = None if weights is None else weights[:len(x)]
+            source = ArrayBatches(x, y, weights, batch_size, shuffle, self.rng, steps_per_epoch,
+                                  augment)
         self.optimizer.bind(self.parameters())
-        y = self._targets(y, len(x))
-        x, y, x_val, y_val = self._validation(x, y, validation_data, validation_split)
-        n = len(x)
-        steps = math.ceil(n / batch_size)
+        steps = source.steps
         history = History()
         # History and the progress bar come last: they see what callbacks add to the
         # logs (RocAuc's val_roc_auc), as in Keras
         callback_list = list(callbacks or []) + ([ProgressBar(verbose)] if verbose else [])
+        if self.schedule is not None and self.schedule not in callback_list:
+            callback_list.insert(0, self.schedule)
         callback_list.append(history)
         hooks = CallbackList(callback_list, self)
-        logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if x_val is not None else [])
+        top_k = {name: top_k_of(name) for name in self.metrics if top_k_of(name)}
+        logged = ["loss", "accuracy", *top_k]
+        logged += [f"val_{key}" for key in ["loss", "accuracy", *top_k]] if x_val is not None else []
         logged += [key for callback in callback_list for key in getattr(callback, "adds_logs", ())]
         self.stop_training = False
         self._fit_state = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
-                           "logged": logged}
+                           "logged": logged, "initial_epoch": start}
         self.history = history
         backend = get_backend()
         plan = self.plan("train")
-        frozen = self._frozen_prefix(plan)
+        frozen = self._frozen_prefix(plan) if isinstance(source, ArrayBatches) and \
+            augment is None else 0
         hooks.on_train_begin()
         if frozen and start < epochs:
             # the frozen, deterministic head (e.g. a fixed kernel) gives the same
             # features every epoch: compute them once and train the rest on them
-            x = self._precomputed(x, self.plan("evaluate").steps[:frozen], max(batch_size, 256))
+            source.x = self._precomputed(source.x, self.plan("evaluate").steps[:frozen],
+                                         max(batch_size, 256))
             plan = Plan(plan.steps[frozen:], plan.folded, plan.mode)
-        # unshuffled batches are slices (views, no copy); a single unshuffled batch (full-batch
-        # gradient descent) is staged once, under roles of its own that evaluation never reuses
-        resident = (self._stage(x, "resident input"), self._stage(y, "resident target")) \
-            if steps == 1 and not shuffle else None
+        # a single unshuffled batch (full-batch gradient descent) is staged once, under
+        # roles of its own that evaluation never reuses
+        resident = (self._stage(source.x, "resident input"), self._stage(source.targets, "resident target"),
+                    None if source.weights is None else self._stage(source.weights, "resident weights")) \
+            if isinstance(source, ArrayBatches) and steps == 1 and not shuffle and augment is None \
+            else None
         for epoch in range(start, epochs):
             hooks.on_epoch_begin(epoch)
-            order = self.rng.permutation(n) if shuffle else None
-            loss_sum, correct = 0.0, 0.0
-            for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size] if shuffle else \
-                    slice(step * batch_size, min((step + 1) * batch_size, n))
+            loss_sum, correct, seen = 0.0, 0.0, 0
+            top_correct = dict.fromkeys(top_k, 0)
+            for step, (x_host, y_host, w_host) in enumerate(source.epoch(epoch)):
                 hooks.on_batch_begin(step)
-                xb, yb = resident or (self._stage(x[index], "input"), self._stage(y[index], "target"))
-                stats = backend.to_host(self.train_step(xb, yb, plan))
+                xb, yb, wb = resident or (self._stage(x_host, "input"), self._stage(y_host, "target"),
+                                          None if w_host is None else self._stage(w_host, "weights"))
+                stats = backend.to_host(self.train_step(xb, yb, plan, wb))
                 if not np.isfinite(stats[0]):
                     raise FloatingPointError(
                         f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
                         "the learning rate or check the inputs' scale")
                 loss_sum += float(stats[0]) * xb.shape[0]
                 correct += float(stats[1])
-                seen = min((step + 1) * batch_size, n)
+                seen += xb.shape[0]
+                if top_k:
+                    self._count_top_k(top_k, top_correct, y_host)
                 hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
                                           "batch_loss": float(stats[0])})
-            logs = {"loss": loss_sum / n, "accuracy": correct / n}
+            logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+                    **{name: count / max(seen, 1) for name, count in top_correct.items()}}
             if x_val is not None:
                 val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -418,6 +477,13 @@ class Sequential(Layer):
                 break
         hooks.on_train_end()
         return history
+
+    def _count_top_k(self, top_k: dict, counts: dict, targets) -> None:
+        """Add this training batch's top-k hits (from its output) to ``counts``."""
+        scores = get_backend().to_host(self._train_output)
+        labels = class_indices(np.asarray(targets), scores.shape[1])[0]
+        for name, k in top_k.items():
+            counts[name] += top_k_correct(labels, scores, k)
 
     @staticmethod
     def _frozen_prefix(plan: Plan) -> int:
@@ -456,11 +522,15 @@ class Sequential(Layer):
 
     def _probabilities(self, out, plan):
         """What predict returns for a batch run through ``plan``: the network's output,
-        softmaxed when the network ends in logits or its final Softmax was folded into the loss."""
+        softmaxed when the network ends in logits or its final Softmax was folded into the loss
+        (each output through a sigmoid when the loss is binary cross-entropy from logits)."""
         if not (self.outputs_logits or plan.folded is not None):
             return out
         probs = self._workspace("probabilities", out.shape)
-        functional.softmax_forward(out, probs)
+        if getattr(self.loss, "from_logits", False):
+            functional.sigmoid_forward(out, probs)
+        else:
+            functional.softmax_forward(out, probs)
         return probs
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
@@ -494,13 +564,21 @@ class Sequential(Layer):
         plan = self.plan("evaluate")  # logits when the loss folds the softmax in
         loss_sum, correct = 0.0, 0.0
         probabilities = [] if "roc_auc" in self.metrics else None
+        top_k = {name: top_k_of(name) for name in self.metrics if top_k_of(name)}
+        top_correct = dict.fromkeys(top_k, 0)
         for part, out in self._batched_outputs(x, batch_size, plan):
             stats = backend.to_host(self.loss.compute(out, self._stage(y[part], "target")))
             loss_sum += float(stats[0]) * len(y[part])
             correct += float(stats[1])
             if probabilities is not None:
                 probabilities.append(np.array(backend.to_host(self._probabilities(out, plan))))
-        result = {"loss": loss_sum / len(x), "accuracy": correct / len(x)}
+            if top_k:
+                scores = backend.to_host(out)  # ranks of logits are those of probabilities
+                labels = class_indices(np.asarray(y[part]), scores.shape[1])[0]
+                for name, k in top_k.items():
+                    top_correct[name] += top_k_correct(labels, scores, k)
+        result = {"loss": loss_sum / len(x), "accuracy": correct / len(x),
+                  **{name: count / len(x) for name, count in top_correct.items()}}
         if probabilities is not None:
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             result["roc_auc"] = roc_auc(labels, np.concatenate(probabilities))
@@ -521,8 +599,13 @@ class Sequential(Layer):
         and shapes (the zoo's pytorch_cnn matches the PyTorch tutorial's module)."""
         if format not in ("numpy", "torch"):
             raise ValueError(f"state_dict format must be 'numpy' or 'torch', got {format!r}")
-        state = {name: param.numpy() for name, param in self.named_parameters()}
-        state.update({name: np.array(value, copy=True) for name, value in self._state_arrays().items()})
+        if not self.built:
+            raise RuntimeError("the model is not built yet: pass input_shape=... or call build()")
+        state = {}
+        for name, layer in self.named_layers():  # each layer's weights, then its state: torch's order
+            state.update({f"{name}.{key}": param.numpy() for key, param in layer.params.items()})
+            state.update({f"{name}.{key}": np.array(value, copy=True)
+                          for key, value in layer.state_arrays().items()})
         if format == "torch":
             try:
                 import torch
@@ -687,7 +770,7 @@ class Sequential(Layer):
         meta = {"model": self.get_config(), "input_shape": list(self.input_shape),
                 "epoch": self.epoch, "rng_state": self.rng.bit_generator.state,
                 "state": {name: values for name, values in scalars.items() if values},
-                "loss": self.loss.name if self.loss is not None else None,
+                "loss": self.loss.get_config() if self.loss is not None else None,
                 "metrics": self.metrics, "optimizer": None, "data": self.data_info}
         arrays = {f"param/{name}": value for name, value in self.state_dict().items()}
         if self.optimizer is not None:

@@ -1,5 +1,7 @@
-"""Optimizers: SGD with momentum, Adam, AdamW and Adadelta: in-place kernels, one call over
-every parameter where the backend has it (contract.MULTI_TENSOR), else one per parameter.
+"""Optimizers: SGD with (Nesterov) momentum, Adam, AdamW, Adadelta and RMSprop: in-place
+kernels, one call over every parameter where the backend has it (contract.MULTI_TENSOR),
+else one per parameter; gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``
+and :func:`clip_grad_norm_`).
 
 PyTorch-style use: ``opt = Adam(model.parameters(), lr=1e-3)`` (or
 ``SGD(model.parameters(), 0.1)``), then after each backward pass ``opt.step()``.
@@ -9,11 +11,22 @@ to ``Sequential.compile``, which binds the parameters for you.
 ``weight_decay`` follows PyTorch: SGD and Adam add ``weight_decay * param`` to the
 gradient (L2); AdamW decays the weights directly, ``param *= 1 - lr * weight_decay``,
 before its Adam step.
+
+Clipping follows Keras: ``clipnorm`` rescales each parameter's gradient whose L2 norm
+exceeds it to that norm, ``global_clipnorm`` all of them together when their joint norm
+exceeds it, ``clipvalue`` clamps every element to [-clipvalue, clipvalue]; at most one
+of the three. It runs at the start of ``step()``, on the gradients in place, before
+the weight decay is added. In a PyTorch-style loop, ``fastcnn.clip_grad_norm_(
+model.parameters(), max_norm)`` between ``backward()`` and ``step()`` does what
+torch.nn.utils.clip_grad_norm_ does and returns the total norm.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+
+import numpy as np
 
 from . import functional
 from .backend import backend_name, get_backend
@@ -32,15 +45,78 @@ def _number(value, what: str, low: float, high: float | None = None, low_open: b
     return value
 
 
+OPTIMIZERS: dict[str, type] = {}
+"""Optimizer classes by ``name``, filled as each subclass is defined: ``get``, checkpoints and
+the command line's ``--optimizer`` choices all read it."""
+
+
+def _optional_number(value, what: str):
+    return None if value is None else _number(value, what, 0.0, low_open=True)
+
+
+def _grads(parameters) -> list:
+    """The gradients of ``parameters`` (a Parameter, or an iterable of them) that have one."""
+    if isinstance(parameters, Parameter):
+        parameters = [parameters]
+    return [param.grad for param in parameters if param.grad is not None]
+
+
+def _global_norm(grads) -> float:
+    """The L2 norm of every array of ``grads`` taken together (float64 from per-array sums)."""
+    if not grads:
+        return 0.0
+    backend = get_backend()
+    sums = backend.zeros((len(grads),))
+    functional.sum_of_squares_many(grads, sums)
+    return math.sqrt(float(np.sum(np.asarray(backend.to_host(sums), np.float64))))
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
+    """torch.nn.utils.clip_grad_norm_: scale the gradients of ``parameters`` (Parameters
+    with a ``grad``; those without are skipped) in place by max_norm / (total + 1e-6) when
+    that is below 1, where total is the L2 norm of all of them together. Returns total
+    (a float). Only ``norm_type=2`` is supported."""
+    max_norm = _number(max_norm, "max_norm", 0.0)
+    if float(norm_type) != 2.0:
+        raise ValueError(f"clip_grad_norm_ supports norm_type=2 only, got {norm_type!r}")
+    grads = _grads(parameters)
+    total = _global_norm(grads)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise FloatingPointError(f"the total norm of the gradients is {total}: "
+                                 "pass error_if_nonfinite=False to clip anyway")
+    coefficient = max_norm / (total + 1e-6)
+    if coefficient < 1.0:
+        functional.scale_many(grads, coefficient)
+    return total
+
+
+def clip_grad_value_(parameters, clip_value: float) -> None:
+    """torch.nn.utils.clip_grad_value_: clamp every gradient element of ``parameters`` to
+    [-clip_value, clip_value], in place."""
+    clip_value = _number(clip_value, "clip_value", 0.0)
+    grads = _grads(parameters)
+    if grads:
+        functional.clip_many(grads, -clip_value, clip_value)
+
+
 class Optimizer:
-    """Base class: ``lr`` (alias ``learning_rate``) and PyTorch-style ``weight_decay``."""
+    """Base class: ``lr`` (alias ``learning_rate``), PyTorch-style ``weight_decay`` and
+    Keras' gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``).
+    A subclass that sets its own ``name`` registers itself in :data:`OPTIMIZERS`."""
 
     name = "optimizer"
     slots: tuple = ()
     default_lr = 0.01
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OPTIMIZERS[cls.name] = cls
+
     def __init__(self, params=None, lr: float | None = None, weight_decay: float = 0.0,
-                 learning_rate: float | None = None):
+                 learning_rate: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None):
         if isinstance(params, numbers.Real) and not isinstance(params, bool):
             # Keras order: the first positional argument is the learning rate
             if lr is not None:
@@ -51,6 +127,14 @@ class Optimizer:
         rate = lr if lr is not None else learning_rate
         self.lr = _number(self.default_lr if rate is None else rate, "learning rate", 0.0, low_open=True)
         self.weight_decay = _number(weight_decay, "weight_decay", 0.0)
+        self.clipnorm = _optional_number(clipnorm, "clipnorm")
+        self.clipvalue = _optional_number(clipvalue, "clipvalue")
+        self.global_clipnorm = _optional_number(global_clipnorm, "global_clipnorm")
+        clipping = [name for name in ("clipnorm", "clipvalue", "global_clipnorm")
+                    if getattr(self, name) is not None]
+        if len(clipping) > 1:
+            raise ValueError(f"pass at most one of clipnorm, clipvalue and global_clipnorm, "
+                             f"got {' and '.join(clipping)}")
         self.iterations = 0
         self.params: list[Parameter] = []
         self._scratch: dict = {}
@@ -83,6 +167,7 @@ class Optimizer:
         self.iterations += 1
         backend = get_backend()
         params = [param for param in self.params if param.trainable and param.grad is not None]
+        self._clip([param.grad for param in params])
         for param in params:
             for slot in self.slots:
                 if slot not in param.state:
@@ -92,6 +177,25 @@ class Optimizer:
         if params:
             self.update_all(params, *([param.state[slot] for param in params]
                                       for slot in self.slots))
+
+    def _clip(self, grads) -> None:
+        """Keras' clipping of the gradients about to be used, in place."""
+        if not grads:
+            return
+        if self.clipvalue is not None:
+            functional.clip_many(grads, -self.clipvalue, self.clipvalue)
+        elif self.global_clipnorm is not None:
+            total = _global_norm(grads)
+            if total > self.global_clipnorm:
+                functional.scale_many(grads, self.global_clipnorm / total)
+        elif self.clipnorm is not None:
+            backend = get_backend()
+            sums = backend.zeros((len(grads),))
+            functional.sum_of_squares_many(grads, sums)
+            norms = np.sqrt(np.asarray(backend.to_host(sums), np.float64))
+            for grad, norm in zip(grads, norms):
+                if norm > self.clipnorm:
+                    functional.scale_many([grad], self.clipnorm / norm)
 
     def update_all(self, params, *states) -> None:
         """:meth:`update` on every parameter; ``states`` holds one list per slot."""
@@ -117,29 +221,44 @@ class Optimizer:
         config = {"name": self.name, "lr": self.lr}
         if self.weight_decay:
             config["weight_decay"] = self.weight_decay
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
         return config
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD: g += weight_decay*p; v = momentum*v + g; p -= lr*v."""
+    """torch.optim.SGD: g += weight_decay*p; v = momentum*v + g; p -= lr*v, or with
+    ``nesterov=True`` p -= lr*(g + momentum*v)."""
 
     name = "sgd"
     slots = ("velocity",)
 
     def __init__(self, params=None, lr: float | None = None, momentum: float = 0.0,
-                 weight_decay: float = 0.0, learning_rate: float | None = None):
-        super().__init__(params, lr, weight_decay, learning_rate)
+                 weight_decay: float = 0.0, learning_rate: float | None = None,
+                 nesterov: bool = False, **clipping):
+        super().__init__(params, lr, weight_decay, learning_rate, **clipping)
         self.momentum = _number(momentum, "momentum", 0.0, 1.0)
+        if not isinstance(nesterov, bool):
+            raise ValueError(f"nesterov must be True or False, got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a momentum above 0 (as in PyTorch): "
+                             "pass momentum=0.9, say")
+        self.nesterov = nesterov
 
     def update(self, param, velocity):
-        functional.sgd_update(param.data, param.grad, velocity, self.lr, self.momentum)
+        self.update_all([param], [velocity])
 
     def update_all(self, params, velocities):
-        functional.sgd_update_many([p.data for p in params], [p.grad for p in params],
-                                   velocities, self.lr, self.momentum)
+        update = functional.nesterov_update_many if self.nesterov else functional.sgd_update_many
+        update([p.data for p in params], [p.grad for p in params], velocities, self.lr,
+               self.momentum)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum}
+        config = {**super().get_config(), "momentum": self.momentum}
+        if self.nesterov:
+            config["nesterov"] = True
+        return config
 
 
 class Adam(Optimizer):
@@ -150,10 +269,15 @@ class Adam(Optimizer):
     default_lr = 1e-3
 
     def __init__(self, params=None, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, learning_rate: float | None = None):
-        super().__init__(params, lr, weight_decay, learning_rate)
+                 weight_decay: float = 0.0, learning_rate: float | None = None,
+                 beta_1: float | None = None, beta_2: float | None = None,
+                 epsilon: float | None = None, **clipping):
+        super().__init__(params, lr, weight_decay, learning_rate, **clipping)
         if len(tuple(betas)) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        # Keras' spellings: beta_1, beta_2 and epsilon replace the PyTorch values
+        betas = (betas[0] if beta_1 is None else beta_1, betas[1] if beta_2 is None else beta_2)
+        eps = eps if epsilon is None else epsilon
         self.beta1, self.beta2 = (_number(b, "each beta", 0.0, 1.0) for b in betas)
         self.eps = _number(eps, "eps", 0.0)
 
@@ -175,8 +299,8 @@ class AdamW(Adam):
     name = "adamw"
 
     def __init__(self, params=None, lr: float | None = None, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, learning_rate: float | None = None):
-        super().__init__(params, lr, betas, eps, weight_decay, learning_rate)
+                 weight_decay: float = 0.01, learning_rate: float | None = None, **keras_and_clipping):
+        super().__init__(params, lr, betas, eps, weight_decay, learning_rate, **keras_and_clipping)
 
     def _decay(self, param) -> None:
         functional.add_scaled(param.data, param.data, -self.lr * self.weight_decay,
@@ -194,8 +318,8 @@ class Adadelta(Optimizer):
     default_lr = 1.0
 
     def __init__(self, params=None, lr: float | None = None, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, learning_rate: float | None = None):
-        super().__init__(params, lr, weight_decay, learning_rate)
+                 weight_decay: float = 0.0, learning_rate: float | None = None, **clipping):
+        super().__init__(params, lr, weight_decay, learning_rate, **clipping)
         self.rho, self.eps = _number(rho, "rho", 0.0, 1.0), _number(eps, "eps", 0.0)
 
     def update(self, param, square_avg, acc_delta):
@@ -206,11 +330,42 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "eps": self.eps}
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, Adadelta, AdamW)}
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: sa = alpha*sa + (1-alpha)*g*g; avg = sqrt(sa) + eps (centered:
+    sqrt(sa - ga*ga) + eps with ga = alpha*ga + (1-alpha)*g); p -= lr*g/avg, or with
+    momentum buf = momentum*buf + g/avg, p -= lr*buf. PyTorch's defaults; ``rho`` (Keras'
+    name) is ``alpha``, though the update stays PyTorch's (eps outside the square root)."""
+
+    name = "rmsprop"
+    default_lr = 0.01
+
+    def __init__(self, params=None, lr: float | None = None, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, learning_rate: float | None = None,
+                 rho: float | None = None, **clipping):
+        super().__init__(params, lr, weight_decay, learning_rate, **clipping)
+        self.alpha = _number(alpha if rho is None else rho, "alpha (rho)", 0.0, 1.0)
+        self.eps = _number(eps, "eps", 0.0)
+        self.momentum = _number(momentum, "momentum", 0.0, 1.0)
+        if not isinstance(centered, bool):
+            raise ValueError(f"centered must be True or False, got {centered!r}")
+        self.centered = centered
+        self.slots = ("square_avg",) + (("grad_avg",) if centered else ()) + \
+            (("momentum_buffer",) if self.momentum else ())
+
+    def update(self, param, square_avg, *optional):
+        state = dict(zip(self.slots[1:], optional))
+        functional.rmsprop_update(param.data, param.grad, square_avg, state.get("grad_avg"),
+                                  state.get("momentum_buffer"), self.lr, self.alpha, self.eps,
+                                  self.momentum)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
+                "momentum": self.momentum, "centered": self.centered}
 
 
 def get(spec, lr: float | None = None) -> Optimizer:
-    """An optimizer from an instance, a name ("sgd", "adam", "adadelta", "adamw") or a config dict."""
+    """An optimizer from an instance, a name (a key of :data:`OPTIMIZERS`) or a config dict."""
     if isinstance(spec, Optimizer):
         if lr is not None:
             spec.learning_rate = lr

@@ -68,7 +68,7 @@ def checked_array(path, key: str, value: np.ndarray, shape: tuple, dtype=np.floa
     if problem:
         raise CheckpointError(f"{path}: array {key!r} has {problem}; the file is damaged or was "
                               "not written by this model: re-save it or use another checkpoint")
-    return np.ascontiguousarray(value)
+    return np.require(value, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
 
 
 def whole_number(path, what: str, value) -> int:

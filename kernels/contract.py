@@ -85,6 +85,22 @@ MULTI_TENSOR = ("sgd_update_many", "adam_update_many")
 same name without ``_many`` on each parameter in turn, in one call (one parallel
 region). ``fastcnn.functional`` loops over the parameters for a backend without them."""
 
+TRAINING_OPERATIONS = (
+    # losses with soft targets, per-sample weights, binary and log-probability inputs
+    "softmax_cross_entropy_soft", "mse_loss_weighted", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "nll_loss",
+    # the LogSoftmax layer
+    "log_softmax_forward", "log_softmax_backward",
+    # optimizer steps beyond the articles' and gradient clipping, over lists of arrays
+    "rmsprop_update", "nesterov_update_many", "sum_of_squares_many", "scale_many", "clip_many",
+)
+"""Training operations a backend may define (losses, LogSoftmax, optimizer steps and
+clipping): one without an operation runs its reference composition in ``fastcnn.compose``,
+from the primitives where they suffice (Nesterov, scaling, sums of squares, clipping) and
+otherwise the NumPy reference (kernels/training_reference.py) on the host views of its
+arrays (the same memory on the CPU backends; copies there and back on a device). The
+compiled CPU backends have kernels for those that carry memory traffic."""
+
 LAYER_OPERATIONS = (
     "tanh_forward", "tanh_backward", "leaky_relu_forward", "leaky_relu_backward",
     "elu_forward", "elu_backward", "gelu_forward", "gelu_backward",
@@ -98,11 +114,12 @@ without one runs its reference composition (``fastcnn.compose``, from the mandat
 operations and :data:`PRIMITIVES`, so it stays on the backend's device). A compiled
 kernel is added where a benchmark says it pays, one backend at a time."""
 
-COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS
+COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS + TRAINING_OPERATIONS
 """Every optional operation with a reference composition: what a backend may leave out.
 To add one: its signature on :class:`KernelBackend`, its name here (in
-:data:`LAYER_OPERATIONS`), its composition in ``fastcnn.compose``, a checked entry point
-in ``fastcnn.functional`` and its cases in ``tests/kernel_cases.py``."""
+:data:`LAYER_OPERATIONS` or :data:`TRAINING_OPERATIONS`), its composition in
+``fastcnn.compose``, a checked entry point in ``fastcnn.functional`` and its cases in
+``tests/kernel_cases.py``."""
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -394,3 +411,61 @@ class KernelBackend(Protocol):
 
     def dropout2d_backward(self, dout, mask, dx) -> None:
         """dout, dx (N, C, S); mask (N, C) -> dx = dout * mask[:, :, None]."""
+
+
+    # ---- training operations (optional, see TRAINING_OPERATIONS) ------------------------
+    # Losses: weights (N,) per-sample weights or None (all 1); the mean is over the batch
+    # (Keras' sum_over_batch_size: sum(w_i * loss_i) / N); stats (2,) = [that mean, correct].
+    def softmax_cross_entropy_soft(self, logits, targets, weights, dlogits, stats) -> None:
+        """logits, targets (N, L) (target rows are probabilities: one-hot or smoothed);
+        weights (N,) or None -> dlogits (N, L) = w_i * (softmax(logits) - targets) / N;
+        stats = [sum_i w_i * -sum_j t_ij log softmax_ij / N, rows whose argmax of logits
+        equals the argmax of targets (first maximum wins)]."""
+
+    def mse_loss_weighted(self, pred, target, weights, dpred, stats) -> None:
+        """mse_loss with each row's terms times weights[i] (N,):
+        dpred = 2 * w_i * (pred - target) / (N * L)."""
+
+    def binary_cross_entropy(self, probs, targets, weights, dprobs, stats) -> None:
+        """probs, targets (N, L) in [0, 1] (PyTorch's BCELoss: each log clamped at -100);
+        weights (N,) or None -> dprobs = w_i * (p - t) / max(p * (1 - p), 1e-12) / (N * L);
+        stats = [sum of w_i * loss_ij / (N * L), elements with (p > 0.5) == (t > 0.5),
+        divided by L once at the end]."""
+
+    def binary_cross_entropy_with_logits(self, logits, targets, weights, dlogits, stats) -> None:
+        """logits, targets (N, L) (BCEWithLogitsLoss: max(x, 0) - x*t + log(1 + exp(-|x|)));
+        weights (N,) or None -> dlogits = w_i * (sigmoid(x) - t) / (N * L); stats as for
+        binary_cross_entropy with the logit's threshold x > 0."""
+
+    def nll_loss(self, logprobs, labels, weights, dlogprobs, stats) -> None:
+        """logprobs (N, L) (a LogSoftmax output); labels (N,) int32; weights (N,) or None ->
+        dlogprobs (N, L) = -w_i / N at the label, else 0; stats = [sum_i -w_i *
+        logprobs[i, label_i] / N, rows whose argmax equals the label]."""
+
+    def log_softmax_forward(self, x, out) -> None:
+        """x (N, L) -> out (N, L) = x - max - log(sum(exp(x - max))) per row."""
+
+    def log_softmax_backward(self, dout, out, dx) -> None:
+        """dout, out (N, L) -> dx (N, L) = dout - exp(out) * sum(dout, axis=1, keepdims=True)."""
+
+    def rmsprop_update(self, param, grad, square_avg, grad_avg, momentum_buffer, lr: float,
+                       alpha: float, eps: float, momentum: float) -> None:
+        """PyTorch RMSprop: sa = alpha*sa + (1-alpha)*g*g; centered (grad_avg not None):
+        ga = alpha*ga + (1-alpha)*g, avg = sqrt(sa - ga*ga) + eps, else avg = sqrt(sa) + eps;
+        with a momentum_buffer (not None): buf = momentum*buf + g/avg, param -= lr*buf;
+        without: param -= lr * g / avg. grad_avg, momentum_buffer of param's shape or None."""
+
+    def nesterov_update_many(self, params: list, grads: list, velocities: list, lr: float,
+                             momentum: float) -> None:
+        """PyTorch SGD(nesterov=True) on every i: v = momentum*v + g;
+        param -= lr * (g + momentum*v)."""
+
+    def sum_of_squares_many(self, arrays: list, out) -> None:
+        """arrays: T arrays of any shapes -> out (T,) float32: each array's sum of squares,
+        accumulated in float64 and rounded once."""
+
+    def scale_many(self, arrays: list, factor: float) -> None:
+        """Every element of every array *= factor (in place)."""
+
+    def clip_many(self, arrays: list, low: float, high: float) -> None:
+        """Every element of every array clamped to [low, high] in place (NaN stays NaN)."""

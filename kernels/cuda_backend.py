@@ -17,6 +17,7 @@ from .cuda.elementwise import (adadelta_update, adam_update, dropout_backward, d
 from .cuda.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
                               rsqrt)
 from .cuda.rows import mse_loss, softmax_backward, softmax_cross_entropy, softmax_forward
+from .cuda.training import clip_many, log_softmax_backward, log_softmax_forward, rmsprop_update
 # the layers past the tutorials (contract.LAYER_OPERATIONS)
 from .cuda.elementwise import dropout2d_backward, dropout2d_forward
 from .cuda.padded_pool import (global_avgpool2d_backward, global_avgpool2d_forward,
@@ -37,5 +38,6 @@ __all__ = [
     "softmax_forward", "softmax_backward", "softmax_cross_entropy", "mse_loss",
     "dropout_forward", "dropout_backward", "sgd_update", "adam_update", "adadelta_update",
     "axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "channel_affine",
+    "rmsprop_update", "clip_many", "log_softmax_forward", "log_softmax_backward",
 ]
 __all__ += list(LAYER_OPERATIONS)

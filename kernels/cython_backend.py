@@ -21,7 +21,7 @@ except ImportError as exc:
     raise ImportError(f"the Cython extension was not compiled: {exc}, "
                       "reinstall with a C compiler: pip install .") from exc
 
-from . import inner_blas
+from . import inner_blas, training_reference
 from .multi_tensor import all_float32, one_by_one, tables
 from .scratch import scratch
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
@@ -391,3 +391,55 @@ def dropout2d_forward(x, p, seed, out, mask):
 
 def dropout2d_backward(dout, mask, dx):
     _kernels.dropout2d_backward(_planes(dout), _flat(mask), _planes(dx))
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS; the losses run the reference) -----------
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum):
+    stand_in = np.zeros(1, param.dtype)  # never read
+    _kernels.rmsprop_update(_flat(param), _flat(grad), _flat(square_avg),
+                            stand_in if grad_avg is None else _flat(grad_avg),
+                            stand_in if momentum_buffer is None else _flat(momentum_buffer),
+                            lr, alpha, eps, momentum, grad_avg is not None,
+                            momentum_buffer is not None)
+
+
+def nesterov_update_many(params, grads, velocities, lr, momentum):
+    if not all_float32(params, grads, velocities):
+        return training_reference.nesterov_update_many(params, grads, velocities, lr, momentum)
+    table, chunks, elements = tables(params, grads, velocities)
+    _kernels.nesterov_update_many(table, chunks, lr, momentum, 3 * elements)
+
+
+def sum_of_squares_many(arrays, out):
+    if not all_float32(arrays):
+        return training_reference.sum_of_squares_many(arrays, out)
+    table, chunks, elements = tables(arrays)
+    partial = np.empty(len(chunks))
+    _kernels.chunk_squares(table, chunks, partial, elements)
+    out[:] = np.bincount(chunks[:, 0], partial, minlength=len(arrays))
+
+
+def scale_many(arrays, factor):
+    if not all_float32(arrays):
+        return training_reference.scale_many(arrays, factor)
+    table, chunks, elements = tables(arrays)
+    _kernels.scale_chunks(table, chunks, factor, elements)
+
+
+def clip_many(arrays, low, high):
+    if not all_float32(arrays):
+        return training_reference.clip_many(arrays, low, high)
+    table, chunks, elements = tables(arrays)
+    _kernels.clip_chunks(table, chunks, low, high, elements)
+
+
+# ---- batch normalisation ------------------------------------------------------------
+def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
+                      xhat, invstd):
+    _kernels.batchnorm_forward(_by_channel(x), weight, bias, running_mean, running_var, momentum,
+                               eps, training, _by_channel(out), _by_channel(xhat), invstd)
+
+
+def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias):
+    _kernels.batchnorm_backward(_by_channel(dout), _by_channel(xhat), weight, invstd, training,
+                                None if dx is None else _by_channel(dx), dweight, dbias)

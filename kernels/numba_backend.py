@@ -12,22 +12,27 @@ a checkout in its ``__pycache__``) and for how threads are shared with BLAS.
 
 from __future__ import annotations
 
-from .contract import FUSED, LAYER_OPERATIONS, MULTI_TENSOR, OPERATIONS
+from .contract import FUSED, LAYER_OPERATIONS, MULTI_TENSOR, OPERATIONS, TRAINING_OPERATIONS
 # jit first: it chooses the cache directory, then imports numba
 from .numba_cpu.jit import CACHE, cache_is_warm, get_num_threads, set_num_threads
 from .numba_cpu.compiling import compile_seconds
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
+from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
                              conv2d_maxpool_forward, im2col)
 from .numba_cpu.dense import dense_backward, dense_forward
 from .numba_cpu.dropout import dropout_backward, dropout_forward
 from .numba_cpu.losses import mse_loss, softmax_cross_entropy
 from .numba_cpu.memory import empty, to_device, to_host, zeros
-from .numba_cpu.optim import (adadelta_update, adam_update, adam_update_many, sgd_update,
-                              sgd_update_many)
 from .numba_cpu.primitives import (axpby, channel_affine, channel_mean, channel_sum, multiply,
                                    rsqrt)
+from .numba_cpu.optim import (adadelta_update, adam_update, adam_update_many, clip_many,
+                              nesterov_update_many, rmsprop_update, scale_many, sgd_update,
+                              sgd_update_many, sum_of_squares_many)
+from .numba_cpu.weighted_losses import (binary_cross_entropy, binary_cross_entropy_with_logits,
+                                        log_softmax_backward, log_softmax_forward,
+                                        mse_loss_weighted, nll_loss, softmax_cross_entropy_soft)
 from .numba_cpu.pool import (avgpool2d_backward, avgpool2d_forward, maxpool2d_backward,
                              maxpool2d_forward)
 
@@ -37,7 +42,6 @@ BLAS_THREADS = 1
 """NumPy's BLAS runs single-threaded while this backend is active (fastcnn.backend
 applies it): its GEMMs sit between parallel kernels whose OpenMP threads would
 otherwise fight BLAS's own threads for the cores."""
-
 
 
 def cold() -> str | None:
@@ -63,4 +67,4 @@ from .numba_cpu.pointwise import (elu_backward, elu_forward, gelu_backward, gelu
                                   leaky_relu_backward, leaky_relu_forward, tanh_backward,
                                   tanh_forward)
 
-__all__ += list(LAYER_OPERATIONS)
+__all__ += list(LAYER_OPERATIONS) + list(TRAINING_OPERATIONS)

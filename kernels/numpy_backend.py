@@ -291,3 +291,11 @@ from .numpy_layers import (dropout2d_backward, dropout2d_forward, elu_backward, 
                            global_avgpool2d_forward, leaky_relu_backward, leaky_relu_forward,
                            padded_avgpool2d_backward, padded_avgpool2d_forward,
                            padded_maxpool2d_forward, tanh_backward, tanh_forward)
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS): the reference ------------------------
+from .training_reference import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
+                                 clip_many, log_softmax_backward, log_softmax_forward,
+                                 mse_loss_weighted, nesterov_update_many, nll_loss,
+                                 rmsprop_update, scale_many, softmax_cross_entropy_soft,
+                                 sum_of_squares_many)

@@ -22,6 +22,10 @@ from fastcnn.kernels.contract import conv_output_size
 
 MEMORY_OPERATIONS = ("to_device", "to_host", "empty", "zeros")
 COMPUTE_OPERATIONS = tuple(op for op in contract.OPERATIONS if op not in MEMORY_OPERATIONS)
+SINGLE_TRAINING_OPERATIONS = tuple(op for op in contract.TRAINING_OPERATIONS
+                                   if not op.endswith("_many"))
+"""The training operations on single arrays, described here; the _many ones take lists
+(tests/test_training_kernels.py)."""
 
 TINY_BATCH, TINY_CHANNELS, TINY_SIZE = 2, 3, 7
 
@@ -560,16 +564,18 @@ def mse_loss_cases(tiny=False):
 OPTIMIZER_SHAPES = ((7,), (4, 3, 3, 3), (10, 20))
 
 
-SIGNED_STATE = ("velocity", "m")
+SIGNED_STATE = ("velocity", "m", "grad_avg", "momentum_buffer")
 """Optimizer state that may be negative; the rest are running squares, never negative."""
 
 
-def _optimizer_case(op, rng, shape, state_names, scalars, steps, warm, first_step=None):
+def _optimizer_case(op, rng, shape, state_names, scalars, steps, warm, first_step=None,
+                    absent=()):
     """A run of ``steps`` optimizer calls, from zero state or, when ``warm``, from random state.
 
-    ``first_step`` numbers the calls (Adam's ``step``) from that value on.
+    ``first_step`` numbers the calls (Adam's ``step``) from that value on; ``absent``
+    names optional states passed as None.
     """
-    arrays = {"param": _normal(rng, shape)}
+    arrays = {"param": _normal(rng, shape), **{name: None for name in absent}}
     for name in state_names:
         state = _normal(rng, shape, 0.1) if warm else np.zeros(shape, np.float32)
         arrays[name] = state if name in SIGNED_STATE else np.abs(state)
@@ -831,6 +837,104 @@ def dropout2d_backward_cases(tiny=False):
         mask = np.where(rng.random(shape[:2]) >= p, 1 / (1 - p), 0).astype(np.float32)
         cases.append(Case("dropout2d_backward", f"{_shape_label(shape)}-p{p}",
                           {"dout": _normal(rng, shape), "mask": mask}, {}, {"dx": _float(shape)}))
+    return cases
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS) ------------------------------------------
+def _weights_for(rng, batch, index):
+    """None (unweighted) for every other problem, else positive weights with a zero among them."""
+    if index % 2 == 0:
+        return None
+    weights = rng.uniform(0.0, 3.0, batch).astype(np.float32)
+    weights[0] = 0.0
+    return weights
+
+
+def _loss_cases(op, make_target, values_of=lambda values: values, tiny=False):
+    cases = []
+    for index, (label, shape, values, rng) in enumerate(_row_problems(tiny, op)):
+        weights = _weights_for(rng, shape[0], index)
+        arrays = {list(parameters(op))[0]: values_of(values), parameters(op)[1]: make_target(rng, shape),
+                  "weights": weights}
+        grad = parameters(op)[3]
+        cases.append(Case(op, label + ("-weighted" if weights is not None else ""), arrays, {},
+                          {grad: _float(shape), "stats": _float((2,))}))
+    return cases
+
+
+def _smoothed_targets(rng, shape):
+    one_hot = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], shape[0])]
+    return (one_hot * 0.9 + 0.1 / shape[1]).astype(np.float32)
+
+
+def _binary_targets(rng, shape):
+    return rng.integers(0, 2, shape).astype(np.float32)
+
+
+def _labels(rng, shape):
+    return rng.integers(0, shape[1], shape[0]).astype(np.int32)
+
+
+def _log_softmax_rows(values):
+    z = values.astype(np.float64) - values.max(axis=1, keepdims=True)
+    return (z - np.log(np.exp(z).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+def softmax_cross_entropy_soft_cases(tiny=False):
+    return _loss_cases("softmax_cross_entropy_soft", _smoothed_targets, tiny=tiny)
+
+
+def mse_loss_weighted_cases(tiny=False):
+    return _loss_cases("mse_loss_weighted", _smoothed_targets, tiny=tiny)
+
+
+def binary_cross_entropy_cases(tiny=False):
+    # probabilities with exact 0 and 1 among them (the logs clamp at -100)
+    def probabilities(values):
+        probs = np.exp(-np.logaddexp(0.0, -values.astype(np.float64))).astype(np.float32)
+        probs.reshape(-1)[:2] = (0.0, 1.0)[:probs.size]
+        return probs
+    return _loss_cases("binary_cross_entropy", _binary_targets, probabilities, tiny=tiny)
+
+
+def binary_cross_entropy_with_logits_cases(tiny=False):
+    return _loss_cases("binary_cross_entropy_with_logits", _binary_targets, tiny=tiny)
+
+
+def nll_loss_cases(tiny=False):
+    return _loss_cases("nll_loss", _labels, _log_softmax_rows, tiny=tiny)
+
+
+def log_softmax_forward_cases(tiny=False):
+    return [Case("log_softmax_forward", label, {"x": values}, {}, {"out": _float(shape)})
+            for label, shape, values, _ in _row_problems(tiny, "log_softmax_forward")]
+
+
+def log_softmax_backward_cases(tiny=False):
+    return [Case("log_softmax_backward", label,
+                 {"dout": _normal(rng, shape), "out": _log_softmax_rows(values)}, {},
+                 {"dx": _float(shape)})
+            for label, shape, values, rng in _row_problems(tiny, "log_softmax_backward")]
+
+
+def rmsprop_update_cases(tiny=False):
+    rng = _rng("rmsprop_update")
+    cases = []
+    for shape, (scalars, steps, warm, centered, momentum) in zip(OPTIMIZER_SHAPES * 2, (
+            ({"lr": 0.01, "alpha": 0.99, "eps": 1e-8}, 1, False, False, False),
+            ({"lr": 0.01, "alpha": 0.9, "eps": 1e-8, "momentum": 0.9}, 3, False, True, True),
+            ({"lr": 0.1, "alpha": 0.5, "eps": 1e-6}, 3, True, True, False),
+            ({"lr": 0.05, "alpha": 0.99, "eps": 1e-8, "momentum": 0.5}, 2, True, False, True))):
+        scalars = {"momentum": 0.0, **scalars}
+        names = ("square_avg",) + (("grad_avg",) if centered else ()) + \
+            (("momentum_buffer",) if momentum else ())
+        absent = tuple(name for name in ("grad_avg", "momentum_buffer") if name not in names)
+        case = _optimizer_case("rmsprop_update", rng, shape, names, scalars, steps, warm,
+                               absent=absent)
+        if case.arrays["grad_avg"] is not None:  # keep sa >= ga*ga, as a real run does
+            case.arrays["square_avg"] += case.arrays["grad_avg"] ** 2
+        case.label += ("-centered" if centered else "")
+        cases.append(case)
     return cases
 
 

@@ -203,3 +203,18 @@ def test_train_reports_the_whole_test_set(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "training pytorch_cnn on mnist (64 images)" in out
     assert out.rstrip().endswith("50 images)") and "val_loss" not in out
+
+
+def test_optimizer_choices_come_from_the_optimizer_registry(capsys):
+    from fastcnn.cli import build_parser
+    from fastcnn.optim import OPTIMIZERS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    optimizer = next(action for action in train._actions if action.dest == "optimizer")
+    assert set(optimizer.choices) == set(OPTIMIZERS) and "rmsprop" in optimizer.choices
+
+
+def test_training_with_rmsprop_from_the_command_line(capsys):
+    assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
+                 "--optimizer", "rmsprop", "--lr", "0.001", "--quiet"]) == 0
+    assert "rmsprop lr 0.001" in capsys.readouterr().out

@@ -130,7 +130,8 @@ def _conformance_test(op):
 
 
 # one test per kernel, named after it: test_conv2d_forward_matches_reference[numba-case3]
-for _op in COMPUTE_OPERATIONS + contract.FUSED + contract.LAYER_OPERATIONS:
+for _op in (COMPUTE_OPERATIONS + contract.FUSED + contract.LAYER_OPERATIONS
+            + kernel_cases.SINGLE_TRAINING_OPERATIONS):
     globals()[f"test_{_op}_matches_reference"] = _conformance_test(_op)
 
 
@@ -169,7 +170,7 @@ def test_every_optional_operation_has_a_composition_and_an_entry_point():
 
 
 def test_every_operation_has_sample_cases():
-    for op in COMPUTE_OPERATIONS + contract.LAYER_OPERATIONS:
+    for op in COMPUTE_OPERATIONS + contract.LAYER_OPERATIONS + kernel_cases.SINGLE_TRAINING_OPERATIONS:
         assert kernel_cases.cases(op), op
         assert kernel_cases.cases(op, tiny=True), op
 

@@ -22,6 +22,7 @@ HELP = "train a zoo model and print per-epoch progress and the test accuracy"
 
 
 def add_arguments(parser) -> None:
+    from ..optim import OPTIMIZERS
     from ..zoo import names
     from .evaluate import add_dataset_option
 
@@ -32,7 +33,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs (default: the recipe's); with --resume, the epoch to train up to")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
-    parser.add_argument("--optimizer", choices=("sgd", "adam", "adadelta", "adamw"), default=None)
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=None,
+                        help="optimizer (default: the recipe's)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate")
     parser.add_argument("--validation-split", type=float, default=None,
                         help="hold out this fraction of the training images for validation "

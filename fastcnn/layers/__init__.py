@@ -9,6 +9,7 @@ from .base import REGISTRY, Layer, layer_class, register
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout, Dropout2d
+from .log_softmax import LogSoftmax
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization
 from .pooling import AvgPool2D, GlobalAveragePooling2D, MaxPool2D
 

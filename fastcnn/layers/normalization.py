@@ -168,4 +168,5 @@ class BatchNormalization(_BatchNorm):
     def get_config(self):
         config = super().get_config()
         config.pop("affine")
-        return {**config, "momentum": 1.0 - config["momentum"], "epsilon": config.pop("eps")}
+        epsilon = config.pop("eps")
+        return {**config, "momentum": 1.0 - config["momentum"], "epsilon": epsilon}

@@ -34,7 +34,7 @@ _STUDY = "the public study quoted in issue 23: PyTorch's MNIST example to 99% on
 RECIPE = Recipe(
     model="mnist_speedrun", dataset="mnist", optimizer="adam", lr=0.01, batch_size=128, epochs=1,
     loss={"name": "cross_entropy", "label_smoothing": 0.1},
-    schedule={"name": "OneCycleLR", "max_lr": 0.01, "pct_start": 0.25},
+    schedule={"name": "OneCycleLR", "pct_start": 0.25},
     split="train on all 60,000 training images (one pass), test on all 10,000 test images",
     reported={"seconds_to_99": 0.76, "test_accuracy": 0.99},
     reported_sources={"seconds_to_99": _STUDY + " (GPU, not CPU: the reference, not a peer)",

@@ -18,11 +18,12 @@ class Recipe:
     which matters when a layer normalises over the batch). ``protocol`` names which of
     an article's protocols this is; ``reported_sources`` says, per key of ``reported``,
     where that figure was published. ``loss``: a name or a config dict
-    ({"name": "cross_entropy", "label_smoothing": 0.1}). ``schedule``: a learning-rate
-    schedule's config ({"name": "OneCycleLR", "max_lr": 0.01, ...}, a class of
-    :mod:`fastcnn.schedules` and its arguments; empty for none). ``steps_per_epoch``:
-    train on only the first that many batches of each epoch. ``model_args``: keyword
-    arguments of the zoo constructor (an ablation's network)."""
+    ({"name": "cross_entropy", "label_smoothing": 0.1}). ``schedule``: a :mod:`fastcnn.schedules`
+    class name and its arguments ({"name": "OneCycleLR"}: ``lr`` is its peak, it spans the
+    whole fit; empty for none); ``augment``: :class:`fastcnn.augment.RandomAffine`'s
+    arguments for the training batches. ``steps_per_epoch``: train on only the first that
+    many batches of each epoch. ``model_args``: keyword arguments of the zoo constructor
+    (an ablation's network)."""
 
     model: str
     dataset: str
@@ -31,7 +32,7 @@ class Recipe:
     batch_size: int
     epochs: int
     split: str
-    loss: str = "cross_entropy"
+    loss: str | dict = "cross_entropy"
     optimizer_args: dict = field(default_factory=dict)
     reported: dict = field(default_factory=dict)
     source: str = ""
@@ -41,6 +42,7 @@ class Recipe:
     eval_batch_size: int | None = None
     reported_sources: dict = field(default_factory=dict)
     schedule: dict = field(default_factory=dict)
+    augment: dict = field(default_factory=dict)
     steps_per_epoch: int | None = None
     model_args: dict = field(default_factory=dict)
 
@@ -50,26 +52,36 @@ class Recipe:
                          lr=self.lr if lr is None else lr)
 
     def make_schedule(self):
-        """A fresh, unbound schedule of this recipe, or None."""
+        """A fresh schedule of this recipe for compile(schedule=...), or None."""
         if not self.schedule:
             return None
         from ..schedules import SCHEDULES
 
-        config = dict(self.schedule)
-        name = config.pop("name")
+        arguments = dict(self.schedule)
+        name = arguments.pop("name")
         if name not in SCHEDULES:
             raise ValueError(f"unknown schedule {name!r}; fastcnn has: {', '.join(SCHEDULES)}")
-        return SCHEDULES[name](**config)
+        if name == "OneCycleLR":
+            arguments.setdefault("max_lr", self.lr)
+        return SCHEDULES[name](**arguments)
+
+    def make_augment(self, seed: int | None = None):
+        """A fresh RandomAffine of this recipe (seeded), or None."""
+        if not self.augment:
+            return None
+        from ..augment import RandomAffine
+
+        return RandomAffine(**self.augment, seed=seed)
 
     def compile(self, model, lr: float | None = None):
         """Compile ``model`` with this recipe's optimizer, loss and schedule."""
-        schedule = self.make_schedule()
-        return model.compile(self.make_optimizer(lr), self.loss,
-                             **({"schedule": schedule} if schedule is not None else {}))
+        return model.compile(self.make_optimizer(lr), self.loss, schedule=self.make_schedule())
 
-    def fit_arguments(self) -> dict:
-        """What ``model.fit`` takes from this recipe: epochs, batch size, steps per epoch."""
-        arguments = {"epochs": self.epochs, "batch_size": self.batch_size}
+    def fit_arguments(self, seed: int | None = None) -> dict:
+        """What ``model.fit`` takes from this recipe: epochs, batch size, steps per epoch
+        and the augmentation (seeded with ``seed``)."""
+        arguments = {"epochs": self.epochs, "batch_size": self.batch_size,
+                     "augment": self.make_augment(seed)}
         if self.steps_per_epoch:
             arguments["steps_per_epoch"] = self.steps_per_epoch
         return arguments

@@ -177,7 +177,7 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
     else:
         history = model.fit(splits.x_train, splits.y_train, validation_data=validation,
                             callbacks=all_callbacks, verbose=verbose, initial_epoch=model.epoch,
-                            **recipe.fit_arguments()).history
+                            **recipe.fit_arguments(seed)).history
         epochs_run = len(history["loss"])
     seconds = time.perf_counter() - start
     model.data_info = data_info(splits.dataset or recipe.dataset, train_images=len(splits.x_train))

@@ -1237,6 +1237,92 @@ def adam_update_many(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, 
             param[i] -= rate * (m[i] / correction1) / (sqrtf(v[i] / correction2) + epsilon)
 
 
+def rmsprop_update(real[::1] param, const real[::1] grad, real[::1] square_avg,
+                   real[::1] grad_avg, real[::1] momentum_buffer, double lr, double alpha,
+                   double eps, double momentum, bint centered, bint with_momentum):
+    """PyTorch RMSprop; grad_avg is read only when centered, momentum_buffer only with
+    momentum (one-element stand-ins otherwise)."""
+    cdef Py_ssize_t i
+    cdef real a = <real>alpha, one_minus_a = <real>(1 - alpha), rate = <real>lr
+    cdef real epsilon = <real>eps, keep = <real>momentum
+    cdef real g, avg
+    for i in prange(param.shape[0], nogil=True, num_threads=_num_threads,
+                    use_threads_if=param.shape[0] > PARALLEL_MIN):
+        g = grad[i]
+        square_avg[i] = a * square_avg[i] + one_minus_a * g * g
+        if centered:
+            grad_avg[i] = a * grad_avg[i] + one_minus_a * g
+            avg = _sqrt(square_avg[i] - grad_avg[i] * grad_avg[i]) + epsilon
+        else:
+            avg = _sqrt(square_avg[i]) + epsilon
+        if with_momentum:
+            momentum_buffer[i] = keep * momentum_buffer[i] + g / avg
+            param[i] -= rate * momentum_buffer[i]
+        else:
+            param[i] -= rate * (g / avg)
+
+
+def nesterov_update_many(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double lr,
+                         double momentum, Py_ssize_t elements):
+    """SGD with Nesterov momentum on every parameter of the table (param, grad, velocity)."""
+    cdef Py_ssize_t c, i, row
+    cdef float rate = <float>lr, keep = <float>momentum
+    cdef float* param
+    cdef float* grad
+    cdef float* velocity
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        row = chunks[c, 0]
+        param, grad, velocity = _at(table, row, 1), _at(table, row, 2), _at(table, row, 3)
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            velocity[i] = keep * velocity[i] + grad[i]
+            param[i] -= rate * (grad[i] + keep * velocity[i])
+
+
+def chunk_squares(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double[::1] partial,
+                  Py_ssize_t elements):
+    """partial[c] = the float64 sum of squares of chunk c (table: size, address per array)."""
+    cdef Py_ssize_t c, i
+    cdef float* values
+    cdef double total
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        values = _at(table, chunks[c, 0], 1)
+        total = 0
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            total = total + <double>values[i] * values[i]
+        partial[c] = total
+
+
+def scale_chunks(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double factor,
+                 Py_ssize_t elements):
+    """Every element of every array of the table *= factor."""
+    cdef Py_ssize_t c, i
+    cdef float f = <float>factor
+    cdef float* values
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        values = _at(table, chunks[c, 0], 1)
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            values[i] = values[i] * f
+
+
+def clip_chunks(const int64_t[:, ::1] table, const int64_t[:, ::1] chunks, double low,
+                double high, Py_ssize_t elements):
+    """Every element of every array of the table clamped to [low, high]; NaN stays."""
+    cdef Py_ssize_t c, i
+    cdef float lo = <float>low, hi = <float>high
+    cdef float* values
+    for c in prange(chunks.shape[0], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=elements > PARALLEL_MIN):
+        values = _at(table, chunks[c, 0], 1)
+        for i in range(chunks[c, 1], chunks[c, 2]):
+            if values[i] < lo:
+                values[i] = lo
+            elif values[i] > hi:
+                values[i] = hi
+
+
 def adadelta_update(real[::1] param, const real[::1] grad, real[::1] square_avg,
                     real[::1] acc_delta, double lr, double rho, double eps):
     """PyTorch Adadelta."""
@@ -1508,3 +1594,66 @@ def dropout2d_backward(const real[:, ::1] dout, const real[::1] mask, real[:, ::
         keep = mask[plane]
         for s in range(dout.shape[1]):
             dx[plane, s] = dout[plane, s] * keep
+
+
+# ---- batch normalisation (one channel per parallel iteration; x viewed as (N, C, R)) --------
+def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const real[::1] bias,
+                      real[::1] running_mean, real[::1] running_var, double momentum, double eps,
+                      bint training, real[:, :, ::1] out, real[:, :, ::1] xhat, real[::1] invstd):
+    """Training: batch mean and biased variance per channel (two reads of x), xhat, out and
+    the running statistics (unbiased variance); inference: the running statistics."""
+    cdef Py_ssize_t c, n, r, batch = x.shape[0], length = x.shape[2]
+    cdef double count = batch * length, total, mean, var, d, inverse
+    cdef real h
+    for c in prange(x.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=batch * x.shape[1] * length > PARALLEL_MIN):
+        if training:
+            total = 0
+            for n in range(batch):
+                total = total + _sum(&x[n, c, 0], length)
+            mean = total / count
+            var = 0
+            for n in range(batch):
+                for r in range(length):
+                    d = x[n, c, r] - mean
+                    var = var + d * d
+            var = var / count
+            running_mean[c] = <real>((1 - momentum) * running_mean[c] + momentum * mean)
+            running_var[c] = <real>((1 - momentum) * running_var[c]
+                                    + momentum * var * count / (count - 1))
+        else:
+            mean = running_mean[c]
+            var = running_var[c]
+        inverse = 1.0 / sqrt(var + eps)
+        invstd[c] = <real>inverse
+        for n in range(batch):
+            for r in range(length):
+                h = <real>((x[n, c, r] - mean) * inverse)
+                xhat[n, c, r] = h
+                out[n, c, r] = h * weight[c] + bias[c]
+
+
+def batchnorm_backward(const real[:, :, ::1] dout, const real[:, :, ::1] xhat,
+                       const real[::1] weight, const real[::1] invstd, bint training,
+                       real[:, :, ::1] dx, real[::1] dweight, real[::1] dbias):
+    """dbias, dweight per channel in one read of dout and xhat; dx (or None) in a second."""
+    cdef Py_ssize_t c, n, r, batch = dout.shape[0], length = dout.shape[2]
+    cdef double count = batch * length, sum_d, sum_dh, gain, mean_d, mean_dh
+    cdef bint need_dx = dx is not None
+    for c in prange(dout.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
+                    use_threads_if=batch * dout.shape[1] * length > PARALLEL_MIN):
+        sum_d = 0
+        sum_dh = 0
+        for n in range(batch):
+            for r in range(length):
+                sum_d = sum_d + dout[n, c, r]
+                sum_dh = sum_dh + dout[n, c, r] * xhat[n, c, r]
+        dbias[c] = <real>sum_d
+        dweight[c] = <real>sum_dh
+        if need_dx:
+            gain = weight[c] * invstd[c]
+            mean_d = sum_d / count if training else 0
+            mean_dh = sum_dh / count if training else 0
+            for n in range(batch):
+                for r in range(length):
+                    dx[n, c, r] = <real>(gain * (dout[n, c, r] - mean_d - xhat[n, c, r] * mean_dh))

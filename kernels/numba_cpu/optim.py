@@ -19,6 +19,7 @@ import numpy as np
 from numba import carray, types
 from numba.extending import intrinsic
 
+from .. import training_reference
 from ..multi_tensor import all_float32, one_by_one, tables
 from .claims import claim, claiming_threads, count_out, new_counter, wait_for
 from .jit import inline_helper, launch, parallel_kernel, prange
@@ -147,3 +148,113 @@ def adam_update_many(params, grads, ms, vs, lr, beta1, beta2, eps, step):
     launch(_adam_many, 4 * work, table, chunks, cast(lr), cast(beta1), cast(beta2),
            cast(1 - beta1), cast(1 - beta2), cast(1 - beta1 ** step), cast(1 - beta2 ** step),
            cast(eps), claiming_threads(len(chunks), 4 * work), new_counter())
+
+
+# ---- training operations (contract.TRAINING_OPERATIONS) -------------------------------------
+@parallel_kernel
+def _rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha,
+                    one_minus_alpha, eps, momentum, centered, with_momentum):
+    for i in prange(param.size):
+        g = grad[i]
+        square_avg[i] = square_avg[i] * alpha + one_minus_alpha * g * g
+        if centered:
+            grad_avg[i] = grad_avg[i] * alpha + one_minus_alpha * g
+            avg = np.sqrt(square_avg[i] - grad_avg[i] * grad_avg[i]) + eps
+        else:
+            avg = np.sqrt(square_avg[i]) + eps
+        if with_momentum:
+            momentum_buffer[i] = momentum_buffer[i] * momentum + g / avg
+            param[i] -= lr * momentum_buffer[i]
+        else:
+            param[i] -= lr * (g / avg)
+
+
+def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum):
+    cast = param.dtype.type
+    flat = param.reshape(-1)
+    # an absent state is a one-element stand-in the kernel never reads
+    stand_in = np.zeros(1, param.dtype)
+    launch(_rmsprop_update, 3 * param.size, flat, *_flat(grad, square_avg),
+           stand_in if grad_avg is None else grad_avg.reshape(-1),
+           stand_in if momentum_buffer is None else momentum_buffer.reshape(-1),
+           cast(lr), cast(alpha), cast(1 - alpha), cast(eps), cast(momentum),
+           grad_avg is not None, momentum_buffer is not None)
+
+
+@parallel_kernel
+def _nesterov_many(table, chunks, lr, momentum, threads, counter):
+    """table (T, 4) int64: size and the addresses of param, grad, velocity per row."""
+    for t in prange(threads):
+        c = claim(counter)
+        while c < chunks.shape[0]:
+            param, grad = _piece(table, chunks, c, 1), _piece(table, chunks, c, 2)
+            velocity = _piece(table, chunks, c, 3)
+            for i in range(param.size):
+                velocity[i] = velocity[i] * momentum + grad[i]
+                param[i] -= lr * (grad[i] + momentum * velocity[i])
+            c = claim(counter)
+        count_out(counter)
+        wait_for(counter, threads)
+
+
+def nesterov_update_many(params, grads, velocities, lr, momentum):
+    if not all_float32(params, grads, velocities):
+        return training_reference.nesterov_update_many(params, grads, velocities, lr, momentum)
+    table, chunks, work = tables(params, grads, velocities)
+    launch(_nesterov_many, 3 * work, table, chunks, np.float32(lr), np.float32(momentum),
+           claiming_threads(len(chunks), 3 * work), new_counter())
+
+
+@parallel_kernel
+def _chunk_squares(table, chunks, partial):
+    """partial (C,) float64: the sum of squares of each chunk (table (T, 2): size, address)."""
+    for c in prange(chunks.shape[0]):
+        values = _piece(table, chunks, c, 1)
+        total = 0.0
+        for i in range(values.size):
+            total += np.float64(values[i]) * values[i]
+        partial[c] = total
+
+
+@parallel_kernel
+def _scale_chunks(table, chunks, factor):
+    for c in prange(chunks.shape[0]):
+        values = _piece(table, chunks, c, 1)
+        for i in range(values.size):
+            values[i] *= factor
+
+
+@parallel_kernel
+def _clip_chunks(table, chunks, low, high):
+    for c in prange(chunks.shape[0]):
+        values = _piece(table, chunks, c, 1)
+        for i in range(values.size):
+            # comparisons false for NaN, which stays
+            if values[i] < low:
+                values[i] = low
+            elif values[i] > high:
+                values[i] = high
+
+
+def sum_of_squares_many(arrays, out):
+    if not all_float32(arrays):
+        return training_reference.sum_of_squares_many(arrays, out)
+    table, chunks, work = tables(arrays)
+    partial = np.empty(len(chunks))
+    launch(_chunk_squares, work, table, chunks, partial)
+    # chunks are in row order: the per-row sums add each row's chunks in order
+    out[:] = np.bincount(chunks[:, 0], partial, minlength=len(arrays))
+
+
+def scale_many(arrays, factor):
+    if not all_float32(arrays):
+        return training_reference.scale_many(arrays, factor)
+    table, chunks, work = tables(arrays)
+    launch(_scale_chunks, work, table, chunks, np.float32(factor))
+
+
+def clip_many(arrays, low, high):
+    if not all_float32(arrays):
+        return training_reference.clip_many(arrays, low, high)
+    table, chunks, work = tables(arrays)
+    launch(_clip_chunks, work, table, chunks, np.float32(low), np.float32(high))
