@@ -50,8 +50,8 @@ def trained_pair(recipe, n=96, seed=4):
     return model, twin
 
 
-@pytest.mark.parametrize("change", [{}, {"steps_per_epoch": 2, "epochs": 2}],
-                         ids=["recipe", "two epochs of two batches"])
+@pytest.mark.parametrize("change", [{}, {"steps_per_epoch": 2, "epochs": 3}],
+                         ids=["recipe", "three epochs of two batches"])
 def test_the_pytorch_twin_trains_to_fastcnns_weights_and_statistics(change):
     recipe = zoo.recipe("mnist_speedrun", batch_size=32).replace(**change)
     model, twin = trained_pair(recipe)

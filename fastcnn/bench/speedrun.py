@@ -64,8 +64,8 @@ def steps_per_epoch(recipe, n: int) -> int:
 def warm_up(x, y, recipe=None, with_torch: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel fit and evaluate call, and let
     PyTorch allocate: two steps of each engine on a throwaway model."""
-    recipe = (recipe or zoo.recipe(MODEL)).replace(epochs=1, steps_per_epoch=2)
-    n = 2 * recipe.batch_size
+    recipe = (recipe or zoo.recipe(MODEL)).replace(epochs=1)
+    n = 2 * recipe.batch_size  # at most two batches
     side_by_side(0, x[:n], y[:n], x[:n], y[:n], recipe, with_torch)
 
 
