@@ -87,7 +87,7 @@ class Recipe:
         return arguments
 
     def describe(self) -> str:
-        """One line: optimizer, rate, schedule, loss, batch size and length."""
+        """One line: optimizer, rate, schedule, loss, batch size, epochs or iterations."""
         from ..wording import count
 
         loss = dict(self.loss) if isinstance(self.loss, dict) else {"name": self.loss}
@@ -100,7 +100,8 @@ class Recipe:
         parts.append(loss.pop("name").replace("_", "-") +
                      "".join(f", {key.replace('_', ' ')} {value:g}" for key, value in loss.items()))
         parts.append(f"batch {self.batch_size}")
-        parts.append(count(self.epochs, "epoch") +
+        parts.append(count(self.iterations, "iteration") if self.iterations else
+                     count(self.epochs, "epoch") +
                      (f" of {count(self.steps_per_epoch, 'batch')}" if self.steps_per_epoch else ""))
         return ", ".join(parts)
 
