@@ -48,13 +48,14 @@ def main() -> None:
     for index in range(args.rounds):
         for scenario in scenarios:
             for tree in trees if index % 2 == 0 else trees[::-1]:
+                env = _environment(tree)
                 run = felt.timed_epoch(args.backend, scenario, args.images, args.threads, paths,
-                                       env=_environment(tree))
+                                       env=env, cwd=env["PYTHONPATH"])
                 run.update(round=index, competitor=tree)
                 runs.append(run)
                 print(f"round {index + 1} {scenario:12s} {tree}: {run['seconds']:.2f} s, "
-                      f"CPU/wall {run['cpu_per_wall']:.2f}, steal {run['steal'] or 0:.1%}",
-                      flush=True)
+                      f"CPU/wall {run['cpu_per_wall']:.2f}, steal {run['steal'] or 0:.1%} "
+                      f"({run['source']})", flush=True)
             if args.torch:
                 run = felt.timed_epoch("torch", scenario, args.images, args.threads, paths)
                 run.update(round=index)
@@ -63,7 +64,9 @@ def main() -> None:
                       f"CPU/wall {run['cpu_per_wall']:.2f}", flush=True)
     counting = felt._quiet_rounds(runs, args.threads)
     starved = sorted({run["round"] for run in runs} - set(counting))
-    print(f"\nrounds counted: {[r + 1 for r in counting]}; starved: {[r + 1 for r in starved]}")
+    judged = "" if args.torch else " (judged by host steal alone: no PyTorch runs)"
+    print(f"\nrounds counted: {[r + 1 for r in counting]}; starved: {[r + 1 for r in starved]}"
+          + judged)
     for name in trees + (["torch"] if args.torch else []):
         quiet = None
         for scenario in scenarios:

@@ -15,7 +15,7 @@ from .backend import backend_name, get_backend
 from .batches import class_indices
 from .callbacks import CallbackList, History, ProgressBar, resolve_verbose
 from .errors import CheckpointError, InputError
-from .inputs import as_images, whole_number
+from .inputs import _host, as_images, whole_number
 from .layers import Conv2D, Dense, Layer, layer_class
 from .metrics import roc_auc, top_k_correct, top_k_of
 from .parameter import Workspace
@@ -263,8 +263,11 @@ class Sequential(Layer):
         plan = getattr(self, "_last_plan", None)
         if plan is None:
             raise RuntimeError("call forward() before backward()")
+        given = _host(dout) if functional.is_host_array(dout) else None
         dout = functional.to_backend(dout, "dout (the gradient of the last forward output)",
                                      shape=self._last_output_shape)
+        if given is not None and isinstance(dout, np.ndarray) and np.shares_memory(given, dout):
+            dout = dout.copy()  # the backward kernels may overwrite dout: never the caller's array
         params = self.parameters(trainable_only=True)
         for param in params:
             param.begin_accumulation()

@@ -9,7 +9,6 @@ in :mod:`fastcnn.kernels.contract`.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from .contract import dropout_uniform
 
@@ -45,12 +44,20 @@ def elu_backward(dout, x, alpha, dx):
     dx[...] = np.where(x > 0, dout, dout * (x.dtype.type(alpha) * np.exp(np.minimum(x, 0))))
 
 
+def _erf(values):
+    # imported here: the numpy backend (and the compiled ones' memory functions, which come
+    # from it) must import without SciPy, so that they can say SciPy is missing
+    from scipy.special import erf
+
+    return erf(values)
+
+
 def gelu_forward(x, approximate, out):
     wide = x.astype(np.float64)
     if approximate:
         out[...] = 0.5 * wide * (1 + np.tanh(SQRT_2_OVER_PI * (wide + GELU_CUBIC * wide ** 3)))
     else:
-        out[...] = 0.5 * wide * (1 + erf(wide * SQRT_HALF))
+        out[...] = 0.5 * wide * (1 + _erf(wide * SQRT_HALF))
 
 
 def gelu_backward(dout, x, approximate, dx):
@@ -61,7 +68,7 @@ def gelu_backward(dout, x, approximate, dx):
         slope = 0.5 * (1 + t) + 0.5 * wide * (1 - t * t) * SQRT_2_OVER_PI * (
             1 + 3 * GELU_CUBIC * wide * wide)
     else:
-        slope = 0.5 * (1 + erf(wide * SQRT_HALF)) + wide * INV_SQRT_2PI * np.exp(-0.5 * wide * wide)
+        slope = 0.5 * (1 + _erf(wide * SQRT_HALF)) + wide * INV_SQRT_2PI * np.exp(-0.5 * wide * wide)
     dx[...] = dout * slope
 
 

@@ -14,7 +14,7 @@ def _run(competitor, scenario, seconds, round_=0, cpu=1.9, steal=0.001):
             "round": round_}
 
 
-FIRST = {"command": "train --model pytorch_cnn", "images": 640, "fastcnn_seconds": 10.0,
+FIRST = {"command": "fastcnn train --model pytorch_cnn", "images": 640, "fastcnn_seconds": 10.0,
          "torch_seconds": 12.0, "backend": "cython", "note": "", "steal": 0.0, "ratio": 1.2}
 
 
@@ -26,7 +26,8 @@ def test_only_quiet_rounds_count():
     table = felt.felt_table({"images": 640, "threads": 2, "rounds": 3, "runs": runs,
                              "counting_rounds": [0], "first_run": FIRST})
     assert "| quiet | numba | 2.00 | 1.90 | 2.00x |" in table
-    assert "1 quiet round(s) of 3" in table and "1.20x PyTorch" in table
+    assert "1 quiet round(s) of 3" in table and "takes 0.83x PyTorch's time" in table
+    assert "`fastcnn train --model pytorch_cnn`" in table
 
 
 def test_a_starved_host_is_marked_as_not_counting():

@@ -220,7 +220,8 @@ def test_each_epochs_summary_is_a_line_of_its_own_after_the_bar_with_its_time(ca
     assert len(lines) == 2
     for epoch, line in enumerate(lines, 1):
         assert re.fullmatch(rf"epoch {epoch}/2 - loss: \d\.\d{{4}} - accuracy: \d\.\d{{4}} - "
-                            r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - \d+\.\d s", line), line
+                            r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - \d+\.\d s"
+                            r"( \(\d+\.\d s of it compiling kernels\))?", line), line
 
 
 def test_verbose_0_prints_nothing(capsys):

@@ -284,10 +284,13 @@ def test_inferred_sizes_round_trip_through_config_and_checkpoint(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
-def test_pytorch_positional_sizes_keep_working():
+def test_pytorch_positional_sizes_keep_working_beside_keras_ones():
     conv, dense = Conv2D(1, 32, 3), Dense(3136, 128)
     assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (1, 32, 3)
     assert (dense.in_features, dense.out_features) == (3136, 128)
+    keras = [Conv2D(32, 3), Conv2D(32, kernel_size=3), Conv2D(filters=32, kernel_size=3),
+             Conv2D(3, filters=32), Conv2D(32, (3, 3), strides=(1, 1))]
+    assert all((c.in_channels, c.out_channels, c.kernel_size) == (None, 32, 3) for c in keras)
     keyword = Conv2D(in_channels=1, out_channels=32, kernel_size=3, stride=2)
     assert (keyword.in_channels, keyword.stride) == (1, 2)
     assert Dense(in_features=4, out_features=2).in_features == 4

@@ -209,6 +209,15 @@ def test_sequential_of_the_new_layers_gradient_of_every_parameter_matches_finite
     check_model_gradients(model, float32_exact_inputs(3, 2, 9, 9), CrossEntropy(), labels)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "gelu"])
+def test_conv2d_with_a_separate_activation_then_a_fused_pool_matches_finite_differences(activation):
+    model = Sequential([Conv2D(3, 3, padding=1, activation=activation), MaxPool2D(2),
+                        Flatten(), Dense(4)], seed=0, input_shape=(2, 6, 6))
+    assert model.plan("train").describe()[0] == ("0", None, "1")  # one step: conv, act, pool
+    labels = np.array([0, 3], dtype=np.int32)
+    check_model_gradients(model, float32_exact_inputs(2, 2, 6, 6), CrossEntropy(), labels)
+
+
 def test_sequential_ending_in_softmax_with_mse_gradient_matches_finite_differences():
     model = Sequential([Flatten(), Dense(12, 6, bias=False, activation="sigmoid"),
                         Dense(6, 4, bias=False), Softmax()], seed=0, input_shape=(1, 3, 4))

@@ -224,3 +224,10 @@ def test_fit_and_evaluate_log_top_k_accuracy_under_the_keras_and_short_names():
     assert result["top_2_accuracy"] == top_k_accuracy(y, model.predict(x), 2)
     with pytest.raises(ValueError, match="top_k_accuracy"):
         model.compile("adam", metrics=["top_0_accuracy"])
+
+
+@pytest.mark.parametrize("backend", usable_backends())
+def test_log_softmax_passes_check_layer(backend, tmp_path):
+    from layer_check import check_layer
+
+    check_layer(LogSoftmax, (6,), backend, tmp_path, torch_twin=lambda: torch.nn.LogSoftmax(dim=1))

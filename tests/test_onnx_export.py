@@ -49,12 +49,14 @@ def test_zoo_model_runs_in_onnx_runtime_like_fastcnn(name, options, mnist_images
 
 def every_layer_model():
     """One model holding every layer type, in unusual settings (stride, padding, no bias,
-    fused activations, a non-square kernel, overlapping pools)."""
-    return fastcnn.Sequential([
+    fused activations, a non-square kernel, overlapping pools, batch norms whose running
+    statistics are not the initial ones)."""
+    model = fastcnn.Sequential([
         COMPAT_LAYERS["RawPixels"](name="raw"),
         fastcnn.Conv2D(2, 4, (3, 2), stride=2, padding=1, activation="sigmoid", bias=False,
                        name="conv_a"),
         fastcnn.Conv2D(4, 6, 3, padding="same", activation="relu", name="conv_b"),
+        fastcnn.BatchNorm2d(name="bn2d"),
         fastcnn.ReLU(name="relu"),
         fastcnn.AvgPool2D(2, stride=1, name="avg"),
         fastcnn.MaxPool2D(3, stride=2, name="max"),
@@ -67,6 +69,7 @@ def every_layer_model():
         fastcnn.GlobalAveragePooling2D(name="gap"),
         fastcnn.Flatten(name="flat"),
         fastcnn.Dense(6, 12, activation="relu", name="fc_a"),
+        fastcnn.BatchNorm1d(name="bn1d"), fastcnn.BatchNormalization(name="keras_bn"),
         fastcnn.GELU(name="gelu"), fastcnn.GELU("tanh", name="gelu_tanh"),
         fastcnn.Dense(12, activation="elu", name="fc_elu"),
         fastcnn.Dense(12, activation="gelu", name="fc_gelu"),
@@ -74,9 +77,20 @@ def every_layer_model():
         fastcnn.Sigmoid(name="sig"),
         fastcnn.Dense(12, 9, bias=False, activation="sigmoid", name="fc_b"),
         fastcnn.Dense(9, 5, name="fc_c"),
+        fastcnn.LogSoftmax(name="log_soft"),
         fastcnn.Softmax(name="soft"),
         COMPAT_LAYERS["BatchAxisSoftmax"](name="batch_soft"),
     ], seed=1, input_shape=(2, 15, 9), name="every_layer")
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if "running_mean" in layer.get_state():
+            channels = layer.num_features
+            layer.set_state({"running_mean": rng.normal(size=channels).astype(np.float32),
+                             "running_var": rng.uniform(0.5, 2, channels).astype(np.float32),
+                             "num_batches_tracked": np.array(3, dtype=np.int64)})
+            layer.params["weight"].assign(rng.normal(size=channels).astype(np.float32))
+            layer.params["bias"].assign(rng.normal(size=channels).astype(np.float32))
+    return model
 
 
 def fastcnn_layer_classes() -> set:

@@ -18,10 +18,11 @@ pytestmark = pytest.mark.torch
 
 def new_layers_cnn():
     return Sequential([
-        Conv2D(4, 3, padding="same", activation="tanh", name="conv_1"), MaxPool2D(2, padding=1),
+        Conv2D(4, 3, padding="same", activation="tanh", name="conv_1"), MaxPool2D(2),
         Dropout2d(0.3),
-        Conv2D(5, (3, 3), activation="elu", name="conv_2"), LeakyReLU(0.2),
-        AvgPool2D(pool_size=2, strides=1, padding=1), GlobalAveragePooling2D(),
+        Conv2D(5, (3, 3), activation="elu", padding=1, name="conv_2"), LeakyReLU(0.2),
+        MaxPool2D(3, strides=1, padding=1), AvgPool2D(pool_size=2, strides=1, padding=1),
+        GlobalAveragePooling2D(),
         Dense(6, activation="gelu", name="linear_1"), GELU("tanh"), Dense(5, name="linear_2"),
     ], seed=0, input_shape=(2, 9, 9))
 
@@ -30,14 +31,15 @@ class NewLayersCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv_1 = nn.Conv2d(2, 4, 3, padding=1)
-        self.conv_2 = nn.Conv2d(4, 5, 3)
+        self.conv_2 = nn.Conv2d(4, 5, 3, padding=1)
         self.linear_1 = nn.Linear(5, 6)
         self.linear_2 = nn.Linear(6, 5)
         self.dropout = nn.Dropout2d(0.3)
 
     def forward(self, x):
-        x = self.dropout(F.max_pool2d(torch.tanh(self.conv_1(x)), 2, padding=1))
-        x = F.avg_pool2d(F.leaky_relu(F.elu(self.conv_2(x)), 0.2), 2, 1, padding=1)
+        x = self.dropout(F.max_pool2d(torch.tanh(self.conv_1(x)), 2))
+        x = F.max_pool2d(F.leaky_relu(F.elu(self.conv_2(x)), 0.2), 3, 1, padding=1)
+        x = F.avg_pool2d(x, 2, 1, padding=1)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.linear_2(F.gelu(F.gelu(self.linear_1(x)), approximate="tanh"))
 

@@ -52,7 +52,8 @@ sys.stdin.readline()  # the parent starts every process of a scenario at once
 wall, cpu = time.perf_counter(), time.process_time()
 model.fit(x, y, epochs=1, batch_size=64, verbose=0)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({"backend": fastcnn.backend_name(), "wall": wall, "cpu": cpu}))
+print(json.dumps({"backend": fastcnn.backend_name(), "wall": wall, "cpu": cpu,
+                  "source": fastcnn.__file__}))
 """
 
 _TORCH_SETUP = r"""
@@ -154,11 +155,12 @@ def busy_loop(nice: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", f"import os\nos.nice({nice})\nwhile True: pass"])
 
 
-def _epochs_at_once(commands: list[list[str]], env: dict) -> list[dict]:
+def _epochs_at_once(commands: list[list[str]], env: dict, cwd: str | None) -> list[dict]:
     """Starts every command, waits until each has warmed up, releases them together and
     returns their reports."""
     processes = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=_child_env(**env))
+                                  stderr=subprocess.PIPE, text=True, env=_child_env(**env),
+                                  cwd=cwd)
                  for command in commands]
     try:
         for process in processes:
@@ -183,10 +185,11 @@ def _epochs_at_once(commands: list[list[str]], env: dict) -> list[dict]:
 
 
 def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths: dict,
-                env: dict | None = None) -> dict:
+                env: dict | None = None, cwd: str | None = None) -> dict:
     """One epoch of ``competitor`` (a backend or "torch") in ``scenario``: seconds per
-    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal.
-    ``env``: more environment for the training process (e.g. PYTHONPATH of another tree)."""
+    epoch (the mean of the two in "two at once"), its CPU/wall, the host's steal, and
+    (fastcnn) the package that ran. ``env``: more environment for the training process;
+    ``cwd``: its folder (``python -c`` imports from there first: another source tree)."""
     command = _command(competitor, images, threads, paths)
     neighbour = None
     if scenario.startswith("nice"):
@@ -194,7 +197,7 @@ def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths
     ticks = environment.cpu_ticks()
     try:
         reports = _epochs_at_once([command, command] if scenario == "two at once" else [command],
-                                  env or {})
+                                  env or {}, cwd)
     finally:
         if neighbour is not None:
             neighbour.kill()
@@ -203,7 +206,7 @@ def timed_epoch(competitor: str, scenario: str, images: int, threads: int, paths
     wall = statistics.mean(report["wall"] for report in reports)
     return {"competitor": competitor, "backend": reports[0]["backend"], "scenario": scenario,
             "seconds": wall, "cpu_per_wall": statistics.mean(r["cpu"] / r["wall"] for r in reports),
-            "steal": steal, "images": images}
+            "steal": steal, "images": images, "source": reports[0].get("source")}
 
 
 def first_run(images: int | None, paths: dict, log=print) -> dict:
@@ -216,7 +219,7 @@ def first_run(images: int | None, paths: dict, log=print) -> dict:
            if key not in ("FASTCNN_BACKEND", "FASTCNN_WARMUP")}
     env["NUMBA_CACHE_DIR"] = cache
     command = [sys.executable, "-m", "fastcnn", "train", "--model", "pytorch_cnn", "--dataset",
-               "mnist", "--epochs", "1", "--quiet"] + (["--limit", str(images)] if images else [])
+               "mnist", "--epochs", "1"] + (["--limit", str(images)] if images else [])
     try:
         ticks, start = environment.cpu_ticks(), time.perf_counter()
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
@@ -241,7 +244,7 @@ def first_run(images: int | None, paths: dict, log=print) -> dict:
         shutil.rmtree(cache, ignore_errors=True)
     log(f"  first run: fastcnn {fastcnn_seconds:.1f} s ({backend.group(1) if backend else '?'}), "
         f"PyTorch script {torch_seconds:.1f} s")
-    return {"command": " ".join(command[2:]), "images": images or 60000,
+    return {"command": " ".join(command[2:]), "images": images or 60000,  # fastcnn train ...
             "fastcnn_seconds": fastcnn_seconds, "torch_seconds": torch_seconds,
             "backend": backend.group(1) if backend else None, "note": note, "steal": steal,
             "ratio": torch_seconds / fastcnn_seconds}
@@ -333,10 +336,12 @@ def felt_table(felt: dict) -> str:
                     f"all {felt['rounds']} round(s): **NONE COUNTS** (steal >= 1% or PyTorch's "
                     "quiet CPU/wall below 0.8 x threads: a starved host)."))
     first = felt["first_run"]
-    lines += ["", f"**First-ever run** (`fastcnn {first['command']}`, an empty kernel cache, from "
+    lines += ["", f"**First-ever run** (`{first['command']}`, an empty kernel cache, from "
               f"interpreter start to the end): fastcnn {first['fastcnn_seconds']:.1f} s on "
-              f"{first['backend']}, the same job as a PyTorch script {first['torch_seconds']:.1f} "
-              f"s: {first['ratio']:.2f}x PyTorch (host steal {_share(first['steal'])})."]
+              f"{first['backend']}, the same job as a PyTorch script (train one epoch, classify "
+              f"the 10,000 test images) {first['torch_seconds']:.1f} s: fastcnn takes "
+              f"{1 / first['ratio']:.2f}x PyTorch's time, {first['ratio']:.2f}x its speed "
+              f"(host steal {_share(first['steal'])})."]
     if first["note"]:
         lines.append(f"It said: `{first['note']}`")
     return "\n".join(lines)

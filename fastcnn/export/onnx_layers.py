@@ -11,6 +11,7 @@ import numpy as np
 
 from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
 from ..layers import ELU, GELU, Dropout2d, GlobalAveragePooling2D, LeakyReLU, Tanh
+from ..layers import BatchNorm1d, BatchNorm2d, BatchNormalization, LogSoftmax
 from ..model import Sequential
 from ..zoo.compat import BatchAxisSoftmax, RawPixels
 from .onnx_graph import exporter
@@ -116,6 +117,24 @@ def sigmoid(layer, graph, x):
 @exporter(Softmax)
 def softmax(layer, graph, x):
     return graph.node("Softmax", [x], layer.name, axis=1)
+
+
+def batch_norm(layer, graph, x):
+    """Inference mode: the running statistics (N, C[, H, W]), as model.forward gives it."""
+    state = layer.get_state()
+    inputs = [x, graph.weight(layer, "weight"), graph.weight(layer, "bias"),
+              graph.constant(f"{layer.name}.running_mean", state["running_mean"]),
+              graph.constant(f"{layer.name}.running_var", state["running_var"])]
+    return graph.node("BatchNormalization", inputs, layer.name, epsilon=layer.eps)
+
+
+for _batch_norm_class in (BatchNorm1d, BatchNorm2d, BatchNormalization):
+    exporter(_batch_norm_class)(batch_norm)
+
+
+@exporter(LogSoftmax)
+def log_softmax(layer, graph, x):
+    return graph.node("LogSoftmax", [x], layer.name, axis=1)
 
 
 @exporter(Sequential)

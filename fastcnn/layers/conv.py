@@ -77,6 +77,8 @@ class Conv2D(Layer):
         super().__init__(name=name, trainable=trainable)
         if kernel_size is None and filters is None:  # Keras: Conv2D(filters, kernel_size)
             in_channels, out_channels, kernel_size = None, in_channels, out_channels
+        elif out_channels is None and filters is None:  # Conv2D(32, kernel_size=3)
+            in_channels, out_channels = None, in_channels
         elif filters is not None and kernel_size is None and out_channels is None:
             in_channels, kernel_size = None, in_channels  # Conv2D(3, filters=32)
         out_channels = either("Conv2D", "out_channels", out_channels, "filters", filters)

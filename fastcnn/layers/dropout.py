@@ -91,6 +91,8 @@ class Dropout2d(Dropout):
     probability p, as torch.nn.Dropout2d and Keras' SpatialDropout2D. The per-channel mask
     (N, C) comes from the same counter-based hash as Dropout's, indexed by n*C + c."""
 
+    aliases = ("SpatialDropout2D",)
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) < 2:
             raise ValueError(f"{self.describe()} expects (N, C, H, W) inputs (whole channels to "

@@ -138,6 +138,8 @@ class GlobalAveragePooling2D(Layer):
     """x (N, C, H, W) -> (N, C), the mean of each channel's plane: Keras'
     GlobalAveragePooling2D, PyTorch's AdaptiveAvgPool2d(1) followed by flatten(1)."""
 
+    aliases = ("GlobalAvgPool2D",)
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"{self.describe()} expects (N, C, H, W) inputs, the previous layer "
