@@ -140,7 +140,7 @@ def test_fixed_kernel_cnn_defaults_to_the_searched_sobel_kernel_and_zero_biases(
 def test_one_training_step_with_the_recipe_runs_and_changes_the_weights(name, compat):
     model = zoo.get(name, seed=0, **({"compat": True} if compat else {}))
     recipe = zoo.recipe(name, compat=compat)
-    recipe.compile(model)
+    model.compile(recipe.make_optimizer(), recipe.loss)  # no schedule: one step at the full rate
     before = model.state_dict()
     x, y = mnist_like(8)
     history = model.fit(x, y, epochs=1, batch_size=8, verbose=0, augment=recipe.make_augment(0))
