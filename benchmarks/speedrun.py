@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     import fastcnn
     from fastcnn import zoo
     from fastcnn.bench import environment
-    from fastcnn.bench.speedrun import ABLATIONS, MODEL, inputs, warm_up
+    from fastcnn.bench.speedrun import MODEL, ablations, inputs, warm_up
     from fastcnn.datasets import load_mnist
     from fastcnn.fileio import atomic_write
 
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     warm_up(x, y, with_torch=not args.skip_torch)
     steps = {"recipe": recipe}
     if args.ablation:
-        steps.update({label: recipe.replace(**change) for label, change in ABLATIONS.items()})
+        steps.update({label: recipe.replace(**change) for label, change in ablations(len(x)).items()})
     results = {label: run_seeds(label, step, args, (x, y, x_test, y_test))
                for label, step in steps.items()}
     record = {"machine": environment.machine(), "backend": fastcnn.backend_name(),

@@ -68,6 +68,22 @@ def test_the_pytorch_twin_trains_to_fastcnns_weights_and_statistics(change):
     assert not np.allclose(initial, model.state_dict()["conv1.weight"])  # it did train
 
 
+def test_each_ablation_step_changes_one_thing_and_has_a_pytorch_twin():
+    from fastcnn.bench import speedrun
+
+    base = zoo.recipe("mnist_speedrun")
+    steps = speedrun.ablations(1000)
+    assert steps["half an epoch"] == {"steps_per_epoch": 4}  # 8 batches of 128 in 1,000
+    for label, change in steps.items():
+        recipe = base.replace(**change)
+        assert recipe != base, label
+        model, recipe = speedrun.compiled(0, recipe)
+        twin = speedrun.torch_twin(model, recipe, 1000)
+        assert len(twin.params) == len(model.parameters(trainable_only=True)), label
+    plain = speedrun.compiled(0, base.replace(**steps["no BatchNorm (biased convolutions)"]))[0]
+    assert not any(type(layer).__name__ == "BatchNorm2d" for layer in plain.layers)
+
+
 def test_the_script_refuses_bad_arguments(capsys):
     module = script()
     for argv in (["--seeds", "0"], ["--limit", "-3"], ["--first-seed", "-1"]):

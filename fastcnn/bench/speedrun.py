@@ -143,14 +143,17 @@ def side_by_side(seed: int, x, y, x_test, y_test, recipe=None,
     return results
 
 
-ABLATIONS = {
-    "BatchNorm before the ReLU (the issue's order)": {"model_args": {"bn_first": True}},
-    "no label smoothing": {"loss": "cross_entropy"},
-    "no one-cycle (Adam 1e-3 constant)": {"schedule": {}, "lr": 1e-3},
-    "no BatchNorm (biased convolutions)": {"model_args": {"batch_norm": False}},
-    "batch 64": {"batch_size": 64},
-    "batch 256": {"batch_size": 256},
-    "widths 8-16-32": {"model_args": {"widths": (8, 16, 32)}},
-    "half an epoch (235 batches)": {"steps_per_epoch": 235},
-}
-"""One change to the recipe at a time (Recipe.replace arguments), for the ablation table."""
+def ablations(n: int) -> dict:
+    """One change to the recipe at a time (Recipe.replace arguments), for the ablation
+    table, on ``n`` training images."""
+    recipe = zoo.recipe(MODEL)
+    return {
+        "BatchNorm before the ReLU (the issue's order)": {"model_args": {"bn_first": True}},
+        "no label smoothing": {"loss": "cross_entropy"},
+        "no one-cycle (Adam 1e-3 constant)": {"schedule": {}, "lr": 1e-3},
+        "no BatchNorm (biased convolutions)": {"model_args": {"batch_norm": False}},
+        "batch 64": {"batch_size": 64},
+        "batch 256": {"batch_size": 256},
+        "widths 8-16-32": {"model_args": {"widths": (8, 16, 32)}},
+        "half an epoch": {"steps_per_epoch": max(1, steps_per_epoch(recipe, n) // 2)},
+    }
