@@ -60,7 +60,7 @@ def compile_every_kernel(log=print) -> None:
         for name in zoo.names():
             model = zoo.get(name, seed=0)
             recipe = zoo.recipe(name)
-            model.compile(recipe.make_optimizer(), recipe.loss)
+            recipe.compile(model)
             x, y = batch_data(model, 66)
             model.fit(x, y, epochs=1, batch_size=64, verbose=0)
             model.evaluate(x, y, batch_size=64, verbose=0)

@@ -19,7 +19,8 @@ from .. import zoo
 from ..backend import get_backend, use_backend
 from ..inputs import as_targets
 from ..kernels.contract import conv_output_size, dropout_uniform
-from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax
+from ..layers import (AvgPool2D, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
+                      Sigmoid, Softmax)
 from ..losses import CrossEntropy
 from ..optim import SGD, Adadelta, Adam
 from .environment import torch_module
@@ -94,6 +95,21 @@ def _replica_dropout(layer: Dropout):
     return ReplicaDropout()
 
 
+def _copied_parameters(layer, module) -> list:
+    """Copy ``layer``'s parameters into the torch ``module``'s of the same names;
+    [(fastcnn parameter name, torch parameter)] of the trainable ones."""
+    torch = torch_module()
+    pairs = []
+    for key, param in layer.params.items():
+        target = getattr(module, key)
+        with torch.no_grad():
+            target.copy_(torch.from_numpy(param.numpy()))
+        target.requires_grad_(param.trainable)
+        if param.trainable:
+            pairs.append((f"{layer.name}.{key}", target))
+    return pairs
+
+
 def torch_network(model, training: bool, replica_dropout: bool = False):
     """(torch.nn.Sequential, [(fastcnn parameter name, torch parameter)]) computing what
     ``model`` computes, with a copy of its current weights. For training with
@@ -112,16 +128,18 @@ def torch_network(model, training: bool, replica_dropout: bool = False):
                                    layer.stride, layer.padding, bias=layer.use_bias)
             else:
                 module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
-            for key, param in layer.params.items():
-                target = getattr(module, key)
-                with torch.no_grad():
-                    target.copy_(torch.from_numpy(param.numpy()))
-                target.requires_grad_(param.trainable)
-                if param.trainable:
-                    pairs.append((f"{layer.name}.{key}", target))
+            pairs += _copied_parameters(layer, module)
             modules.append(module)
             if layer.activation:
                 modules.append(activations[layer.activation]())
+        elif isinstance(layer, BatchNorm2d):
+            module = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                                    affine=layer.affine)
+            with torch.no_grad():
+                for key, value in layer.get_state().items():
+                    getattr(module, key).copy_(torch.from_numpy(np.asarray(value)))
+            pairs += _copied_parameters(layer, module) if layer.affine else []
+            modules.append(module)
         elif isinstance(layer, (ReLU, Sigmoid)):
             modules.append(activations["relu" if isinstance(layer, ReLU) else "sigmoid"]())
         elif isinstance(layer, Softmax):
@@ -150,6 +168,36 @@ def torch_optimizer(optimizer, params):
     if isinstance(optimizer, Adadelta):
         return torch.optim.Adadelta(params, lr=optimizer.lr, rho=optimizer.rho, eps=optimizer.eps)
     raise ValueError(f"no PyTorch equivalent for the {optimizer.name} optimizer")
+
+
+def torch_schedule(schedule, optimizer, total_steps: int):
+    """torch's counterpart of the fastcnn ``schedule`` (None: none) on the torch ``optimizer``,
+    stepped after every batch; ``total_steps`` where the schedule leaves it to fit."""
+    if schedule is None:
+        return None
+    from ..schedules import OneCycleLR
+
+    torch = torch_module()
+    if isinstance(schedule, OneCycleLR) and schedule.interval == "batch":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=schedule.max_lr, total_steps=schedule.total_steps or total_steps,
+            pct_start=schedule.pct_start, anneal_strategy=schedule.anneal_strategy,
+            cycle_momentum=schedule.cycle_momentum, base_momentum=schedule.base_momentum,
+            max_momentum=schedule.max_momentum, div_factor=schedule.div_factor,
+            final_div_factor=schedule.final_div_factor, three_phase=schedule.three_phase)
+    raise ValueError(f"no PyTorch equivalent here for {type(schedule).__name__} "
+                     f"(interval {schedule.interval!r})")
+
+
+def torch_loss(spec):
+    """torch's counterpart of the fastcnn loss ``spec`` (a name, config dict or Loss) on logits."""
+    from ..losses import get
+
+    torch = torch_module()
+    loss = get(spec)
+    if isinstance(loss, CrossEntropy):
+        return torch.nn.CrossEntropyLoss(label_smoothing=getattr(loss, "label_smoothing", 0.0))
+    raise ValueError(f"no PyTorch equivalent here for the {type(loss).__name__} loss")
 
 
 def torch_model_trial(name: str, n: int, mode: str) -> Trial:

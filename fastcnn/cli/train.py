@@ -119,7 +119,7 @@ def run(args) -> int:
         recipe = recipe.replace(optimizer_args={})
     if model is not None:
         if model.optimizer is None:
-            model.compile(recipe.make_optimizer(), recipe.loss, schedule=recipe.make_schedule())
+            recipe.compile(model)
         elif args.lr is not None:
             model.optimizer.learning_rate = args.lr
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)
@@ -141,8 +141,7 @@ def run(args) -> int:
                          "add --validation-split 0.1")
     start = f", from epoch {model.epoch + 1}" if model is not None else ""
     print(f"training {recipe.model} on {splits.dataset} ({count(len(splits.x_train), 'image')}) "
-          f"with the {backend_name()} backend: {recipe.optimizer} lr {recipe.lr:g}, batch "
-          f"{recipe.batch_size}, {count(recipe.epochs, 'epoch')}{start}", flush=True)
+          f"with the {backend_name()} backend: {recipe.describe()}{start}", flush=True)
     compiled = compile_seconds()
     result = run_recipe(recipe, splits, model=model, seed=args.seed,
                         verbose=2 if args.quiet else "auto",

@@ -1,5 +1,6 @@
-"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes, and
-a Keras-style Fashion-MNIST CNN (BatchNorm, augmentation, one-cycle schedule).
+"""The zoo: five classic MNIST/KMNIST tutorial architectures with their training recipes,
+a Keras-style Fashion-MNIST CNN (BatchNorm, augmentation, one-cycle schedule) and the
+MNIST speedrun (issue 23).
 
     model = fastcnn.zoo.get("pytorch_cnn", seed=0)
     recipe = fastcnn.zoo.recipe("pytorch_cnn", epochs=3)
@@ -10,6 +11,7 @@ from __future__ import annotations
 from .fashion_cnn import RECIPE as _FASHION_RECIPE, fashion_cnn
 from .fixed_kernel_cnn import RECIPE as _FIXED_RECIPE, fixed_kernel_cnn
 from .keras_kfold_cnn import RECIPE as _KFOLD_RECIPE, keras_kfold_cnn
+from .mnist_speedrun import RECIPE as _SPEEDRUN_RECIPE, mnist_speedrun
 from .kmnist_cnn import PROTOCOLS as _KMNIST_PROTOCOLS, RECIPE as _KMNIST_RECIPE, kmnist_cnn
 from .numpy_mlp import COMPAT_RECIPE as _MLP_COMPAT_RECIPE, RECIPE as _MLP_RECIPE, numpy_mlp
 from .pytorch_cnn import RECIPE as _TORCH_RECIPE, pytorch_cnn
@@ -22,6 +24,7 @@ MODELS = {
     "numpy_mlp": (numpy_mlp, _MLP_RECIPE),
     "fixed_kernel_cnn": (fixed_kernel_cnn, _FIXED_RECIPE),
     "fashion_cnn": (fashion_cnn, _FASHION_RECIPE),
+    "mnist_speedrun": (mnist_speedrun, _SPEEDRUN_RECIPE),
 }
 """Model name -> (constructor, default recipe)."""
 
@@ -59,4 +62,4 @@ def names() -> list[str]:
 
 
 __all__ = ["MODELS", "PROTOCOLS", "Recipe", "get", "recipe", "names", "pytorch_cnn", "keras_kfold_cnn",
-           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn", "fashion_cnn"]
+           "kmnist_cnn", "numpy_mlp", "fixed_kernel_cnn", "fashion_cnn", "mnist_speedrun"]

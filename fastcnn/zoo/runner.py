@@ -157,9 +157,10 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
     from . import get
 
     if model is None:
-        model = get(recipe.model, seed=seed, **({"compat": True} if compat else {}))
+        model = get(recipe.model, seed=seed, **({"compat": True} if compat else {}),
+                    **recipe.model_args)
     if model.optimizer is None:
-        model.compile(recipe.make_optimizer(), recipe.loss, schedule=recipe.make_schedule())
+        recipe.compile(model)
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     all_callbacks = recipe_callbacks(recipe, splits, checkpoint, patience, verbose) + list(callbacks)
     start = time.perf_counter()
@@ -174,10 +175,9 @@ def run(recipe: Recipe, splits: Splits, model=None, seed: int = 0, verbose: int 
             verbose=verbose)
         epochs_run = recipe.iterations
     else:
-        history = model.fit(splits.x_train, splits.y_train, epochs=recipe.epochs,
-                            batch_size=recipe.batch_size, validation_data=validation,
-                            callbacks=all_callbacks, verbose=verbose,
-                            initial_epoch=model.epoch, augment=recipe.make_augment(seed)).history
+        history = model.fit(splits.x_train, splits.y_train, validation_data=validation,
+                            callbacks=all_callbacks, verbose=verbose, initial_epoch=model.epoch,
+                            **recipe.fit_arguments(seed)).history
         epochs_run = len(history["loss"])
     seconds = time.perf_counter() - start
     model.data_info = data_info(splits.dataset or recipe.dataset, train_images=len(splits.x_train))

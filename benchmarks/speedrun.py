@@ -1,0 +1,143 @@
+"""MNIST speedrun: fastcnn's ``mnist_speedrun`` recipe beside the identical recipe in
+PyTorch (same network, initial weights, optimizer, schedule, loss and batch order),
+in one process, over several seeds.
+
+    python benchmarks/speedrun.py --seeds 5                  # the figures of issue 23
+    python benchmarks/speedrun.py --seeds 5 --end-to-end     # plus `fastcnn train`, timed
+    python benchmarks/speedrun.py --seeds 3 --ablation       # one change at a time
+    python benchmarks/speedrun.py --seeds 1 --limit 2048 --test-limit 1000   # a quick check
+
+Training time: from the start of ``fit`` (PyTorch: the first step) to the end of the
+last step, after a warm-up of two steps of each engine has compiled or loaded every
+kernel. The data is converted once to float32 (N, 1, 28, 28) and kept resident (the
+recipe's data handling) before either clock starts. Accuracy: all 10,000 test images.
+End-to-end (``--end-to-end``): `python -m fastcnn train --model mnist_speedrun` in a
+fresh process, from its start to its exit (numba's cache warm), as a user runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TARGET = 0.99
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--backend", default=None, help="fastcnn backend (default: auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both engines (default: every core)")
+    parser.add_argument("--limit", type=int, default=None, help="first N training images only")
+    parser.add_argument("--test-limit", type=int, default=None, help="first N test images only")
+    parser.add_argument("--skip-torch", action="store_true", help="fastcnn only")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also run each ablation step (one change to the recipe at a time)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time `python -m fastcnn train --model mnist_speedrun` once")
+    parser.add_argument("--json", default=None, help="write every run here as JSON")
+    args = parser.parse_args(argv)
+    for flag, value in (("--seeds", args.seeds), ("--limit", args.limit),
+                        ("--test-limit", args.test_limit), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
+    return args
+
+
+def summary(runs) -> str:
+    accuracies = [run.accuracy for run in runs]
+    seconds = [run.seconds for run in runs]
+    reached = sum(accuracy >= TARGET for accuracy in accuracies)
+    spread = f" ± {statistics.stdev(accuracies) * 100:.2f}" if len(runs) > 1 else ""
+    return (f"{runs[0].engine:>14}: accuracy mean {statistics.mean(accuracies) * 100:.2f}%{spread} "
+            f"({reached}/{len(runs)} seeds >= {TARGET:.0%}), training time mean "
+            f"{statistics.mean(seconds):.2f} s (min {min(seconds):.2f}, max {max(seconds):.2f})")
+
+
+def run_seeds(label, recipe, args, data) -> list:
+    from fastcnn.bench.speedrun import side_by_side
+
+    runs = []
+    print(f"--- {label}", flush=True)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        results = side_by_side(seed, *data, recipe=recipe, with_torch=not args.skip_torch)
+        print(f"seed {seed}: " + "; ".join(f"{r.engine} {r.accuracy * 100:.2f}% in {r.seconds:.2f} s"
+                                          for r in results), flush=True)
+        runs.extend(results)
+    by_engine = {}
+    for run in runs:
+        by_engine.setdefault(run.engine, []).append(run)
+    for engine_runs in by_engine.values():
+        print(summary(engine_runs))
+    if len(by_engine) == 2:
+        ours, theirs = by_engine.values()
+        ratio = statistics.mean(r.seconds for r in theirs) / statistics.mean(r.seconds for r in ours)
+        print(f"fastcnn is {ratio:.2f}x as fast as PyTorch")
+    return runs
+
+
+def end_to_end(args) -> float:
+    """Seconds from the start of a fresh `fastcnn train --model mnist_speedrun` to its exit."""
+    command = [sys.executable, "-m", "fastcnn", "train", "--model", "mnist_speedrun", "--quiet",
+               "--seed", str(args.first_seed)]
+    if args.backend:
+        command += ["--backend", args.backend]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    print(completed.stdout, end="")
+    if completed.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{completed.stderr}")
+    return seconds
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import fastcnn
+    from fastcnn import zoo
+    from fastcnn.bench import environment
+    from fastcnn.bench.speedrun import MODEL, ablations, inputs, warm_up
+    from fastcnn.datasets import load_mnist
+    from fastcnn.fileio import atomic_write
+
+    if args.backend:
+        fastcnn.set_backend(args.backend)
+    environment.set_threads(args.threads or environment.cpu_count())
+    (x, y), (x_test, y_test) = load_mnist()
+    x, y = inputs(x[:args.limit]), y[:args.limit]
+    x_test, y_test = inputs(x_test[:args.test_limit]), y_test[:args.test_limit]
+    recipe = zoo.recipe(MODEL)
+    print(f"{environment.cpu_model()}, {environment.cpu_count()} cores; fastcnn "
+          f"{fastcnn.backend_name()} backend; {len(x)} training / {len(x_test)} test images; "
+          f"recipe: {recipe.describe()}", flush=True)
+    warm_up(x, y, with_torch=not args.skip_torch)
+    steps = {"recipe": recipe}
+    if args.ablation:
+        steps.update({label: recipe.replace(**change) for label, change in ablations(len(x)).items()})
+    results = {label: run_seeds(label, step, args, (x, y, x_test, y_test))
+               for label, step in steps.items()}
+    record = {"machine": environment.machine(), "backend": fastcnn.backend_name(),
+              "runs": {label: [vars(run) for run in runs] for label, runs in results.items()}}
+    if args.end_to_end:
+        record["end_to_end_seconds"] = end_to_end(args)
+        print(f"end to end (process start to accuracy printed): {record['end_to_end_seconds']:.2f} s")
+    if args.json:
+        with atomic_write(args.json, "w") as out:
+            json.dump(record, out, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("FASTCNN_WARMUP", "off")  # compile numba's kernels here, never behind us
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The MNIST speedrun side by side: fastcnn's ``mnist_speedrun`` recipe and the identical
+recipe in PyTorch, trained in one process.
+
+``fastcnn_run`` trains the zoo model with its recipe and times ``fit`` (after
+``warm_up`` has compiled or loaded every kernel); ``torch_run`` trains a PyTorch twin
+built from the same fastcnn model before its fit (:func:`fastcnn.bench.models.torch_network`:
+same layers, a copy of the initial weights and buffers) with torch's own Adam,
+OneCycleLR and label-smoothed cross-entropy set from the recipe, on the same batches
+in the same order (a copy of the model's generator draws the permutation fit draws).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import zoo
+from ..backend import backend_name
+from .environment import torch_module
+from .models import torch_loss, torch_network, torch_optimizer, torch_schedule
+
+MODEL = "mnist_speedrun"
+
+
+@dataclass
+class Trained:
+    """One training run: ``seconds`` from the start of fit (or the first step) to the end
+    of the last step; ``accuracy`` on the test images; ``steps`` optimisation steps."""
+
+    engine: str
+    seed: int
+    seconds: float
+    accuracy: float
+    steps: int
+
+
+def inputs(images) -> np.ndarray:
+    """The recipe's data handling, done once before training: uint8 images (N, 28, 28) ->
+    resident float32 (N, 1, 28, 28) in [0, 1]."""
+    from ..inputs import as_images
+
+    return as_images(images, (1, 28, 28))
+
+
+def compiled(seed: int, recipe=None):
+    """(model, recipe): ``mnist_speedrun`` built from ``seed`` and compiled with its recipe
+    (``recipe`` overrides the zoo's: an ablation step)."""
+    recipe = recipe or zoo.recipe(MODEL)
+    model = zoo.get(MODEL, seed=seed, **recipe.model_args)
+    recipe.compile(model)
+    return model, recipe
+
+
+def steps_per_epoch(recipe, n: int) -> int:
+    """Optimisation steps one epoch of the recipe runs on ``n`` training images."""
+    steps = math.ceil(n / recipe.batch_size)
+    return min(steps, recipe.steps_per_epoch) if recipe.steps_per_epoch else steps
+
+
+def warm_up(x, y, recipe=None, with_torch: bool = True) -> None:
+    """Compile (or load from numba's cache) every kernel fit and evaluate call, and let
+    PyTorch allocate: two steps of each engine on a throwaway model."""
+    recipe = (recipe or zoo.recipe(MODEL)).replace(epochs=1)
+    n = 2 * recipe.batch_size  # at most two batches
+    side_by_side(0, x[:n], y[:n], x[:n], y[:n], recipe, with_torch)
+
+
+def fastcnn_train(model, recipe, seed, x, y, x_test, y_test) -> Trained:
+    """Train the compiled ``model`` with ``recipe`` (x: float32 (N, 1, 28, 28), y: labels
+    (N,)) and score it on the test images; the time is fit's."""
+    start = time.perf_counter()
+    model.fit(x, y, verbose=0, **recipe.fit_arguments())
+    seconds = time.perf_counter() - start
+    accuracy = model.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
+    return Trained(f"fastcnn {backend_name()}", seed, seconds, accuracy,
+                   recipe.epochs * steps_per_epoch(recipe, len(x)))
+
+
+@dataclass
+class TorchTwin:
+    """A PyTorch copy of an untrained fastcnn model: ``network`` with its initial weights,
+    ``params`` its trainable parameters in fastcnn's order, ``orders`` the permutation
+    of the training images each epoch of the fastcnn model's next fit draws."""
+
+    network: object
+    params: list
+    orders: list
+
+
+def torch_twin(model, recipe, n: int) -> TorchTwin:
+    """The twin of the compiled ``model`` before its fit on ``n`` images: fit draws one
+    permutation per epoch from the model's generator and nothing else, so a copy of the
+    generator draws the same ones."""
+    network, pairs = torch_network(model, training=True)
+    rng = copy.deepcopy(model.rng)
+    return TorchTwin(network, [param for _, param in pairs],
+                     [rng.permutation(n) for _ in range(recipe.epochs)])
+
+
+def torch_train(twin: TorchTwin, recipe, seed, x, y, x_test, y_test) -> Trained:
+    """Train ``twin`` with torch's optimizer, schedule and loss set as the recipe's, on
+    the batches fastcnn's fit took, and score it on the test images."""
+    torch = torch_module()
+    optimizer = torch_optimizer(recipe.make_optimizer(), twin.params)
+    schedule = torch_schedule(recipe.make_schedule(), optimizer, recipe.epochs *
+                              steps_per_epoch(recipe, len(x)))
+    loss_fn = torch_loss(recipe.loss)
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
+    per_epoch, batch = steps_per_epoch(recipe, len(x)), recipe.batch_size
+    network = twin.network
+    network.train()
+    start = time.perf_counter()
+    for order in twin.orders:
+        for step in range(per_epoch):
+            index = torch.from_numpy(order[step * batch:(step + 1) * batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(network(xt[index]), yt[index]).backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+    seconds = time.perf_counter() - start
+    network.eval()
+    with torch.no_grad():
+        test = torch.from_numpy(np.ascontiguousarray(x_test))
+        predicted = torch.cat([network(part).argmax(1) for part in test.split(1000)])
+    accuracy = float((predicted.numpy() == np.asarray(y_test)).mean())
+    return Trained("pytorch", seed, seconds, accuracy, per_epoch * len(twin.orders))
+
+
+def side_by_side(seed: int, x, y, x_test, y_test, recipe=None,
+                 with_torch: bool = True) -> list[Trained]:
+    """fastcnn's run of the recipe from ``seed`` and, with ``with_torch``, PyTorch's from
+    the same initial weights and batch order. x, x_test: float32 (N, 1, 28, 28)."""
+    model, recipe = compiled(seed, recipe)
+    twin = torch_twin(model, recipe, len(x)) if with_torch else None
+    results = [fastcnn_train(model, recipe, seed, x, y, x_test, y_test)]
+    if twin is not None:
+        results.append(torch_train(twin, recipe, seed, x, y, x_test, y_test))
+    return results
+
+
+def ablations(n: int) -> dict:
+    """One change to the recipe at a time (Recipe.replace arguments), for the ablation
+    table, on ``n`` training images."""
+    recipe = zoo.recipe(MODEL)
+    return {
+        "BatchNorm before the ReLU (the issue's order)": {"model_args": {"bn_first": True}},
+        "no label smoothing": {"loss": "cross_entropy"},
+        "no one-cycle (Adam 1e-3 constant)": {"schedule": {}, "lr": 1e-3},
+        "no BatchNorm (biased convolutions)": {"model_args": {"batch_norm": False}},
+        "batch 64": {"batch_size": 64},
+        "batch 256": {"batch_size": 256},
+        "widths 8-16-32": {"model_args": {"widths": (8, 16, 32)}},
+        "half an epoch": {"steps_per_epoch": max(1, steps_per_epoch(recipe, n) // 2)},
+    }
