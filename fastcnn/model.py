@@ -69,6 +69,13 @@ class Sequential(Layer):
         if input_shape is not None:
             self.build(input_shape)
 
+    @property
+    def title(self) -> str:
+        """The name messages and exported files show: ``name``, or "sequential" (Keras'
+        default) for a model built without one (``name`` stays None, so that a model nested
+        in another is named by its position, as its layers are)."""
+        return self.name if self.name is not None else "sequential"
+
     def _append(self, layer: Layer) -> None:
         if layer.name is None:
             layer.name = str(len(self.layers))

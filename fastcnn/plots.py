@@ -252,7 +252,7 @@ def _default_feature_layers(model) -> list[int]:
 
     conv = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)), None)
     if conv is None:
-        raise ValueError(f"model {model.name!r} has no Conv2D layer to show feature maps of")
+        raise ValueError(f"model {model.title!r} has no Conv2D layer to show feature maps of")
     pool = next((i for i, layer in enumerate(model.layers[conv:], conv)
                  if isinstance(layer, (MaxPool2D, AvgPool2D))), None)
     return [conv] if pool is None else [conv, pool]
@@ -300,7 +300,7 @@ def _layer_index(model, layer) -> int:
         return int(layer) % len(model.layers)
     names = [item.name for item in model.layers]
     if layer not in names:
-        raise ValueError(f"model {model.name!r} has no layer {layer!r}; its layers: {', '.join(names)}")
+        raise ValueError(f"model {model.title!r} has no layer {layer!r}; its layers: {', '.join(names)}")
     return names.index(layer)
 
 

@@ -50,7 +50,7 @@ def test_resume_continues_the_files_model_optimizer_and_recipe(kfold_checkpoint,
     out = capsys.readouterr().out
     header = out.splitlines()[0]
     assert header.startswith("training keras_kfold_cnn on mnist (96 images)")
-    assert "sgd lr 0.01, batch 32, 3 epochs, from epoch 2" in header
+    assert "sgd lr 0.01, cross-entropy, batch 32, 3 epochs, from epoch 2" in header
     assert "epoch 2/3 - loss" in out and "epoch 3/3 - loss" in out and "epoch 1/3" not in out
     assert "trained 2 epochs" in out
     resumed = fastcnn.load_model(out_path)

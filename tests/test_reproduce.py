@@ -286,7 +286,8 @@ def test_full_batch_fit_stages_the_training_set_once_not_every_iteration(monkeyp
         model.compile(fastcnn.optim.SGD(lr=0.5), "cross_entropy")
         seen, train_step = [], model.train_step
         monkeypatch.setattr(model, "train_step",
-                            lambda xb, yb, plan=None: seen.append(xb) or train_step(xb, yb, plan))
+                            lambda xb, yb, plan=None, weights=None: seen.append(xb) or
+                            train_step(xb, yb, plan, weights))
         model.fit(x, y, epochs=4, batch_size=64, shuffle=False, verbose=0)
         assert len(seen) == 4 and all(batch is seen[0] for batch in seen)
         seen.clear()

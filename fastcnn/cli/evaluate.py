@@ -75,15 +75,15 @@ def model_dataset(model, requested: str | None, allow_other: bool = False,
     if requested:
         requested = canonical_name(requested)
         if saved is not None and requested != saved and not allow_other:
-            raise InputError(f"the model {model.name!r} was trained on {saved}, not {requested}: "
+            raise InputError(f"the model {model.title!r} was trained on {saved}, not {requested}: "
                              f"drop --dataset, or add {flag} to use {requested} anyway")
         return requested
     if saved is not None:
         if saved not in DATASETS:
-            raise InputError(f"the model {model.name!r} was trained on {saved!r}, which fastcnn "
+            raise InputError(f"the model {model.title!r} was trained on {saved!r}, which fastcnn "
                              f"cannot load: pass --dataset and {flag}")
         return saved
-    base = model.name.removesuffix("_compat")
+    base = model.title.removesuffix("_compat")
     return recipe(base).dataset if base in MODELS else None
 
 
@@ -103,10 +103,10 @@ def check_fits(model, num_classes: int, dataset: str) -> None:
     from ..errors import InputError
 
     if tuple(model.input_shape) != (1, 28, 28):
-        raise InputError(f"model {model.name!r} takes inputs of shape {tuple(model.input_shape)}; "
+        raise InputError(f"model {model.title!r} takes inputs of shape {tuple(model.input_shape)}; "
                          f"{dataset} images are (1, 28, 28)")
     if model.output_shape[0] != num_classes:
-        raise InputError(f"model {model.name!r} outputs {model.output_shape[0]} classes; "
+        raise InputError(f"model {model.title!r} outputs {model.output_shape[0]} classes; "
                          f"{dataset} has {num_classes}")
 
 
@@ -115,7 +115,7 @@ def _ensure_compiled(model) -> None:
     from ..zoo import MODELS, recipe
 
     if model.loss is None:
-        base = model.name.removesuffix("_compat")
+        base = model.title.removesuffix("_compat")
         model.compile("adam", recipe(base).loss if base in MODELS else "cross_entropy")
 
 
@@ -149,7 +149,7 @@ def run(args) -> int:
     x, y = load(dataset, args.split, progress=True)
     x, y = x[:args.limit], y[:args.limit]
     _ensure_compiled(model)
-    print(f"{args.model}: {model.name}, {training_summary(model)}")
+    print(f"{args.model}: {model.title}, {training_summary(model)}")
     print(f"evaluating it on {count(len(x), dataset + ' ' + args.split + ' image')} "
           f"with the {backend_name()} backend")
     scores = model.evaluate(x, y, batch_size=args.batch_size)
@@ -169,6 +169,6 @@ def run(args) -> int:
 
         names = None if dataset == "kmnist" else spec.classes  # matplotlib's font lacks hiragana
         path = plot_confusion_matrix(matrix, args.plot_confusion, class_names=names,
-                                     title=f"{model.name} on {dataset} {args.split}")
+                                     title=f"{model.title} on {dataset} {args.split}")
         print(f"\nsaved the confusion matrix plot to {path}")
     return 0

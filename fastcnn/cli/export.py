@@ -29,7 +29,7 @@ def run(args) -> int:
 
     model = load_saved_model(args.model)
     path = model.export_onnx(args.output, probabilities=args.probabilities)
-    print(f"wrote {path}: {model.name}, {len(model.layers)} layers, ONNX opset {OPSET}, "
+    print(f"wrote {path}: {model.title}, {len(model.layers)} layers, ONNX opset {OPSET}, "
           f"input (batch, {', '.join(map(str, model.input_shape))}) -> output "
           f"(batch, {', '.join(map(str, model.output_shape))})")
     return 0

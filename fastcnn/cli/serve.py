@@ -40,7 +40,7 @@ def run(args) -> int:
     model = load_saved_model(args.model)
     app = create_app(model, args.dataset)
     sock, url = bind(args.host, args.port)
-    print(f"serving {model.name} ({args.model}) with the {backend_name()} backend at {url}\n"
+    print(f"serving {model.title} ({args.model}) with the {backend_name()} backend at {url}\n"
           "press Ctrl+C to stop", flush=True)
     serve_forever(app, sock)
     return 0

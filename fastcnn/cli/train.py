@@ -77,10 +77,10 @@ def _resumed(args):
     from .evaluate import load_saved_model, model_dataset
 
     model = load_saved_model(args.resume)
-    compat = model.name.endswith("_compat")
-    name = model.name.removesuffix("_compat")
+    compat = model.title.endswith("_compat")
+    name = model.title.removesuffix("_compat")
     if name not in MODELS:
-        raise InputError(f"{args.resume} holds a {model.name!r} model, not a zoo model: resume it "
+        raise InputError(f"{args.resume} holds a {model.title!r} model, not a zoo model: resume it "
                          "in Python with model.fit(..., initial_epoch=model.epoch)")
     conflicts = []
     if args.model is not None and args.model != name:

@@ -145,12 +145,12 @@ def to_onnx(model, probabilities: bool = False):
     if out == "input" or graph.nodes[-1].output[0] != out:
         graph.node("Identity", [out], "output")
     graph.nodes[-1].output[0] = "output"  # the plain name users look for
-    onnx_graph = helper.make_graph(graph.nodes, model.name, [_tensor_info("input", model.input_shape)],
+    onnx_graph = helper.make_graph(graph.nodes, model.title, [_tensor_info("input", model.input_shape)],
                                    [_tensor_info("output", model.output_shape)], graph.initializers)
     opset = [helper.make_opsetid("", OPSET)]
     proto = helper.make_model(onnx_graph, opset_imports=opset, producer_name="fastcnn",
                               producer_version=__version__,
-                              doc_string=f"{model.name} exported by fastcnn {__version__}")
+                              doc_string=f"{model.title} exported by fastcnn {__version__}")
     proto.ir_version = helper.find_min_ir_version_for(opset)  # readable by older runtimes
     metadata = {"output": "logits" if model.outputs_logits and not probabilities else
                 "probabilities" if model.outputs_logits or _ends_in_softmax(model) else

@@ -70,10 +70,10 @@ def create_app(model, dataset: str | None = None) -> FastAPI:
 
     dataset, names = model_classes(model, dataset)
     classifier = Classifier(model, names)
-    info = {"model": model.name, "dataset": dataset, "classes": names, "backend": backend_name(),
+    info = {"model": model.title, "dataset": dataset, "classes": names, "backend": backend_name(),
             "convolutions": [model.layers[i].name for i in classifier.convolutions],
             "max_upload_bytes": MAX_UPLOAD_BYTES}
-    app = FastAPI(title=f"fastcnn: {model.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=f"fastcnn: {model.title}", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.classifier = classifier
 
     @app.get("/", include_in_schema=False)

@@ -93,10 +93,10 @@ class Classifier:
 
     def __init__(self, model, class_names):
         if tuple(model.input_shape) != (1, 28, 28):
-            raise InputError(f"model {model.name!r} takes inputs of shape {tuple(model.input_shape)}; "
+            raise InputError(f"model {model.title!r} takes inputs of shape {tuple(model.input_shape)}; "
                              "the page draws 28x28 grayscale characters (1, 28, 28)")
         if len(class_names) != model.output_shape[0]:
-            raise InputError(f"model {model.name!r} scores {model.output_shape[0]} classes, but "
+            raise InputError(f"model {model.title!r} scores {model.output_shape[0]} classes, but "
                              f"{len(class_names)} class names were given")
         self.model = model
         self.class_names = [str(name) for name in class_names]
