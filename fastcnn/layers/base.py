@@ -11,27 +11,7 @@ import numpy as np
 
 from .. import functional
 from ..errors import InputError
-from ..kernels.contract import ACTIVATIONS
 from ..parameter import Parameter, Workspace
-
-_ACTIVATION_ALIASES = {"linear": None, None: None, "relu": "relu", "sigmoid": "sigmoid"}
-
-
-def activation_argument(activation, layer) -> str | None:
-    """The ``activation=`` of Conv2D/Dense as a contract name (None, "relu", "sigmoid"),
-    or a ValueError saying what to use instead."""
-    key = activation.lower() if isinstance(activation, str) else activation
-    if key in _ACTIVATION_ALIASES:
-        return _ACTIVATION_ALIASES[key]
-    name = type(layer).__name__
-    if key == "softmax":
-        raise ValueError(f"{name}(activation='softmax') is not fused: add a fastcnn.Softmax() "
-                         "layer after it (or leave logits and let predict softmax them)")
-    if key == "tanh":
-        raise ValueError(f"{name}(activation='tanh'): fastcnn has no tanh kernel yet; use "
-                         "'relu' or 'sigmoid' (fused: one of " + ", ".join(map(repr, ACTIVATIONS)) + ")")
-    raise ValueError(f"{name} activation must be one of {ACTIVATIONS} (or 'linear'), got {activation!r}")
-
 
 REGISTRY: dict[str, type] = {}
 """Layer classes by name (and alias), for ``from_config`` and loading: every subclass of
