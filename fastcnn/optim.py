@@ -294,7 +294,12 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """torch.optim.AdamW: decoupled weight decay, p *= 1 - lr*weight_decay, then Adam."""
+    """torch.optim.AdamW (and Keras' AdamW, whose spellings ``learning_rate``, ``beta_1``,
+    ``beta_2``, ``epsilon`` it takes): decoupled weight decay, every weight scaled by
+    1 - lr*weight_decay (torch's ``param.mul_``), then the Adam step on the undecayed
+    gradient. Composed from two contract operations, ``scale_many`` and
+    ``adam_update_many``: no kernel of its own. ``weight_decay`` defaults to PyTorch's
+    0.01 (Keras' is 0.004: pass it)."""
 
     name = "adamw"
 
@@ -303,8 +308,15 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, learning_rate, **keras_and_clipping)
 
     def _decay(self, param) -> None:
-        functional.add_scaled(param.data, param.data, -self.lr * self.weight_decay,
-                              self._scratch_for(param))
+        """Nothing on the gradient: update_all decays the weights themselves."""
+
+    def update(self, param, m, v):
+        self.update_all([param], [m], [v])
+
+    def update_all(self, params, ms, vs):
+        if self.weight_decay:
+            functional.scale_many([p.data for p in params], 1.0 - self.lr * self.weight_decay)
+        super().update_all(params, ms, vs)
 
     def get_config(self):
         return {**super().get_config(), "weight_decay": self.weight_decay}

@@ -1,5 +1,5 @@
-"""RMSprop, Nesterov momentum, Keras' Adam spellings and gradient clipping against PyTorch:
-one and several steps from identical weights and gradients, on every backend."""
+"""RMSprop, Nesterov momentum, Keras' Adam and AdamW spellings, AdamW and gradient clipping
+against PyTorch: one and several steps from identical weights and gradients, on every backend."""
 
 from __future__ import annotations
 
@@ -77,6 +77,17 @@ PAIRS = {
     "adam-keras-spellings": (lambda ps: optim.Adam(ps, learning_rate=0.01, beta_1=0.8, beta_2=0.99,
                                                    epsilon=1e-6),
                              lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6)),
+    "adamw": (lambda ps: optim.AdamW(ps, lr=0.02, betas=(0.85, 0.99), weight_decay=0.5),
+              lambda ps: torch.optim.AdamW(ps, lr=0.02, betas=(0.85, 0.99), weight_decay=0.5)),
+    "adamw-default-decay": (lambda ps: optim.AdamW(ps, lr=0.01),
+                            lambda ps: torch.optim.AdamW(ps, lr=0.01)),
+    "adamw-keras-spellings": (
+        lambda ps: optim.AdamW(ps, learning_rate=0.01, weight_decay=0.004, beta_1=0.8,
+                               beta_2=0.99, epsilon=1e-6),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.004)),
+    "adamw-keras-positional-rate": (  # Keras' order: AdamW(learning_rate, weight_decay, ...)
+        lambda ps: optim.AdamW(0.01, weight_decay=0.004).bind(ps),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.004)),
 }
 
 
@@ -155,7 +166,9 @@ def test_nesterov_needs_momentum_as_in_pytorch():
 
 @pytest.mark.parametrize("make", [lambda: optim.RMSprop(lr=0.02, momentum=0.9, centered=True),
                                   lambda: optim.SGD(0.1, momentum=0.9, nesterov=True),
-                                  lambda: optim.Adam(beta_1=0.5, beta_2=0.9)])
+                                  lambda: optim.Adam(beta_1=0.5, beta_2=0.9),
+                                  lambda: optim.AdamW(learning_rate=3e-3, weight_decay=0.004,
+                                                      beta_1=0.8, epsilon=1e-7)])
 def test_new_optimizer_configs_round_trip(make):
     optimizer = make()
     assert optim.get(optimizer.get_config()).get_config() == optimizer.get_config()
