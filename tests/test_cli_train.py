@@ -264,3 +264,17 @@ def test_resume_refuses_a_rate_the_files_schedule_would_override(speedrun_checkp
 def test_new_schedule_without_resume_is_refused(capsys):
     assert main(["train", "--model", "mnist_speedrun", "--new-schedule"]) == EXIT_ERROR
     error_line(capsys, "--new-schedule restarts the schedule of a --resume file")
+
+
+def test_resume_of_a_file_saved_without_its_schedule_says_how_to_restart_it(speedrun_checkpoint,
+                                                                            tmp_path, capsys):
+    from fastcnn import serialization
+
+    old = tmp_path / "old.npz"
+    arrays, meta = serialization.read(speedrun_checkpoint)
+    serialization.write(old, arrays, {key: value for key, value in meta.items() if key != "schedule"})
+    capsys.readouterr()
+    assert main(["train", "--resume", str(old), "--epochs", "2", *QUICK, "--no-save"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {old} holds no learning-rate schedule" in err
+    assert "--new-schedule restarts the recipe's OneCycleLR" in err

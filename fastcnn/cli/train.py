@@ -20,6 +20,8 @@ other 1,000, is `fastcnn reproduce pytorch_cnn`'s.
 
 from __future__ import annotations
 
+import sys
+
 HELP = "train a zoo model and print per-epoch progress and the test accuracy"
 
 
@@ -148,6 +150,11 @@ def run(args) -> int:
                                  "learning rate: add --new-schedule to restart it at --lr "
                                  f"{args.lr}, or drop --lr")
             model.optimizer.learning_rate = args.lr
+        elif model.schedule is None and recipe.schedule:
+            print(f"fastcnn train: note: {args.resume} holds no learning-rate schedule (saved "
+                  f"by an older fastcnn): training goes on at its last rate, "
+                  f"{model.optimizer.lr:g}; --new-schedule restarts the recipe's "
+                  f"{recipe.schedule['name']}", file=sys.stderr)
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)
         if model.epoch >= recipe.epochs:
             raise InputError(f"{args.resume} has trained {count(model.epoch, 'epoch')} already and "
