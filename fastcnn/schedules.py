@@ -169,16 +169,16 @@ class LRScheduler(Callback):
         left, needed = last - self.last_epoch, (epochs - start) * per_epoch
         if needed <= left:
             return
-        shorter = (f"train up to epoch {start + left // per_epoch} (fit(epochs="
-                   f"{start + left // per_epoch}); fastcnn train --resume: --epochs "
-                   f"{start + left // per_epoch}), or " if left >= per_epoch else "")
+        up_to = start + left // per_epoch
+        shorter = (f"train up to epoch {up_to} (fit(epochs={up_to}); fastcnn train --resume: "
+                   f"--epochs {up_to}), or " if up_to > start else "")
         raise InputError(
             f"{type(self).__name__} would be stepped past its last step ({last}): it is at step "
             f"{self.last_epoch} with {left} {self.interval} step{'s' if left != 1 else ''} left, "
             f"and this fit's {epochs - start} epoch{'s' if epochs - start != 1 else ''} would "
-            f"take {needed}: "
-            f"{shorter}continue with a new schedule (model.compile(optimizer, loss, "
-            f"schedule=...); fastcnn train --resume: --new-schedule)")
+            f"take {needed}: {shorter}continue with a new schedule (model.compile("
+            "model.optimizer, model.loss, schedule=...) keeps the optimizer's state; fastcnn "
+            "train --resume: --new-schedule)")
 
     def _fill_from_fit(self, fit_state: dict) -> None:
         """Take lengths left unset from the fit (OneCycleLR's total_steps)."""

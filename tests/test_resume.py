@@ -129,6 +129,11 @@ def test_resuming_past_the_schedules_last_step_is_refused_before_any_batch(tmp_p
     assert loaded.epoch == SAVED_AT
     for name, value in before.items():
         np.testing.assert_array_equal(loaded.state_dict()[name], value, err_msg=name)
+    # what the message says to do: a new schedule on the same optimizer, its state kept
+    iterations = loaded.optimizer.iterations
+    loaded.compile(loaded.optimizer, loaded.loss, schedule=StepLR(step_size=2, interval="batch"))
+    loaded.fit(x, y, epochs=3, batch_size=BATCH, verbose=0, initial_epoch=loaded.epoch)
+    assert loaded.optimizer.iterations == iterations + 4 and loaded.schedule.last_epoch == 4
 
 
 def test_resuming_for_more_epochs_than_the_schedule_has_left_says_how_many_it_has(tmp_path):

@@ -106,7 +106,7 @@ def _resumed(args):
     return model, name, compat, model_dataset(model, args.dataset, args.allow_other_dataset)
 
 
-def _fresh_schedule(args, recipe):
+def _fresh_schedule(recipe):
     """The recipe's schedule, unbound (fit binds it and spans the epochs left), for --new-schedule."""
     from ..errors import InputError
 
@@ -142,7 +142,7 @@ def run(args) -> int:
         if model.optimizer is None:
             recipe.compile(model)
         elif args.new_schedule:
-            model.schedule = _fresh_schedule(args, recipe)
+            model.schedule = _fresh_schedule(recipe)
             model.optimizer.learning_rate = recipe.lr  # the new schedule's base rate
         elif args.lr is not None:
             if model.schedule is not None:
