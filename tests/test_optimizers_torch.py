@@ -102,6 +102,28 @@ def test_optimizer_steps_match_pytorch(backend, pair, steps):
 
 
 @pytest.mark.parametrize("backend", usable_backends())
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
+    lambda ps: optim.RMSprop(ps, lr=0.01, weight_decay=0.1),
+    lambda ps: optim.Adadelta(ps, weight_decay=0.1),
+    lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1)], ids=["sgd", "adam", "rmsprop",
+                                                               "adadelta", "adamw"])
+def test_weight_decay_leaves_the_gradient_as_backward_left_it(backend, make):
+    """torch.optim adds the L2 term to the gradient it uses, never to .grad: a gradient
+    read after step() (a logged norm, a check against another engine) is the loss's."""
+    weights, grads = _problem(steps=1)
+    with fastcnn.use_backend(backend):
+        params = [Parameter(w.copy()) for w in weights]
+        for p, g in zip(params, grads[0]):
+            p.ensure_backend()
+            p.grad = fastcnn.get_backend().to_device(g.copy())
+        make(params).step()
+        for p, g in zip(params, grads[0]):
+            np.testing.assert_array_equal(np.asarray(fastcnn.get_backend().to_host(p.grad)), g)
+
+
+@pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("max_norm, scale", [(1.0, 1.0), (100.0, 1.0), (0.5, 1e-3)])
 def test_clip_grad_norm_matches_pytorch_and_returns_the_total_norm(backend, max_norm, scale):
     weights, grads = _problem(seed=1, steps=2, scale=scale)
