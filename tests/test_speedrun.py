@@ -99,7 +99,7 @@ def test_the_script_runs_both_engines_on_a_subset(monkeypatch, capsys, tmp_path)
 
     module = script()
     train, test = mnist_like(64, seed=1), mnist_like(16, seed=2)
-    monkeypatch.setattr(fastcnn.datasets, "load_mnist", lambda: (train, test))
+    monkeypatch.setattr(fastcnn.datasets, "load", lambda name: (train, test))
     out = tmp_path / "runs.json"
     assert module.main(["--seeds", "2", "--backend", "numpy",
                         "--json", str(out)]) == 0
@@ -113,3 +113,11 @@ def test_the_script_runs_both_engines_on_a_subset(monkeypatch, capsys, tmp_path)
         ("fastcnn numpy", 0), ("pytorch", 0), ("fastcnn numpy", 1), ("pytorch", 1)]
     # the same weights and batches: the same test predictions, to the last image
     assert runs[0]["accuracy"] == runs[1]["accuracy"] and runs[2]["accuracy"] == runs[3]["accuracy"]
+
+
+def test_the_script_refuses_a_model_not_in_the_zoo_and_an_ablation_of_another_recipe():
+    module = script()
+    with pytest.raises(SystemExit, match="not in the zoo"):
+        module.main(["--model", "no_such_model"])
+    with pytest.raises(SystemExit, match="--ablation is the speedrun's"):
+        module.main(["--model", "fashion_cnn", "--ablation"])
