@@ -68,8 +68,9 @@ class OptionalBuildExt(build_ext):
         if msvc or os.environ.get("FASTCNN_PORTABLE_BUILD", "0") not in ("", "0"):
             return []
         flags = []
-        # -ffp-contract=off: no a*b+c fused into one rounding where -march brings FMA, so
-        # results stay those of the portable build (the conformance cases that cancel)
+        # -ffp-contract=off: no a*b+c fused into one rounding where -march brings FMA (a
+        # softmax gradient that cancels moved off the reference); the polynomials of exp,
+        # tanh and erf fuse where they say so (FASTCNN_MADD in _kernels.pyx)
         for flag in ("-march=native", "-mprefer-vector-width=512", "-ffp-contract=off"):
             if self._compiles(flag):
                 flags.append(flag)
