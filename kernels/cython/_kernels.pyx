@@ -34,8 +34,8 @@ cdef extern from *:
     #include <math.h>
 
     /* p * x + c in one rounding where the CPU has FMA (the build sets -ffp-contract=off,
-       so that only the polynomials of tanh and erf fuse; not exp's: GCC no longer
-       vectorises ELU's conditional exp with an fmaf in it), else two */
+       so that only the polynomials of exp, tanh and erf fuse), else two. GCC does not
+       vectorise a loop that calls these in only one branch: compute, then select. */
     #ifdef __FMA__
     #define FASTCNN_MADD(p, x, c) fmaf(p, x, c)
     #else
@@ -55,11 +55,11 @@ cdef extern from *:
         float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
         float r = c - n * 0.693359375f - n * -2.12194440e-4f;
         float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
+        p = FASTCNN_MADD(p, r, 1.3981999507e-3f);
+        p = FASTCNN_MADD(p, r, 8.3334519073e-3f);
+        p = FASTCNN_MADD(p, r, 4.1665795894e-2f);
+        p = FASTCNN_MADD(p, r, 1.6666665459e-1f);
+        p = FASTCNN_MADD(p, r, 5.0000001201e-1f);
         p = p * r * r + r + 1.0f;
         /* 2**n as 2**(n >> 1) * 2**(n - (n >> 1)): each factor normal for n in [-126, 128] */
         int32_t whole = (int32_t)n, half = whole >> 1;
@@ -1515,10 +1515,12 @@ cdef inline void _pointwise_chunk(int op, const real* a, const real* b, real* ou
             out[i] = a[i] if b[i] > 0 else a[i] * k
     elif op == ELU_FORWARD:
         for i in range(n):
-            out[i] = a[i] if a[i] > 0 else k * (_exp(a[i]) - <real>1)  # exp of x <= 0 only
+            value = _exp(0 if a[i] > 0 else a[i])  # exp of x <= 0 (or NaN) only, either branch
+            out[i] = a[i] if a[i] > 0 else k * (value - <real>1)
     elif op == ELU_BACKWARD:
         for i in range(n):
-            out[i] = a[i] if b[i] > 0 else a[i] * k * _exp(b[i])
+            value = _exp(0 if b[i] > 0 else b[i])
+            out[i] = a[i] if b[i] > 0 else a[i] * k * value
     elif op == GELU_FORWARD:
         for i in range(n):
             out[i] = _gelu(a[i])
