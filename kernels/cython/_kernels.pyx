@@ -1159,6 +1159,35 @@ def softmax_forward(const real[:, ::1] x, real[:, ::1] out):
             out[row, j] = out[row, j] / total
 
 
+def log_softmax_forward(const real[:, ::1] x, real[:, ::1] out):
+    """x (N, L) -> out (N, L) = x - max - log(sum(exp(x - max))) per row, in float64 (as
+    the reference: the few classes of a row cost nothing)."""
+    cdef Py_ssize_t row, j
+    cdef double top, total
+    for row in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        top = x[row, _row_argmax(x, row)]
+        total = 0
+        for j in range(x.shape[1]):
+            total = total + exp(x[row, j] - top)
+        total = log(total)
+        for j in range(x.shape[1]):
+            out[row, j] = <real>(x[row, j] - top - total)
+
+
+def log_softmax_backward(const real[:, ::1] dout, const real[:, ::1] out, real[:, ::1] dx):
+    """dx (N, L) = dout - exp(out) * sum(dout) over each row, in float64."""
+    cdef Py_ssize_t row, j
+    cdef double total
+    for row in prange(dout.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=dout.shape[0] * dout.shape[1] > PARALLEL_MIN):
+        total = 0
+        for j in range(dout.shape[1]):
+            total = total + dout[row, j]
+        for j in range(dout.shape[1]):
+            dx[row, j] = <real>(dout[row, j] - exp(out[row, j]) * total)
+
+
 def softmax_backward(const real[:, ::1] dout, const real[:, ::1] out, real[:, ::1] dx):
     """dx (N, L) = out * (dout - sum(dout * out) over each row)."""
     cdef Py_ssize_t row, j
