@@ -146,6 +146,48 @@ cdef extern from *:
     }
     FASTCNN_SUMS(fastcnn_float, float)
     FASTCNN_SUMS(fastcnn_double, double)
+
+    /* BatchNorm's inference pass: xhat = (x - mean) * inverse, out = xhat * scale + shift,
+       xhat written around the caches (AVX-512 streaming stores) where the build has
+       AVX-512: only a backward pass through an inference pass reads it, and a second
+       cached output costs as much again as the first. */
+    #if defined(__AVX512F__)
+    #include <immintrin.h>
+    #endif
+    static inline void fastcnn_float_normalise_streaming(const float* x, float* xhat, float* out,
+            ptrdiff_t first, ptrdiff_t end, ptrdiff_t channels, ptrdiff_t n,
+            const float* mean, const float* inverse, const float* scale, const float* shift) {
+        /* planes [first, end) of (N*C, n) views; one fence after them all */
+        for (ptrdiff_t plane = first; plane < end; plane++) {
+            ptrdiff_t c = plane % channels, r = 0;
+            const float* src = x + plane * n;
+            float* h_row = xhat + plane * n;
+            float* o_row = out + plane * n;
+            float m = mean[c], v = inverse[c], a = scale[c], b = shift[c];
+    #if defined(__AVX512F__)
+            for (; r < n && ((uintptr_t)(h_row + r) & 63) != 0; r++) {
+                float h = (src[r] - m) * v;
+                h_row[r] = h;
+                o_row[r] = h * a + b;
+            }
+            const __m512 mv = _mm512_set1_ps(m), vv = _mm512_set1_ps(v);
+            const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+            for (; r + 16 <= n; r += 16) {
+                __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(src + r), mv), vv);
+                _mm512_stream_ps(h_row + r, h);
+                _mm512_storeu_ps(o_row + r, _mm512_add_ps(_mm512_mul_ps(h, av), bv));
+            }
+    #endif
+            for (; r < n; r++) {
+                float h = (src[r] - m) * v;
+                h_row[r] = h;
+                o_row[r] = h * a + b;
+            }
+        }
+    #if defined(__AVX512F__)
+        _mm_sfence();
+    #endif
+    }
     """
     float fastcnn_expf(float x) noexcept nogil
     float fastcnn_tanhf(float x) noexcept nogil
@@ -156,6 +198,10 @@ cdef extern from *:
     double fastcnn_double_centred_squares(const double* v, Py_ssize_t n, double mean) noexcept nogil
     double fastcnn_float_dot(const float* a, const float* b, Py_ssize_t n, double* sum_a) noexcept nogil
     double fastcnn_double_dot(const double* a, const double* b, Py_ssize_t n, double* sum_a) noexcept nogil
+    void fastcnn_float_normalise_streaming(const float* x, float* xhat, float* out,
+                                           Py_ssize_t first, Py_ssize_t end, Py_ssize_t channels,
+                                           Py_ssize_t n, const float* mean, const float* inverse,
+                                           const float* scale, const float* shift) noexcept nogil
 
 cdef extern from *:
     """
@@ -1756,8 +1802,28 @@ def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const rea
                       bint training, real[:, :, ::1] out, real[:, :, ::1] xhat, real[::1] invstd):
     """Training: batch mean and biased variance per channel (two reads of x), xhat, out and
     the running statistics (unbiased variance); inference: the running statistics."""
-    cdef Py_ssize_t c, n, batch = x.shape[0], length = x.shape[2]
+    cdef Py_ssize_t c, n, plane, chunk, chunks
+    cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1], length = x.shape[2]
     cdef double count = batch * length, total, mean, var, inverse
+    if not training:  # one pass in memory order, plane by plane: no statistics to gather
+        for c in range(channels):
+            invstd[c] = <real>(1.0 / sqrt(<double>running_var[c] + eps))
+        if real is float:  # in chunks of planes, one store fence after each
+            chunks = min(batch * channels, 8 * _num_threads)
+            for chunk in prange(chunks, nogil=True, num_threads=_num_threads,
+                                use_threads_if=batch * channels * length > PARALLEL_MIN):
+                fastcnn_float_normalise_streaming(
+                    &x[0, 0, 0], &xhat[0, 0, 0], &out[0, 0, 0], chunk * batch * channels // chunks,
+                    (chunk + 1) * batch * channels // chunks, channels, length, &running_mean[0],
+                    &invstd[0], &weight[0], &bias[0])
+            return
+        for plane in prange(batch * channels, nogil=True, num_threads=_num_threads,
+                            use_threads_if=batch * channels * length > PARALLEL_MIN):
+            n = plane // channels
+            c = plane % channels
+            _normalise_row(&x[n, c, 0], &xhat[n, c, 0], &out[n, c, 0], length,
+                           running_mean[c], invstd[c], weight[c], bias[c])
+        return
     for c in prange(x.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
                     use_threads_if=batch * x.shape[1] * length > PARALLEL_MIN):
         if training:
