@@ -507,13 +507,6 @@ def channel_affine(x, scale, shift, out) -> None:
     get_backend().channel_affine(x, scale, shift, out)
 
 
-def add_scaled(target, source, alpha: float, scratch) -> None:
-    """target += alpha * source (one shape), composed from the contract's sgd_update:
-    with momentum 0 it sets scratch = source, then target -= (-alpha) * scratch.
-    ``scratch`` must start finite (zeros) and is overwritten."""
-    sgd_update(target, source, scratch, -float(alpha), 0.0)
-
-
 # ---- the layers past the tutorials (optional: contract.LAYER_OPERATIONS) ----------------------
 def _scalar(op: str, name: str, value, positive: bool = False) -> float:
     """A real number (not a bool), > 0 when ``positive``; a KernelArgumentError otherwise."""

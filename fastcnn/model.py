@@ -785,11 +785,24 @@ class Sequential(Layer):
         arrays = {f"param/{name}": value for name, value in self.state_dict().items()}
         if self.optimizer is not None:
             meta["optimizer"] = {**self.optimizer.get_config(), "iterations": self.optimizer.iterations}
+            if self.schedule is not None:
+                meta["schedule"] = self._schedule_meta(meta["optimizer"])
             for name, param in self.named_parameters():
                 backend = param._module()
                 for slot, value in param.state.items():
                     arrays[f"optim/{name}/{slot}"] = np.asarray(backend.to_host(value))
         serialization.write(path, arrays, meta)
+
+    def _schedule_meta(self, optimizer_meta: dict) -> dict:
+        """The schedule's config and, once fit has bound it to this optimizer, its state
+        (PyTorch's state_dict names). A bound schedule owns the optimizer's rate, so the
+        optimizer is saved with the schedule's base rate (a finished cosine's rate may be 0,
+        which no optimizer takes) and load_state_dict sets the rate of the step it was at."""
+        schedule = self.schedule
+        if schedule.optimizer is not self.optimizer:
+            return {"config": schedule.get_config(), "state": None}
+        optimizer_meta["lr"] = schedule.base_lr
+        return {"config": schedule.get_config(), "state": schedule.state_dict()}
 
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer).replace("\n", "\n  ") for layer in self.layers)
@@ -877,6 +890,8 @@ def _restore_optimizer(path, model, meta, arrays) -> None:
         model.compile(optimizer or "adam", meta["loss"], metrics=meta["metrics"] or ["accuracy"])
     except ValueError as exc:
         raise CheckpointError(f"{path}: the saved loss or metrics are invalid: {exc}") from None
+    if optimizer is not None and meta.get("schedule") is not None:
+        model.schedule = _restored_schedule(path, meta["schedule"], optimizer)
     params = dict(model.named_parameters())
     for key, value in arrays.items():
         if not key.startswith("optim/"):
@@ -889,3 +904,30 @@ def _restore_optimizer(path, model, meta, arrays) -> None:
                                   f"slot {slot!r} (its slots: {', '.join(model.optimizer.slots)})")
         checked = serialization.checked_array(path, key, value, params[name].shape)
         params[name].state[slot] = get_backend().to_device(checked)
+
+
+def _restored_schedule(path, saved, optimizer):
+    """The saved learning-rate schedule, bound to the restored ``optimizer`` at the step it
+    was saved at (or unbound, as saved before its first fit); CheckpointError naming the
+    field that is wrong."""
+    from .schedules import from_config
+
+    if not isinstance(saved, dict) or "config" not in saved:
+        raise CheckpointError(f"{path}: the learning-rate schedule ('schedule') is {saved!r}, not "
+                              "a dict with its config; the file is damaged: re-save it, or load "
+                              "an older copy")
+    try:
+        schedule = from_config(saved["config"])
+    except InputError as exc:
+        raise CheckpointError(f"{path}: the learning-rate schedule's config ('schedule.config') "
+                              f"is invalid: {exc}; the file is damaged: re-save it, or load an "
+                              "older copy") from None
+    if saved.get("state") is not None:
+        try:
+            schedule.bind(optimizer)
+            schedule.load_state_dict(saved["state"])
+        except InputError as exc:
+            raise CheckpointError(f"{path}: the learning-rate schedule's state ('schedule.state') "
+                                  f"does not fit its config {saved['config']}: {exc}; the file is "
+                                  "damaged: re-save it, or load an older copy") from None
+    return schedule

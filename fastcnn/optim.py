@@ -9,8 +9,8 @@ Keras-style use: ``Adam(learning_rate=1e-3)`` or ``SGD(0.01, momentum=0.9)`` pas
 to ``Sequential.compile``, which binds the parameters for you.
 
 ``weight_decay`` follows PyTorch: SGD and Adam add ``weight_decay * param`` to the
-gradient (L2); AdamW decays the weights directly, ``param *= 1 - lr * weight_decay``,
-before its Adam step.
+gradient they use (L2; ``param.grad`` itself stays as backward left it); AdamW decays
+the weights directly, ``param *= 1 - lr * weight_decay``, before its Adam step.
 
 Clipping follows Keras: ``clipnorm`` rescales each parameter's gradient whose L2 norm
 exceeds it to that norm, ``global_clipnorm`` all of them together when their joint norm
@@ -172,11 +172,10 @@ class Optimizer:
             for slot in self.slots:
                 if slot not in param.state:
                     param.state[slot] = backend.zeros(param.shape)
-            if self.weight_decay:
-                self._decay(param)
         if params:
-            self.update_all(params, *([param.state[slot] for param in params]
-                                      for slot in self.slots))
+            grads = [self._gradient(param) for param in params]
+            self.update_all(params, grads, *([param.state[slot] for param in params]
+                                             for slot in self.slots))
 
     def _clip(self, grads) -> None:
         """Keras' clipping of the gradients about to be used, in place."""
@@ -197,24 +196,32 @@ class Optimizer:
                 if norm > self.clipnorm:
                     functional.scale_many([grad], self.clipnorm / norm)
 
-    def update_all(self, params, *states) -> None:
-        """:meth:`update` on every parameter; ``states`` holds one list per slot."""
-        for param, *state in zip(params, *states):
-            self.update(param, *state)
+    def update_all(self, params, grads, *states) -> None:
+        """:meth:`update` on every parameter with the gradient it uses (grads, one per
+        parameter); ``states`` holds one list per slot."""
+        for param, grad, *state in zip(params, grads, *states):
+            self.update(param, grad, *state)
 
-    def _decay(self, param) -> None:
-        """PyTorch's L2 weight decay: grad += weight_decay * param."""
-        functional.add_scaled(param.grad, param.data, self.weight_decay, self._scratch_for(param))
+    def _gradient(self, param):
+        """The gradient the update uses: ``param.grad``, or with weight decay (PyTorch's L2)
+        grad + weight_decay * param in a work array, leaving ``param.grad`` as backward
+        left it (torch.optim does not change .grad either)."""
+        if not self.weight_decay:
+            return param.grad
+        decayed = self._scratch_for(param)
+        functional.axpby(1.0, param.grad, self.weight_decay, param.data, decayed)
+        return decayed
 
     def _scratch_for(self, param):
-        """A zero-initialised work array of the parameter's shape on the active backend."""
+        """A work array of the parameter's shape on the active backend (zero at first)."""
         key = (id(param), backend_name(), param.shape)
         if key not in self._scratch:
             self._scratch = {k: v for k, v in self._scratch.items() if k[0] != id(param)}
             self._scratch[key] = get_backend().zeros(param.shape)
         return self._scratch[key]
 
-    def update(self, param, *state) -> None:
+    def update(self, param, grad, *state) -> None:
+        """One parameter's step with ``grad`` (param's shape) and its slots, in place."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -246,13 +253,12 @@ class SGD(Optimizer):
                              "pass momentum=0.9, say")
         self.nesterov = nesterov
 
-    def update(self, param, velocity):
-        self.update_all([param], [velocity])
+    def update(self, param, grad, velocity):
+        self.update_all([param], [grad], [velocity])
 
-    def update_all(self, params, velocities):
+    def update_all(self, params, grads, velocities):
         update = functional.nesterov_update_many if self.nesterov else functional.sgd_update_many
-        update([p.data for p in params], [p.grad for p in params], velocities, self.lr,
-               self.momentum)
+        update([p.data for p in params], grads, velocities, self.lr, self.momentum)
 
     def get_config(self):
         config = {**super().get_config(), "momentum": self.momentum}
@@ -281,20 +287,25 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = (_number(b, "each beta", 0.0, 1.0) for b in betas)
         self.eps = _number(eps, "eps", 0.0)
 
-    def update(self, param, m, v):
-        functional.adam_update(param.data, param.grad, m, v, self.lr, self.beta1, self.beta2,
+    def update(self, param, grad, m, v):
+        functional.adam_update(param.data, grad, m, v, self.lr, self.beta1, self.beta2,
                                self.eps, self.iterations)
 
-    def update_all(self, params, ms, vs):
-        functional.adam_update_many([p.data for p in params], [p.grad for p in params], ms, vs,
-                                    self.lr, self.beta1, self.beta2, self.eps, self.iterations)
+    def update_all(self, params, grads, ms, vs):
+        functional.adam_update_many([p.data for p in params], grads, ms, vs, self.lr, self.beta1,
+                                    self.beta2, self.eps, self.iterations)
 
     def get_config(self):
         return {**super().get_config(), "betas": [self.beta1, self.beta2], "eps": self.eps}
 
 
 class AdamW(Adam):
-    """torch.optim.AdamW: decoupled weight decay, p *= 1 - lr*weight_decay, then Adam."""
+    """torch.optim.AdamW (and Keras' AdamW, whose spellings ``learning_rate``, ``beta_1``,
+    ``beta_2``, ``epsilon`` it takes): decoupled weight decay, every weight scaled by
+    1 - lr*weight_decay (torch's ``param.mul_``), then the Adam step on the undecayed
+    gradient. Composed from two contract operations, ``scale_many`` and
+    ``adam_update_many``: no kernel of its own. ``weight_decay`` defaults to PyTorch's
+    0.01 (Keras' is 0.004: pass it)."""
 
     name = "adamw"
 
@@ -302,9 +313,17 @@ class AdamW(Adam):
                  weight_decay: float = 0.01, learning_rate: float | None = None, **keras_and_clipping):
         super().__init__(params, lr, betas, eps, weight_decay, learning_rate, **keras_and_clipping)
 
-    def _decay(self, param) -> None:
-        functional.add_scaled(param.data, param.data, -self.lr * self.weight_decay,
-                              self._scratch_for(param))
+    def _gradient(self, param):
+        """The gradient itself: update_all decays the weights instead."""
+        return param.grad
+
+    def update(self, param, grad, m, v):
+        self.update_all([param], [grad], [m], [v])
+
+    def update_all(self, params, grads, ms, vs):
+        if self.weight_decay:
+            functional.scale_many([p.data for p in params], 1.0 - self.lr * self.weight_decay)
+        super().update_all(params, grads, ms, vs)
 
     def get_config(self):
         return {**super().get_config(), "weight_decay": self.weight_decay}
@@ -322,9 +341,9 @@ class Adadelta(Optimizer):
         super().__init__(params, lr, weight_decay, learning_rate, **clipping)
         self.rho, self.eps = _number(rho, "rho", 0.0, 1.0), _number(eps, "eps", 0.0)
 
-    def update(self, param, square_avg, acc_delta):
-        functional.adadelta_update(param.data, param.grad, square_avg, acc_delta, self.lr,
-                                   self.rho, self.eps)
+    def update(self, param, grad, square_avg, acc_delta):
+        functional.adadelta_update(param.data, grad, square_avg, acc_delta, self.lr, self.rho,
+                                   self.eps)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "eps": self.eps}
@@ -353,9 +372,9 @@ class RMSprop(Optimizer):
         self.slots = ("square_avg",) + (("grad_avg",) if centered else ()) + \
             (("momentum_buffer",) if self.momentum else ())
 
-    def update(self, param, square_avg, *optional):
+    def update(self, param, grad, square_avg, *optional):
         state = dict(zip(self.slots[1:], optional))
-        functional.rmsprop_update(param.data, param.grad, square_avg, state.get("grad_avg"),
+        functional.rmsprop_update(param.data, grad, square_avg, state.get("grad_avg"),
                                   state.get("momentum_buffer"), self.lr, self.alpha, self.eps,
                                   self.momentum)
 

@@ -16,7 +16,12 @@ per-epoch schedule, the rate the epoch used)::
 
 A schedule with a last step (CosineAnnealingLR's ``T_max``, OneCycleLR's ``total_steps``)
 stepped past it raises InputError (PyTorch's OneCycleLR raises too; its cosine would
-start a second cycle, which is never what a run that outlived its schedule wants).
+start a second cycle, which is never what a run that outlived its schedule wants); fit
+checks that before its first batch.
+
+``get_config`` / :func:`from_config` and ``state_dict`` / ``load_state_dict`` are what
+``model.save`` writes beside the optimizer, so that a loaded model's fit goes on with the
+same rates as a run that never stopped.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class LRScheduler(Callback):
     Subclasses define ``rate_at`` and, when they end, ``last_step``."""
 
     default_interval = "epoch"
+    config_keys: tuple = ()  # the constructor's arguments get_config returns, beside interval
 
     def __init__(self, optimizer=None, interval: str | None = None):
         interval = self.default_interval if interval is None else interval
@@ -122,10 +128,24 @@ class LRScheduler(Callback):
         return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a :meth:`state_dict` (after ``bind``): the optimizer gets that step's rate."""
-        self.base_lr = float(state["base_lr"])
-        self.last_epoch = int(state["last_epoch"]) - 1
+        """Continue from a :meth:`state_dict` (after ``bind``): the optimizer gets that step's
+        rate (and momentum). InputError for a state this schedule cannot be at."""
+        if not isinstance(state, dict):
+            raise InputError(f"a schedule state is a dict, got {state!r}")
+        last_epoch, base_lr = state.get("last_epoch"), state.get("base_lr")
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or \
+                not 0 <= last_epoch <= (self.last_step if self.last_step is not None else last_epoch):
+            end = "" if self.last_step is None else f" and <= its last step {self.last_step}"
+            raise InputError(f"last_epoch must be a whole number >= 0{end}, got {last_epoch!r}")
+        self.base_lr = _real(base_lr, "base_lr", 0.0, low_open=True)
+        self.last_epoch = int(last_epoch) - 1
         self.step()
+
+    def get_config(self) -> dict:
+        """``{"name": class name, "interval": ..., **arguments}``: :func:`from_config` makes
+        the same schedule, unbound."""
+        return {"name": type(self).__name__, "interval": self.interval,
+                **{key: getattr(self, key) for key in self.config_keys}}
 
     # ---- fit ----------------------------------------------------------------------------------
     adds_logs = ("learning_rate",)
@@ -137,6 +157,28 @@ class LRScheduler(Callback):
         if self.optimizer is not optimizer:  # a second fit with the same optimizer goes on
             self._fill_from_fit(self.model._fit_state)
             self.bind(optimizer)
+        self._check_room(self.model._fit_state)
+
+    def _check_room(self, fit_state: dict) -> None:
+        """InputError before the first batch when this fit would step past the last step."""
+        last, steps = self.last_step, fit_state.get("steps")
+        if last is None or not steps:
+            return
+        start, epochs = fit_state.get("initial_epoch", 0), fit_state["epochs"]
+        per_epoch = steps if self.interval == "batch" else 1
+        left, needed = last - self.last_epoch, (epochs - start) * per_epoch
+        if needed <= left:
+            return
+        up_to = start + left // per_epoch
+        shorter = (f"train up to epoch {up_to} (fit(epochs={up_to}); fastcnn train --resume: "
+                   f"--epochs {up_to}), or " if up_to > start else "")
+        raise InputError(
+            f"{type(self).__name__} would be stepped past its last step ({last}): it is at step "
+            f"{self.last_epoch} with {left} {self.interval} step{'s' if left != 1 else ''} left, "
+            f"and this fit's {epochs - start} epoch{'s' if epochs - start != 1 else ''} would "
+            f"take {needed}: {shorter}continue with a new schedule (model.compile("
+            "model.optimizer, model.loss, schedule=...) keeps the optimizer's state; fastcnn "
+            "train --resume: --new-schedule)")
 
     def _fill_from_fit(self, fit_state: dict) -> None:
         """Take lengths left unset from the fit (OneCycleLR's total_steps)."""
@@ -158,6 +200,8 @@ class LRScheduler(Callback):
 class StepLR(LRScheduler):
     """torch.optim.lr_scheduler.StepLR: lr = base_lr * gamma ** (step // step_size)."""
 
+    config_keys = ("step_size", "gamma")
+
     def __init__(self, optimizer=None, step_size: int = 1, gamma: float = 0.1,
                  interval: str | None = None):
         self.step_size = _positive_int(step_size, "step_size")
@@ -175,6 +219,8 @@ class CosineAnnealingLR(LRScheduler):
     the half cosine from base_lr down to ``eta_min`` at step ``T_max``
     (torch's SequentialLR of the two, with CosineAnnealingLR(T_max - warmup_steps)).
     Its last step is ``T_max``."""
+
+    config_keys = ("T_max", "eta_min", "warmup_steps", "warmup_start_factor")
 
     def __init__(self, optimizer=None, T_max: int = 1, eta_min: float = 0.0,
                  warmup_steps: int = 0, warmup_start_factor: float = 1 / 3,
@@ -219,6 +265,8 @@ class OneCycleLR(LRScheduler):
     of step total_steps - 1 (PyTorch extrapolates the last phase there)."""
 
     default_interval = "batch"
+    config_keys = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum",
+                   "base_momentum", "max_momentum", "div_factor", "final_div_factor", "three_phase")
 
     def __init__(self, optimizer=None, max_lr: float = 0.01, total_steps: int | None = None,
                  epochs: int | None = None, steps_per_epoch: int | None = None,
@@ -323,3 +371,17 @@ class OneCycleLR(LRScheduler):
 
 
 SCHEDULES = {cls.__name__: cls for cls in (StepLR, CosineAnnealingLR, OneCycleLR)}
+
+
+def from_config(config: dict) -> LRScheduler:
+    """A new, unbound schedule from ``get_config``'s dict; InputError naming what is wrong."""
+    if not isinstance(config, dict):
+        raise InputError(f"a schedule config is a dict with a name, got {config!r}")
+    arguments = dict(config)
+    name = arguments.pop("name", None)
+    if name not in SCHEDULES:
+        raise InputError(f"unknown schedule {name!r}; fastcnn has: {', '.join(SCHEDULES)}")
+    try:
+        return SCHEDULES[name](**arguments)
+    except TypeError as exc:  # an argument this schedule does not take
+        raise InputError(f"{name}: {exc}") from None

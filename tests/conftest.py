@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "datasets"
+# a checkout beside shared/, or wherever FASTCNN_DATA points (a git worktree elsewhere)
+SHARED_DATA = Path(os.environ.get("FASTCNN_DATA") or REPO.parent / "shared" / "datasets")
 
 HAS_GPU = Path("/dev/nvidia0").exists() and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"
 if not HAS_GPU:

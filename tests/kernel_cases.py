@@ -617,7 +617,7 @@ def adadelta_update_cases(tiny=False):
 
 
 # ---- primitives ----------------------------------------------------------------------------------
-CHANNEL_SHAPES = ((1, 1), (5, 3), (64, 33), (1, 1, 1, 1), (2, 3, 5, 4), (3, 16, 9, 9), (4, 8, 32, 32))
+CHANNEL_SHAPES = ((1, 1), (5, 3), (64, 33), (37, 130), (1, 1, 1, 1), (2, 3, 5, 4), (3, 16, 9, 9), (4, 8, 32, 32))
 """(N, C) and (N, C, H, W) inputs of the per-channel primitives: one element, odd sizes, and
 enough elements for the threaded paths."""
 TINY_CHANNEL_SHAPES = ((1, 1), (5, 3), (1, 1, 1, 1), (2, 3, 5, 4))

@@ -218,3 +218,63 @@ def test_training_with_rmsprop_from_the_command_line(capsys):
     assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
                  "--optimizer", "rmsprop", "--lr", "0.001", "--quiet"]) == 0
     assert "rmsprop lr 0.001" in capsys.readouterr().out
+
+
+# ---- a saved schedule goes on, or starts afresh with --new-schedule (issue 22) -------------------
+@pytest.fixture(scope="module")
+def speedrun_checkpoint(tmp_path_factory):
+    """mnist_speedrun (Adam, a one-cycle over the fit: 3 batches) after one epoch on 96 images."""
+    path = tmp_path_factory.mktemp("speedrun") / "sr.npz"
+    with fastcnn.use_backend("numpy"):
+        assert main(["train", "--model", "mnist_speedrun", "--epochs", "1", *QUICK,
+                     "--save", str(path)]) == 0
+    return path
+
+
+def test_resume_past_the_end_of_the_files_schedule_says_to_start_a_new_one(speedrun_checkpoint,
+                                                                            capsys):
+    assert fastcnn.load_model(speedrun_checkpoint).schedule.last_epoch == 3
+    capsys.readouterr()
+    assert main(["train", "--resume", str(speedrun_checkpoint), "--epochs", "2", *QUICK,
+                 "--no-save"]) == EXIT_ERROR
+    error_line(capsys, "OneCycleLR would be stepped past its last step (3)", "--new-schedule")
+
+
+def test_resume_with_new_schedule_spans_the_epochs_left_at_the_given_rate(speedrun_checkpoint,
+                                                                          tmp_path, capsys):
+    out_path = tmp_path / "more.npz"
+    assert main(["train", "--resume", str(speedrun_checkpoint), "--epochs", "2", *QUICK,
+                 "--new-schedule", "--lr", "0.005", "--save", str(out_path)]) == 0
+    assert "adam lr 0.005, OneCycleLR" in capsys.readouterr().out
+    resumed = fastcnn.load_model(out_path)
+    assert resumed.epoch == 2 and resumed.schedule.max_lr == 0.005
+    assert resumed.schedule.total_steps == 3 and resumed.schedule.last_epoch == 3
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "0.01"], ["OneCycleLR sets the learning rate", "add --new-schedule", "or drop --lr"]),
+])
+def test_resume_refuses_a_rate_the_files_schedule_would_override(speedrun_checkpoint, flags, words,
+                                                                 capsys):
+    capsys.readouterr()
+    assert main(["train", "--resume", str(speedrun_checkpoint), "--epochs", "2", *flags]) == EXIT_ERROR
+    error_line(capsys, *words)
+
+
+def test_new_schedule_without_resume_is_refused(capsys):
+    assert main(["train", "--model", "mnist_speedrun", "--new-schedule"]) == EXIT_ERROR
+    error_line(capsys, "--new-schedule restarts the schedule of a --resume file")
+
+
+def test_resume_of_a_file_saved_without_its_schedule_says_how_to_restart_it(speedrun_checkpoint,
+                                                                            tmp_path, capsys):
+    from fastcnn import serialization
+
+    old = tmp_path / "old.npz"
+    arrays, meta = serialization.read(speedrun_checkpoint)
+    serialization.write(old, arrays, {key: value for key, value in meta.items() if key != "schedule"})
+    capsys.readouterr()
+    assert main(["train", "--resume", str(old), "--epochs", "2", *QUICK, "--no-save"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {old} holds no learning-rate schedule" in err
+    assert "--new-schedule restarts the recipe's OneCycleLR" in err

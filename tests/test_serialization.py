@@ -19,11 +19,14 @@ from helpers import (assert_same_weights, mnist_like, numpy_backend, run_python,
 
 pytestmark = pytest.mark.usefixtures("numpy_backend")
 
-OPTIMIZERS = {
+CONFIGURED = {
     "adam": lambda: optim.Adam(lr=1e-2, betas=(0.8, 0.99), eps=1e-7),
-    "sgd-momentum": lambda: optim.SGD(lr=0.05, momentum=0.9),
+    "sgd": lambda: optim.SGD(lr=0.05, momentum=0.9),
     "adadelta": lambda: optim.Adadelta(lr=1.0, rho=0.95, eps=1e-7),
+    "rmsprop": lambda: optim.RMSprop(lr=0.01, momentum=0.5, centered=True),
 }
+# every registered optimizer (its defaults where CONFIGURED has none): a new one is covered as it is
+OPTIMIZERS = {name: CONFIGURED.get(name, lambda name=name: optim.get(name)) for name in optim.OPTIMIZERS}
 
 
 def optimizer_state(model):

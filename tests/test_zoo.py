@@ -31,16 +31,11 @@ ARCHITECTURES = {
     "fixed_kernel_cnn": ({"conv": (1, 26, 26), "pool": (1, 13, 13), "flatten": (169,),
                           "hidden1": (4,), "hidden2": (4,), "output": (10,), "softmax": (10,)},
                          759, 750),
-    "fashion_cnn": ({"block1a_conv": (32, 28, 28), "block1a_bn": (32, 28, 28),
-                     "block1a_relu": (32, 28, 28), "block1b_conv": (32, 28, 28),
-                     "block1b_bn": (32, 28, 28), "block1b_relu": (32, 28, 28),
-                     "pool1": (32, 14, 14), "dropout1": (32, 14, 14),
-                     "block2a_conv": (64, 14, 14), "block2a_bn": (64, 14, 14),
-                     "block2a_relu": (64, 14, 14), "block2b_conv": (64, 14, 14),
-                     "block2b_bn": (64, 14, 14), "block2b_relu": (64, 14, 14),
-                     "pool2": (64, 7, 7), "dropout2": (64, 7, 7), "flatten": (3136,),
-                     "dense": (256,), "dense_bn": (256,), "dense_relu": (256,),
-                     "dropout3": (256,), "output": (10,)}, 871_082, 871_082),
+    "fashion_cnn": ({"conv1": (32, 28, 28), "pool1": (32, 14, 14), "bn1": (32, 14, 14),
+                     "conv2": (64, 14, 14), "pool2": (64, 7, 7), "bn2": (64, 7, 7),
+                     "conv3": (128, 7, 7), "pool3": (128, 3, 3), "bn3": (128, 3, 3),
+                     "flatten": (1152,), "dense": (256,), "dropout": (256,), "output": (10,)},
+                    390_634, 390_634),
     "mnist_speedrun": ({"conv1": (16, 28, 28), "relu1": (16, 28, 28), "pool1": (16, 14, 14),
                         "bn1": (16, 14, 14), "conv2": (32, 14, 14), "relu2": (32, 14, 14),
                         "pool2": (32, 7, 7), "bn2": (32, 7, 7), "conv3": (64, 7, 7),
@@ -320,5 +315,6 @@ def test_fashion_cnn_recipe_brings_its_schedule_augmentation_and_label_smoothing
     assert model.optimizer.nesterov and model.optimizer.weight_decay == 5e-4
     assert isinstance(model.schedule, fastcnn.schedules.OneCycleLR) and model.schedule.max_lr == 0.1
     assert recipe.make_augment(0).horizontal_flip
-    assert [type(layer).__name__ for layer in model.layers[:3]] == ["Conv2D", "BatchNormalization",
-                                                                     "ReLU"]
+    assert [type(layer).__name__ for layer in model.layers[:3]] == ["Conv2D", "MaxPool2D",
+                                                                     "BatchNormalization"]
+    assert model.layers[0].activation == "relu"

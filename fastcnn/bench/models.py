@@ -19,10 +19,11 @@ from .. import zoo
 from ..backend import get_backend, use_backend
 from ..inputs import as_targets
 from ..kernels.contract import conv_output_size, dropout_uniform
-from ..layers import (AvgPool2D, BatchNorm2d, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU,
-                      Sigmoid, Softmax)
+from ..layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid,
+                      Softmax)
+from ..layers.normalization import _BatchNorm
 from ..losses import CrossEntropy
-from ..optim import SGD, Adadelta, Adam
+from ..optim import SGD, Adadelta, Adam, AdamW
 from .environment import torch_module
 from .timing import Trial
 
@@ -132,9 +133,10 @@ def torch_network(model, training: bool, replica_dropout: bool = False):
             modules.append(module)
             if layer.activation:
                 modules.append(activations[layer.activation]())
-        elif isinstance(layer, BatchNorm2d):
-            module = nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                                    affine=layer.affine)
+        elif isinstance(layer, _BatchNorm):
+            kind = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
+            module = kind(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                          affine=layer.affine)
             with torch.no_grad():
                 for key, value in layer.get_state().items():
                     getattr(module, key).copy_(torch.from_numpy(np.asarray(value)))
@@ -160,11 +162,12 @@ def torch_network(model, training: bool, replica_dropout: bool = False):
 def torch_optimizer(optimizer, params):
     """The torch.optim optimizer with the hyper-parameters of fastcnn's ``optimizer``."""
     torch = torch_module()
-    if isinstance(optimizer, Adam):
+    if isinstance(optimizer, Adam) and not isinstance(optimizer, AdamW):
         return torch.optim.Adam(params, lr=optimizer.lr, betas=(optimizer.beta1, optimizer.beta2),
-                                eps=optimizer.eps)
+                                eps=optimizer.eps, weight_decay=optimizer.weight_decay)
     if isinstance(optimizer, SGD):
-        return torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum)
+        return torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
+                               nesterov=optimizer.nesterov, weight_decay=optimizer.weight_decay)
     if isinstance(optimizer, Adadelta):
         return torch.optim.Adadelta(params, lr=optimizer.lr, rho=optimizer.rho, eps=optimizer.eps)
     raise ValueError(f"no PyTorch equivalent for the {optimizer.name} optimizer")

@@ -1,5 +1,6 @@
-"""The MNIST speedrun side by side: fastcnn's ``mnist_speedrun`` recipe and the identical
-recipe in PyTorch, trained in one process.
+"""A zoo recipe side by side with its PyTorch twin, trained in one process: the MNIST
+speedrun (``mnist_speedrun``, the default) and any other recipe of the zoo whose layers,
+optimizer, schedule and loss have PyTorch counterparts (``fashion_cnn``).
 
 ``fastcnn_run`` trains the zoo model with its recipe and times ``fit`` (after
 ``warm_up`` has compiled or loaded every kernel); ``torch_run`` trains a PyTorch twin
@@ -7,6 +8,8 @@ built from the same fastcnn model before its fit (:func:`fastcnn.bench.models.to
 same layers, a copy of the initial weights and buffers) with torch's own Adam,
 OneCycleLR and label-smoothed cross-entropy set from the recipe, on the same batches
 in the same order (a copy of the model's generator draws the permutation fit draws).
+A recipe with augmentation warps PyTorch's batches with the same RandomAffine settings
+(fastcnn's own warp, from its own seed: the same distribution, not the same draws).
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ def inputs(images) -> np.ndarray:
 
 
 def compiled(seed: int, recipe=None):
-    """(model, recipe): ``mnist_speedrun`` built from ``seed`` and compiled with its recipe
-    (``recipe`` overrides the zoo's: an ablation step)."""
+    """(model, recipe): ``recipe.model`` (default ``mnist_speedrun`` with the zoo's recipe)
+    built from ``seed`` and compiled with ``recipe`` (an ablation step, another zoo recipe)."""
     recipe = recipe or zoo.recipe(MODEL)
-    model = zoo.get(MODEL, seed=seed, **recipe.model_args)
+    model = zoo.get(recipe.model, seed=seed, **recipe.model_args)
     recipe.compile(model)
     return model, recipe
 
@@ -73,7 +76,7 @@ def fastcnn_train(model, recipe, seed, x, y, x_test, y_test) -> Trained:
     """Train the compiled ``model`` with ``recipe`` (x: float32 (N, 1, 28, 28), y: labels
     (N,)) and score it on the test images; the time is fit's."""
     start = time.perf_counter()
-    model.fit(x, y, verbose=0, **recipe.fit_arguments())
+    model.fit(x, y, verbose=0, **recipe.fit_arguments(seed))
     seconds = time.perf_counter() - start
     accuracy = model.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
     return Trained(f"fastcnn {backend_name()}", seed, seconds, accuracy,
@@ -111,14 +114,16 @@ def torch_train(twin: TorchTwin, recipe, seed, x, y, x_test, y_test) -> Trained:
     loss_fn = torch_loss(recipe.loss)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
     per_epoch, batch = steps_per_epoch(recipe, len(x)), recipe.batch_size
+    augment = recipe.make_augment(None if seed is None else seed + 1)
     network = twin.network
     network.train()
     start = time.perf_counter()
     for order in twin.orders:
         for step in range(per_epoch):
             index = torch.from_numpy(order[step * batch:(step + 1) * batch])
+            inputs = xt[index] if augment is None else torch.from_numpy(augment(x[index.numpy()]))
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(network(xt[index]), yt[index]).backward()
+            loss_fn(network(inputs), yt[index]).backward()
             optimizer.step()
             if schedule is not None:
                 schedule.step()

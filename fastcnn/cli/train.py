@@ -9,7 +9,9 @@ Examples:
 the recipe of its zoo model, and saves it back to the same file (--save elsewhere
 to keep the original, --no-save to keep nothing); --epochs then counts from the start
 (train up to that epoch). --model, --optimizer and --compat that disagree with the
-file are refused, and so is --dataset unless --allow-other-dataset.
+file are refused, and so is --dataset unless --allow-other-dataset. A saved learning-rate
+schedule goes on from the step it was saved at; --new-schedule starts the recipe's schedule
+afresh over the epochs left (at --lr, or the recipe's rate), e.g. after a one-cycle ended.
 
 The test accuracy is always on the whole test set (10,000 images). The PyTorch
 tutorial's protocol, which takes 9,000 of those for validation and tests on the
@@ -17,6 +19,8 @@ other 1,000, is `fastcnn reproduce pytorch_cnn`'s.
 """
 
 from __future__ import annotations
+
+import sys
 
 HELP = "train a zoo model and print per-epoch progress and the test accuracy"
 
@@ -45,6 +49,9 @@ def add_arguments(parser) -> None:
                         help="continue training a saved model (saved back to it unless --save or "
                              "--no-save)")
     parser.add_argument("--save", default=None, help="save the final model here (.npz)")
+    parser.add_argument("--new-schedule", action="store_true",
+                        help="with --resume: start the recipe's learning-rate schedule afresh "
+                             "instead of continuing the file's")
     parser.add_argument("--no-save", action="store_true",
                         help="with --resume: do not save the model back to the file")
     parser.add_argument("--seed", type=int, default=0)
@@ -65,6 +72,9 @@ def _check_arguments(args) -> None:
         raise InputError(f"--lr must be > 0, got {args.lr}")
     if args.validation_split is not None and not 0 < args.validation_split < 1:
         raise InputError(f"--validation-split must be between 0 and 1, got {args.validation_split}")
+    if args.new_schedule and not args.resume:
+        raise InputError("--new-schedule restarts the schedule of a --resume file: drop it "
+                         "(a new training starts its recipe's schedule anyway)")
     if args.no_save and (args.save or not args.resume):
         raise InputError("--no-save only keeps --resume from saving back to its file: "
                          + ("drop --save or --no-save" if args.save else "drop it"))
@@ -96,6 +106,17 @@ def _resumed(args):
     return model, name, compat, model_dataset(model, args.dataset, args.allow_other_dataset)
 
 
+def _fresh_schedule(recipe):
+    """The recipe's schedule, unbound (fit binds it and spans the epochs left), for --new-schedule."""
+    from ..errors import InputError
+
+    schedule = recipe.make_schedule()
+    if schedule is None:
+        raise InputError(f"--new-schedule: the {recipe.model} recipe has no learning-rate "
+                         "schedule; drop --new-schedule")
+    return schedule
+
+
 def run(args) -> int:
     from .. import backend_name
     from ..backend import compile_seconds
@@ -120,8 +141,20 @@ def run(args) -> int:
     if model is not None:
         if model.optimizer is None:
             recipe.compile(model)
+        elif args.new_schedule:
+            model.schedule = _fresh_schedule(recipe)
+            model.optimizer.learning_rate = recipe.lr  # the new schedule's base rate
         elif args.lr is not None:
+            if model.schedule is not None:
+                raise InputError(f"{args.resume}'s {type(model.schedule).__name__} sets the "
+                                 "learning rate: add --new-schedule to restart it at --lr "
+                                 f"{args.lr}, or drop --lr")
             model.optimizer.learning_rate = args.lr
+        elif model.schedule is None and recipe.schedule:
+            print(f"fastcnn train: note: {args.resume} holds no learning-rate schedule (saved "
+                  f"by an older fastcnn): training goes on at its last rate, "
+                  f"{model.optimizer.lr:g}; --new-schedule restarts the recipe's "
+                  f"{recipe.schedule['name']}", file=sys.stderr)
         recipe = recipe.replace(optimizer=model.optimizer.name, lr=model.optimizer.lr)
         if model.epoch >= recipe.epochs:
             raise InputError(f"{args.resume} has trained {count(model.epoch, 'epoch')} already and "
