@@ -4,7 +4,9 @@
 called ``kernels`` lands at the top of site-packages. The Cython extension is
 optional: on a machine without a C compiler (or without Cython) ``pip install .``
 still succeeds, and the ``cython`` backend reports itself unavailable with the
-reason.
+reason. The extension is compiled for the CPU of the machine that builds it
+(``-march=native``); FASTCNN_PORTABLE_BUILD=1 builds one for any CPU of the architecture
+(a wheel), FASTCNN_OPENMP=0 a serial one.
 """
 
 import os
