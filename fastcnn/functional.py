@@ -167,7 +167,8 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out) -> N
 
 
 def _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out,
-                          op="conv2d_forward") -> None:
+                          op="conv2d_forward", out_optional: bool = False) -> tuple:
+    """Checks the arguments; returns out's shape (N, O, OH, OW)."""
     n, c, h, w = _rank(op, "x", x, 4)
     o, _, kh, kw = _rank(op, "weight", weight, 4)
     oh, ow = _conv_geometry(op, x.shape, kh, kw, stride, padding)
@@ -176,7 +177,8 @@ def _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, ou
     _check(op, "weight", weight, (o, c, kh, kw))
     _check(op, "bias", bias, (o,), optional=True)
     _check(op, "cols", cols, (n, c * kh * kw, oh * ow), optional=True)
-    _check(op, "out", out, (n, o, oh, ow))
+    _check(op, "out", out, (n, o, oh, ow), optional=out_optional)
+    return n, o, oh, ow
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -214,10 +216,18 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
                            pooled, argmax) -> None:
     """conv2d_forward (x, weight, bias -> cols, out (N, O, OH, OW)), then
     maxpool2d_forward(out, pool, pool, pooled, argmax) (N, O, PH, PW): one fused pass
-    where the backend has it (contract.FUSED), else the two operations."""
+    where the backend has it (contract.FUSED), else the two operations. Inference (cols
+    None) may pass out and argmax None: pooled alone is computed."""
     op = "conv2d_maxpool_forward"
-    _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out, op)
-    _check_maxpool2d_forward(out, pool, pool, pooled, argmax, op)
+    inference = cols is None
+    if not inference and (out is None or argmax is None):
+        raise KernelArgumentError(f"{op}: out and argmax may be None only in inference (cols "
+                                  "None): the backward pass needs them")
+    n, o, oh, ow = _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out,
+                                         op, out_optional=inference)
+    pooled_shape = (n, o) + _conv_geometry(op, (n, o, oh, ow), pool, pool, pool, 0)
+    _check(op, "pooled", pooled, pooled_shape)
+    _check(op, "argmax", argmax, pooled_shape, _INT, optional=inference)
     optional(op, x, weight, bias, stride, padding, activation, pool, cols, out, pooled, argmax)
 
 

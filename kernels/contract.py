@@ -279,7 +279,9 @@ class KernelBackend(Protocol):
                                pool: int, cols, out, pooled, argmax) -> None:
         """conv2d_forward(x, weight, bias, stride, padding, activation, cols, out), then
         maxpool2d_forward(out, pool, pool, pooled, argmax): pooled, argmax (N, O, PH, PW)
-        with PH = (OH - pool) // pool + 1. out (N, O, OH, OW) is kept for the backward pass."""
+        with PH = (OH - pool) // pool + 1. out (N, O, OH, OW) is kept for the backward pass.
+        In inference (cols None) out and argmax may be None too: only pooled is wanted, and
+        the full-resolution output need not leave the cache."""
 
     def conv2d_maxpool_backward(self, dpooled, argmax, out, weight, cols, stride: int,
                                 padding: int, activation, dx, dweight, dbias, dcols,

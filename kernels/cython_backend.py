@@ -22,6 +22,7 @@ except ImportError as exc:
                       "reinstall with a C compiler: pip install .") from exc
 
 from . import inner_blas, training_reference
+from .contract import conv_output_size
 from .multi_tensor import all_float32, one_by_one, tables
 from .scratch import scratch
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
@@ -112,15 +113,23 @@ def conv2d_forward(x, weight, bias, stride, padding, activation, cols, out):
 
 def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,
                            pooled, argmax):
-    """pool 0: conv2d_forward alone (pooled, argmax None)."""
+    """pool 0: conv2d_forward alone (pooled, argmax None). Inference may pass out and argmax
+    None with a pool: this kernel still writes them, into arrays made here."""
+    if out is None:
+        n, o = pooled.shape[:2]
+        out = scratch("conv inference out", (n, o) + tuple(
+            conv_output_size(side, kernel, stride, padding)
+            for side, kernel in zip(x.shape[2:], weight.shape[2:])), x.dtype)
+    if argmax is None and pooled is not None:
+        argmax = scratch("conv inference argmax", pooled.shape, np.int32)
     n, o = out.shape[:2]
-    scratch = cols is None
-    if scratch:  # inference: one (K, P) im2col buffer per thread
+    inference = cols is None
+    if inference:  # one (K, P) im2col buffer per thread
         cols = np.empty((_kernels.get_num_threads(), weight[0].size, out.shape[2] * out.shape[3]),
                         dtype=x.dtype)
     _kernels.conv2d_forward(_planes(x), weight.reshape(o, -1), bias, _ACTIVATION_CODES[activation],
                             weight.shape[2], weight.shape[3], stride, padding, cols,
-                            out.reshape(n, o, -1), scratch, pool,
+                            out.reshape(n, o, -1), inference, pool,
                             None if pooled is None else _planes(pooled),
                             None if argmax is None else _planes(argmax))
 

@@ -257,6 +257,11 @@ def conv2d_maxpool_forward_cases(tiny=False):
                    "pooled": _float(pooled), "argmax": (pooled, np.int32)}
         cases.append(Case("conv2d_maxpool_forward", f"{problem.label}-pool{pool}", arrays,
                           {**problem.layer_arguments(), "pool": pool}, outputs, exact=("argmax",)))
+        # inference: only the pooled output, nothing kept for a backward pass
+        inference = {"cols": None, "out": None, "pooled": _float(pooled), "argmax": None}
+        cases.append(Case("conv2d_maxpool_forward", f"{problem.label}-pool{pool}"
+                          + _skipped_label(inference), arrays,
+                          {**problem.layer_arguments(), "pool": pool}, inference))
     return cases
 
 

@@ -89,10 +89,13 @@ def test_functional_checks_the_fused_pools_buffers():
         weight = np.zeros((3, 1, 3, 3), np.float32)
         out = np.zeros((2, 3, 4, 4), np.float32)
         cols = np.zeros((2, 9, 16), np.float32)
-        with pytest.raises(KernelArgumentError, match="conv2d_maxpool_forward: out"):
+        with pytest.raises(KernelArgumentError, match="conv2d_maxpool_forward: pooled"):
             functional.conv2d_maxpool_forward(x, weight, None, 1, 0, "relu", 2, cols, out,
                                               np.zeros((2, 3, 3, 3), np.float32),
                                               np.zeros((2, 3, 2, 2), np.int32))
+        with pytest.raises(KernelArgumentError, match="None only in inference"):
+            functional.conv2d_maxpool_forward(x, weight, None, 1, 0, "relu", 2, cols, None,
+                                              np.zeros((2, 3, 2, 2), np.float32), None)
         with pytest.raises(KernelArgumentError, match="conv2d_maxpool_backward: argmax"):
             functional.conv2d_maxpool_backward(np.zeros((2, 3, 2, 2), np.float32),
                                                np.zeros((2, 3, 2, 2), np.float32), out, weight,

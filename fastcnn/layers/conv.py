@@ -143,21 +143,26 @@ class Conv2D(Layer):
         """x (N, C, H, W) -> act(conv(x)) (N, O, OH, OW), with ``activation`` (a contract name)
         when the layer has none of its own, and then, with ``pool`` > 0, its max pool of
         window and stride ``pool`` (N, O, OH // pool, OW // pool) in the same pass. ``keep``
-        False (no backward pass follows) skips keeping the im2col columns. With an
+        False (no backward pass follows) skips keeping the im2col columns, and with a fused
+        pool the full-resolution output and the pool's argmax (the kernel keeps them in
+        cache, where it can). With an
         activation of its own that the kernels do not fuse (tanh, ...), the convolution
         runs without one, then that activation, then the pool."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
         cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
                                            oh * ow)) if keep else None
-        out = self.workspace.get("out", (n,) + self.output_shape)
         bias = self.params["bias"].data if self.use_bias else None
         activation = None if self._after is not None else self.activation or activation
+        fused = pool and self._after is None
+        pooled_only = fused and not keep
+        out = None if pooled_only else self.workspace.get("out", (n,) + self.output_shape)
         if pool:
             shape = (n, self.out_channels, oh // pool, ow // pool)
             pooled = self.workspace.get("pooled", shape)
-            argmax = self.workspace.get("pool argmax", shape, dtype=np.int32)
-        if pool and self._after is None:
+            argmax = None if pooled_only else self.workspace.get("pool argmax", shape,
+                                                                 dtype=np.int32)
+        if fused:
             functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
                                               self.padding, activation, pool, cols, out, pooled,
                                               argmax)

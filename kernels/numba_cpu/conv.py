@@ -31,7 +31,7 @@ from .gemm import matmul, matmul_transposed, packed_operand
 from .claims import claim, claiming_threads, count_out, new_counter, wait_for
 from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
-                  pool_size, prange)
+                  prange)
 from .pool import max_plane, max_plane_backward
 from ..scratch import scratch
 from .scalars import activation_code
@@ -175,7 +175,7 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 @parallel_kernel
 def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
-             pool, flat_pooled, flat_argmax, threads, counter):
+             pool, flat_pooled, flat_argmax, own_rows, threads, counter):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
@@ -183,9 +183,14 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
     the ``threads`` claims its next sample from ``counter`` (see .claims).
 
     With ``pool`` (kernel, stride, PH, PW), kernel > 0: then each plane of out3[n] is max
-    pooled into flat_pooled and flat_argmax (N*O*PH*PW,), in the same parallel region."""
+    pooled into flat_pooled and flat_argmax (N*O*PH*PW,), in the same parallel region.
+    With ``own_rows`` (inference, only the pooled output wanted) out3 (threads, O, P) and
+    flat_argmax (threads*O*PH*PW,) are per-thread scratch: a sample's full-resolution
+    output stays in cache instead of streaming to memory (pytorch_cnn's first layer
+    writes 100 MB of it per 1000 images)."""
     flat_cols = cols.reshape(-1)
-    batch, filters, out_w = out3.shape[0], out3.shape[1], geometry[7]
+    batch = flat_x.size // (channels * geometry[0] * geometry[1])
+    filters, out_w = out3.shape[1], geometry[7]
     pool_kernel, pool_stride, pool_h, pool_w = pool
     pooled_size = pool_h * pool_w
     for t in prange(threads):
@@ -195,14 +200,17 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
             for c in range(channels):
                 _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
                               flat_cols, True)
-            result = out3[n]
+            row = np.int64(t) if own_rows else n
+            result = out3[row]
             matmul(weight2d, packed_weight, cols[slot], result)
             for o in range(filters):
                 activate_row(result[o], bias, o, code)
                 if pool_kernel > 0:
                     at = (n * filters + o) * pooled_size
+                    where = (row * filters + o) * pooled_size
                     max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
-                              flat_pooled[at:at + pooled_size], flat_argmax[at:at + pooled_size])
+                              flat_pooled[at:at + pooled_size],
+                              flat_argmax[where:where + pooled_size])
             n = claim(counter)
         count_out(counter)
         wait_for(counter, threads)
@@ -318,23 +326,29 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
                            pooled, argmax):
     _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out,
                        (pool, pool, pooled.shape[2], pooled.shape[3]), pooled.reshape(-1),
-                       argmax.reshape(-1))
+                       None if argmax is None else argmax.reshape(-1))
 
 
 def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, pool,
                        flat_pooled, flat_argmax):
     _, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
-             out.shape[2] * out.shape[3])  # cols (N, K, P)
+             geometry[6] * geometry[7])  # cols (N, K, P)
     work = shape[0] * shape[1] * shape[2]
     scratch = cols is None
-    if scratch:  # one slice per claiming thread, at most the pool's size
-        cols = np.empty((pool_size(),) + shape[1:], dtype=x.dtype)
+    threads = claiming_threads(x.shape[0], work)
+    if scratch:  # one slice per claiming thread
+        cols = np.empty((threads,) + shape[1:], dtype=x.dtype)
+    own_rows = out is None  # inference through the pool: per-thread rows (see _forward)
+    filters = weight.shape[0]
+    rows = (np.empty((threads, filters, shape[2]), x.dtype) if own_rows else _as_rows(out))
+    if flat_argmax is None:
+        flat_argmax = np.empty(threads * filters * pool[2] * pool[3], np.int32)
     weight2d = _as_matrix(weight)
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
-           _as_rows(out), scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax,
-           claiming_threads(x.shape[0], work), new_counter())
+           rows, scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
+           threads, new_counter())
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
