@@ -403,6 +403,14 @@ def dropout2d_backward(dout, mask, dx):
 
 
 # ---- training operations (contract.TRAINING_OPERATIONS; the losses run the reference) -----------
+def log_softmax_forward(x, out):
+    _kernels.log_softmax_forward(x, out)
+
+
+def log_softmax_backward(dout, out, dx):
+    _kernels.log_softmax_backward(dout, out, dx)
+
+
 def rmsprop_update(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, momentum):
     stand_in = np.zeros(1, param.dtype)  # never read
     _kernels.rmsprop_update(_flat(param), _flat(grad), _flat(square_avg),

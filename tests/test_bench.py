@@ -178,3 +178,26 @@ def test_the_console_report_says_why_vs_torch_is_empty(torch_version, reason):
     assert f'vs torch: "-" because {reason}' in text
     document["competitors"].append("torch")
     assert "vs torch: \"-\"" not in console_report(document)
+
+
+@pytest.mark.parametrize("name", ["layers.batchnorm forward", "layers.batchnorm backward",
+                                  "layers.batchnorm_inference forward",
+                                  "layers.log_softmax forward", "layers.log_softmax backward"])
+def test_layer_benches_of_batchnorm_and_log_softmax_match_their_pytorch_twins(name):
+    pytest.importorskip("torch")
+    group = kernel_group(get_kernel_bench(name))
+    group.checked("naive", 2)
+    group.checked("torch", 2)
+
+
+def test_fastcnn_bench_models_layers_times_only_the_layer_kernels(tmp_path):
+    out = tmp_path / "bench"
+    code = main(["bench", "--batch-size", "2", "--backends", "numpy", "--repeat", "1",
+                 "--models", "layers", "--no-felt", "--out", str(out)])
+    assert code == 0
+    document = json.loads((out / "bench.json").read_text())
+    names = {row["name"] for row in document["rows"]}
+    assert {row["kind"] for row in document["rows"]} == {"kernel"}
+    assert all(name.startswith("layers.") for name in names)
+    assert {"layers.batchnorm backward", "layers.log_softmax forward"} <= names
+    assert not (out / "bench.png").exists()  # no training or inference rows to chart

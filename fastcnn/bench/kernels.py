@@ -482,10 +482,14 @@ _LAYERS = (
     ("numpy_mlp", "hidden", Dense(784, 128, activation="sigmoid", bias=False, input_grad=False), False),
 )
 
-def _layer_benches():
-    from .layer_kernels import LAYERS
+LAYERS = "layers"
+"""The --models name of the layer kernels no zoo model uses (see layer_kernels)."""
 
-    return tuple(("layers", layer, kernel, False) for layer, kernel in LAYERS)
+
+def _layer_benches():
+    from .layer_kernels import LAYERS as layer_kernels
+
+    return tuple((LAYERS, layer, kernel, False) for layer, kernel in layer_kernels)
 
 
 KERNEL_BENCHES = tuple(KernelBench(model, layer, kernel, direction, quick)

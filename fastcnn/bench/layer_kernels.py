@@ -1,13 +1,15 @@
 """Kernel benchmarks of the layers past the tutorials (contract.LAYER_OPERATIONS): Tanh,
-LeakyReLU, ELU, GELU, global average pooling, padded max and average pooling and
-Dropout2d, each beside its torch.nn.functional twin, at a realistic shape (a 32x28x28
-feature map). No zoo model uses them yet, so they run under the name "layers" in
-``fastcnn bench --full`` (and when no --models are named)."""
+LeakyReLU, ELU, GELU, global average pooling, padded max and average pooling,
+Dropout2d, BatchNorm (training and inference) and LogSoftmax, each beside its
+torch.nn.functional twin, at realistic shapes (a 32x28x28 feature map; BatchNorm also
+on a deeper 64x7x7 one). They run under the name "layers" in ``fastcnn bench --full``
+(and when no --models are named); ``fastcnn bench --models layers`` runs only them."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import compose
 from ..kernels import numpy_backend as reference_backend
 from ..kernels.contract import conv_output_size
 from .kernels import _Kernel, _autograd_run, _host, _normal, _tensor, _torch
@@ -240,6 +242,144 @@ class Dropout2d(_Kernel):
         return run, dict
 
 
+def _optional(module, op, *args):
+    """Optional operation ``op`` on ``module``: its kernel, else the reference composition
+    (NumPy's, and log_softmax on a backend without one)."""
+    kernel = getattr(module, op, None)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        getattr(compose, op)(module, *args)
+
+
+class BatchNorm(_Kernel):
+    """batchnorm_forward / _backward over (N, C, H, W) at momentum 0.1, eps 1e-5: training
+    (batch statistics, running statistics updated) or inference (running statistics)."""
+
+    momentum, eps = 0.1, 1e-5
+
+    def __init__(self, training, c, h, w):
+        self.training, self.shape = training, (c, h, w)
+        self.directions = ("forward", "backward") if training else ("forward",)
+
+    def describe(self):
+        mode = "training" if self.training else "inference"
+        return f"batch norm ({mode}) on {'x'.join(map(str, self.shape))}"
+
+    def _forward_inputs(self, n, rng):
+        c = self.shape[0]
+        return {"x": _normal(rng, (n,) + self.shape, 2.0) + 0.5,
+                "weight": 1.0 + _normal(rng, (c,), 0.1), "bias": _normal(rng, (c,), 0.1),
+                "running_mean": _normal(rng, (c,), 0.1),
+                "running_var": (1.0 + np.abs(_normal(rng, (c,), 0.2))).astype(np.float32)}
+
+    def inputs(self, n, direction, rng):
+        arrays = self._forward_inputs(n, rng)
+        if direction == "forward":
+            return arrays
+        c = self.shape[0]
+        xhat, invstd = np.empty_like(arrays["x"]), np.empty(c, np.float32)
+        _optional(reference_backend, "batchnorm_forward", arrays["x"], arrays["weight"],
+                  arrays["bias"], arrays["running_mean"].copy(), arrays["running_var"].copy(),
+                  self.momentum, self.eps, self.training, np.empty_like(xhat), xhat, invstd)
+        return {"dout": _normal(rng, xhat.shape), "xhat": xhat, "weight": arrays["weight"],
+                "invstd": invstd, "x": arrays["x"], "bias": arrays["bias"]}
+
+    def outputs(self, n, direction):
+        x, c = ((n,) + self.shape, np.float32), (self.shape[:1], np.float32)
+        if direction == "forward":
+            return {"out": x, "xhat": x, "invstd": c}
+        return {"dx": x, "dweight": c, "dbias": c}
+
+    def compared(self, direction):
+        if direction == "backward":
+            return ("dx", "dweight", "dbias")
+        return ("out", "running_mean", "running_var") if self.training else ("out",)
+
+    def restore(self, direction):
+        # the running statistics drift a little every training call; keep them the inputs'
+        return ("running_mean", "running_var") if direction == "forward" and self.training else ()
+
+    def call(self, module, direction, a):
+        if direction == "forward":
+            _optional(module, "batchnorm_forward", a["x"], a["weight"], a["bias"],
+                      a["running_mean"], a["running_var"], self.momentum, self.eps,
+                      self.training, a["out"], a["xhat"], a["invstd"])
+        else:
+            _optional(module, "batchnorm_backward", a["dout"], a["xhat"], a["weight"],
+                      a["invstd"], self.training, a["dx"], a["dweight"], a["dbias"])
+
+    def torch(self, host, direction):
+        F = _torch().nn.functional
+        grad = direction == "backward"
+        x, weight, bias = (_tensor(host[name], grad) for name in ("x", "weight", "bias"))
+        if grad:
+            dout = _tensor(host["dout"])
+            y = F.batch_norm(x, None, None, weight, bias, True, self.momentum, self.eps)
+            return _autograd_run(y, {"dx": x, "dweight": weight, "dbias": bias}, lambda: dout)
+        mean, var = _tensor(host["running_mean"]), _tensor(host["running_var"])
+        saved_mean, saved_var = mean.clone(), var.clone()
+        result = {}
+
+        def run():
+            if self.training:  # as restore() does for the backends
+                mean.copy_(saved_mean)
+                var.copy_(saved_var)
+            result["out"] = F.batch_norm(x, mean, var, weight, bias, self.training,
+                                         self.momentum, self.eps)
+
+        def results():
+            values = {"out": _host(result["out"])}
+            if self.training:
+                values.update(running_mean=_host(mean), running_var=_host(var))
+            return values
+
+        return run, results
+
+
+class LogSoftmax(_Kernel):
+    """log_softmax_forward / _backward over (N, L) rows."""
+
+    def __init__(self, length):
+        self.length = length
+
+    def describe(self):
+        return f"log softmax over {self.length} classes"
+
+    def inputs(self, n, direction, rng):
+        x = _normal(rng, (n, self.length), 3.0)
+        if direction == "forward":
+            return {"x": x}
+        out = np.empty_like(x)
+        reference_backend.log_softmax_forward(x, out)
+        return {"dout": _normal(rng, x.shape), "out": out, "x": x}
+
+    def outputs(self, n, direction):
+        return {"out" if direction == "forward" else "dx": ((n, self.length), np.float32)}
+
+    def compared(self, direction):
+        return ("out",) if direction == "forward" else ("dx",)
+
+    def call(self, module, direction, a):
+        if direction == "forward":
+            _optional(module, "log_softmax_forward", a["x"], a["out"])
+        else:
+            _optional(module, "log_softmax_backward", a["dout"], a["out"], a["dx"])
+
+    def torch(self, host, direction):
+        F = _torch().nn.functional
+        x = _tensor(host["x"], direction == "backward")
+        if direction == "backward":
+            dout = _tensor(host["dout"])
+            return _autograd_run(F.log_softmax(x, 1), {"dx": x}, lambda: dout)
+        result = {}
+
+        def run():
+            result["out"] = F.log_softmax(x, 1)
+
+        return run, lambda: {"out": _host(result["out"])}
+
+
 _MAP = (32, 28, 28)
 """A realistic feature map: 32 channels of 28x28 (a first convolution on MNIST)."""
 
@@ -253,5 +393,9 @@ LAYERS = (
     ("padded_maxpool", PaddedPool2d("maxpool", *_MAP)),
     ("padded_avgpool", PaddedPool2d("avgpool", *_MAP, stride=1)),
     ("dropout2d", Dropout2d(*_MAP)),
+    ("batchnorm", BatchNorm(True, *_MAP)),
+    ("batchnorm_deep", BatchNorm(True, 64, 7, 7)),
+    ("batchnorm_inference", BatchNorm(False, *_MAP)),
+    ("log_softmax", LogSoftmax(10)),
 )
 """(layer name, kernel) of the "layers" benchmarks."""

@@ -367,7 +367,8 @@ def write_chart(document: dict, path: str) -> str:
 
 
 def write_reports(document: dict, out_dir: str) -> dict:
-    """bench.json, bench.md and bench.png in ``out_dir``; returns {kind: path}."""
+    """bench.json, bench.md and bench.png in ``out_dir`` (no chart without a training or
+    inference row: ``--models layers`` times kernels only); returns {kind: path}."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {"json": os.path.join(out_dir, "bench.json"), "markdown": os.path.join(out_dir, "bench.md"),
              "chart": os.path.join(out_dir, "bench.png")}
@@ -375,5 +376,8 @@ def write_reports(document: dict, out_dir: str) -> dict:
         json.dump(document, f, indent=1)
     with open(paths["markdown"], "w") as f:
         f.write(markdown_report(document))
-    write_chart(document, paths["chart"])
+    if chart_rows(document):
+        write_chart(document, paths["chart"])
+    else:
+        del paths["chart"]
     return paths

@@ -10,7 +10,7 @@ from .. import zoo
 from ..backend import MODULES, available_backends, get_backend, use_backend
 from ..errors import BackendError
 from . import environment
-from .kernels import kernel_benches
+from .kernels import LAYERS, kernel_benches
 from .peak import matmul_peak
 from .runner import NAIVE, TORCH, Plan, kernel_group, model_group, run_group
 
@@ -98,8 +98,10 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     competitors = check_competitors(config.competitors) if config.competitors else default_competitors()
     models = config.models or zoo.names()
     for name in models:
-        if name not in zoo.names():
-            raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(zoo.names())}")
+        if name not in zoo.names() and name != LAYERS:
+            raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(zoo.names())} "
+                             f"(and {LAYERS!r}: the kernels of the layers no zoo model uses)")
+    zoo_models = [name for name in models if name != LAYERS]
     environment.set_threads(threads)
     with use_backend("numpy"):  # BLAS's own thread setting, not a compiled backend's limit
         blas = environment.blas_libraries()
@@ -121,12 +123,13 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
     log(f"matmul peak (NumPy float32 {peak['size']}^3, {threads} threads): {peak['gflops']:.1f} GFLOP/s")
 
     # whole models first: they are the headline, measured before the process has run anything else
-    infer_models = models if config.mode == "full" else [name for name in models if name == "pytorch_cnn"]
-    groups = [model_group(name, "train") for name in models]
-    groups += [model_group(name, "infer") for name in infer_models or models[:1]]
+    infer_models = zoo_models if config.mode == "full" else [
+        name for name in zoo_models if name == "pytorch_cnn"]
+    groups = [model_group(name, "train") for name in zoo_models]
+    groups += [model_group(name, "infer") for name in infer_models or zoo_models[:1]]
     # the same training steps at other batch sizes: where fastcnn wins and where it loses
     groups += [model_group(name, "train", size) for size in preset["extra_batch_sizes"]
-               if size != config.batch_size for name in models]
+               if size != config.batch_size for name in zoo_models]
     if config.kernels:
         # --quick alone runs pytorch_cnn's kernels; with --models, every kernel of those models
         quick_kernels = config.mode == "quick" and config.models is None
@@ -148,7 +151,7 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
         "versions": environment.versions(), "blas": blas, "own_gemm": own_gemm, "peak": peak, "rows": rows,
     }
     felt_racers = [name for name in competitors if name in ("numba", "cython", TORCH)]
-    if config.felt and TORCH in felt_racers and len(felt_racers) >= 2:
+    if config.felt and zoo_models and TORCH in felt_racers and len(felt_racers) >= 2:
         from .felt import felt_benchmarks
 
         subset = f"the first {preset['felt_images']:,}" if preset["felt_images"] else "all 60,000"
@@ -156,8 +159,8 @@ def run_benchmarks(config: BenchConfig, log=print) -> dict:
             "nothing, a busy loop at nice 19 and at nice 0, a second training; the first run ...")
         document["felt"] = felt_benchmarks(felt_racers, threads, preset["felt_images"],
                                            preset["felt_rounds"], log=log)
-    if preset["extras"]:
-        document.update(_extras(competitors, models, threads, config.batch_size, preset, log))
+    if preset["extras"] and zoo_models:
+        document.update(_extras(competitors, zoo_models, threads, config.batch_size, preset, log))
     document["seconds"] = time.perf_counter() - started
     document["machine"]["load_average_end"] = environment.load_average()
     document["machine"]["steal_share"] = environment.steal_share(ticks, environment.cpu_ticks())

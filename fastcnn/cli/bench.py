@@ -109,6 +109,6 @@ def run(args) -> int:
     document["command"] = command_line(args)
     print(console_report(document))
     paths = write_reports(document, args.out)
-    print(f"\nwrote {paths['json']}, {paths['markdown']} and {paths['chart']} "
-          f"({document['seconds']:.0f} s)")
+    *first, last = paths.values()
+    print(f"\nwrote {', '.join(first)} and {last} ({document['seconds']:.0f} s)")
     return 0

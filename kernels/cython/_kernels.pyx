@@ -18,7 +18,7 @@ import os
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport exp, log, sqrt, sqrtf
+from libc.math cimport erf, exp, log, sqrt, sqrtf, tanh
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -33,6 +33,15 @@ cdef extern from *:
     #include <string.h>
     #include <math.h>
 
+    /* p * x + c in one rounding where the CPU has FMA (the build sets -ffp-contract=off,
+       so that only the polynomials of exp, tanh and erf fuse), else two. GCC does not
+       vectorise a loop that calls these in only one branch: compute, then select. */
+    #ifdef __FMA__
+    #define FASTCNN_MADD(p, x, c) fmaf(p, x, c)
+    #else
+    #define FASTCNN_MADD(p, x, c) ((p) * (x) + (c))
+    #endif
+
     /* exp of a float in plain arithmetic, so that loops calling it vectorise (a libm
        call per element costs an order of magnitude more). Cephes' expf: x = n ln2 + r
        with |r| <= ln2 / 2 (n rounded by the 1.5 * 2**23 trick: no rounding instruction
@@ -46,11 +55,11 @@ cdef extern from *:
         float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
         float r = c - n * 0.693359375f - n * -2.12194440e-4f;
         float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
+        p = FASTCNN_MADD(p, r, 1.3981999507e-3f);
+        p = FASTCNN_MADD(p, r, 8.3334519073e-3f);
+        p = FASTCNN_MADD(p, r, 4.1665795894e-2f);
+        p = FASTCNN_MADD(p, r, 1.6666665459e-1f);
+        p = FASTCNN_MADD(p, r, 5.0000001201e-1f);
         p = p * r * r + r + 1.0f;
         /* 2**n as 2**(n >> 1) * 2**(n - (n >> 1)): each factor normal for n in [-126, 128] */
         int32_t whole = (int32_t)n, half = whole >> 1;
@@ -63,8 +72,151 @@ cdef extern from *:
         v = x > hi ? INFINITY : v;
         return x == x ? v : x;
     }
+
+    /* tanh and erf of a float as rational functions p(x) / q(x) on a clamped x (the
+       minimax approximations Eigen uses for float32): a dozen multiply-adds and one
+       division, no exp, so the loops vectorise and beat libm's tanhf by ~10x. tanh is
+       within 3e-7 relative of tanh (+-1 from 7.9; subnormal x lose relative, not absolute,
+       accuracy); erf within
+       5e-7 absolute of erf (+-1 beyond 4). NaN in, NaN out. */
+    static inline float fastcnn_tanhf(float a) {
+        const float c = 7.90531110763549805f;
+        float x = a;  /* beyond +-c the result is selected below (inf / inf there: unread) */
+        float x2 = x * x;
+        float p = -2.76076847742355e-16f;
+        p = FASTCNN_MADD(p, x2, 2.00018790482477e-13f);
+        p = FASTCNN_MADD(p, x2, -8.60467152213735e-11f);
+        p = FASTCNN_MADD(p, x2, 5.12229709037114e-08f);
+        p = FASTCNN_MADD(p, x2, 1.48572235717979e-05f);
+        p = FASTCNN_MADD(p, x2, 6.37261928875436e-04f);
+        p = FASTCNN_MADD(p, x2, 4.89352455891786e-03f);
+        float q = 1.19825839466702e-06f;
+        q = FASTCNN_MADD(q, x2, 1.18534705686654e-04f);
+        q = FASTCNN_MADD(q, x2, 2.26843463243900e-03f);
+        q = FASTCNN_MADD(q, x2, 4.89352518554385e-03f);
+        float t = p * x / q;
+        t = a >= c ? 1.0f : t;  /* exactly +-1 beyond c: GELU's slope takes 1 - t*t */
+        t = a <= -c ? -1.0f : t;
+        return t;
+    }
+
+    static inline float fastcnn_erff(float a) {
+        float x = a > 4.0f ? 4.0f : a;
+        x = x < -4.0f ? -4.0f : x;
+        float x2 = x * x;
+        float p = -2.72614225801306e-10f;
+        p = FASTCNN_MADD(p, x2, 2.77068142495902e-08f);
+        p = FASTCNN_MADD(p, x2, -2.10102402082508e-06f);
+        p = FASTCNN_MADD(p, x2, -5.69250639462346e-05f);
+        p = FASTCNN_MADD(p, x2, -7.34990630326855e-04f);
+        p = FASTCNN_MADD(p, x2, -2.95459980854025e-03f);
+        p = FASTCNN_MADD(p, x2, -1.60960333262415e-02f);
+        float q = -1.45660718464996e-05f;
+        q = FASTCNN_MADD(q, x2, -2.13374055278905e-04f);
+        q = FASTCNN_MADD(q, x2, -1.68282697438203e-03f);
+        q = FASTCNN_MADD(q, x2, -7.37332916720468e-03f);
+        q = FASTCNN_MADD(q, x2, -1.42647390514189e-02f);
+        return p * x / q;  /* NaN passes the clamps */
+    }
+
+    /* Sums over a row in the vector lanes: "omp simd reduction" lets the compiler keep
+       one partial sum per lane (a loop of += is otherwise one chain of dependent adds, and
+       GCC compiles an explicit array of lane sums 5x slower). setup.py builds with
+       -fopenmp or -fopenmp-simd; a compiler with neither adds in order. */
+    #define FASTCNN_SUMS(name, real) \
+    static inline double name##_sum(const real* v, ptrdiff_t n) { \
+        real s = 0; \
+        _Pragma("omp simd reduction(+:s)") \
+        for (ptrdiff_t i = 0; i < n; i++) s += v[i]; \
+        return s; \
+    } \
+    static inline double name##_centred_squares(const real* v, ptrdiff_t n, real mean) { \
+        real s = 0; \
+        _Pragma("omp simd reduction(+:s)") \
+        for (ptrdiff_t i = 0; i < n; i++) { real d = v[i] - mean; s += d * d; } \
+        return s; \
+    } \
+    static inline double name##_dot(const real* a, const real* b, ptrdiff_t n, double* sum_a) { \
+        real s = 0, p = 0; \
+        _Pragma("omp simd reduction(+:s, p)") \
+        for (ptrdiff_t i = 0; i < n; i++) { s += a[i]; p += a[i] * b[i]; } \
+        *sum_a += s; \
+        return p; \
+    }
+    /* d/dx x * Phi(x) = Phi(x) + x * phi(x), from one exp: the normal tail as Abramowitz &
+       Stegun 7.1.26 (absolute error below 1.5e-7) times that exp */
+    static inline float fastcnn_gelu_slopef(float v) {
+        float e = fastcnn_expf(-0.5f * v * v);
+        float t = 1.0f / (1.0f + 0.3275911f * 0.7071067811865476f * fabsf(v));
+        float p = 1.061405429f;
+        p = FASTCNN_MADD(p, t, -1.453152027f);
+        p = FASTCNN_MADD(p, t, 1.421413741f);
+        p = FASTCNN_MADD(p, t, -0.284496736f);
+        p = FASTCNN_MADD(p, t, 0.254829592f);
+        float tail = 0.5f * p * t * e;
+        float cdf = v >= 0 ? 1.0f - tail : tail;
+        return FASTCNN_MADD(v * e, 0.3989422804014327f, cdf);
+    }
+
+    FASTCNN_SUMS(fastcnn_float, float)
+    FASTCNN_SUMS(fastcnn_double, double)
+
+    /* BatchNorm's inference pass: xhat = (x - mean) * inverse, out = xhat * scale + shift,
+       xhat written around the caches (AVX-512 streaming stores) where the build has
+       AVX-512: only a backward pass through an inference pass reads it, and a second
+       cached output costs as much again as the first. */
+    #if defined(__AVX512F__)
+    #include <immintrin.h>
+    #endif
+    static inline void fastcnn_float_normalise_streaming(const float* x, float* xhat, float* out,
+            ptrdiff_t first, ptrdiff_t end, ptrdiff_t channels, ptrdiff_t n,
+            const float* mean, const float* inverse, const float* scale, const float* shift) {
+        /* planes [first, end) of (N*C, n) views; one fence after them all */
+        for (ptrdiff_t plane = first; plane < end; plane++) {
+            ptrdiff_t c = plane % channels, r = 0;
+            const float* src = x + plane * n;
+            float* h_row = xhat + plane * n;
+            float* o_row = out + plane * n;
+            float m = mean[c], v = inverse[c], a = scale[c], b = shift[c];
+    #if defined(__AVX512F__)
+            for (; r < n && ((uintptr_t)(h_row + r) & 63) != 0; r++) {
+                float h = (src[r] - m) * v;
+                h_row[r] = h;
+                o_row[r] = h * a + b;
+            }
+            const __m512 mv = _mm512_set1_ps(m), vv = _mm512_set1_ps(v);
+            const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+            for (; r + 16 <= n; r += 16) {
+                __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(src + r), mv), vv);
+                _mm512_stream_ps(h_row + r, h);
+                _mm512_storeu_ps(o_row + r, _mm512_add_ps(_mm512_mul_ps(h, av), bv));
+            }
+    #endif
+            for (; r < n; r++) {
+                float h = (src[r] - m) * v;
+                h_row[r] = h;
+                o_row[r] = h * a + b;
+            }
+        }
+    #if defined(__AVX512F__)
+        _mm_sfence();
+    #endif
+    }
     """
     float fastcnn_expf(float x) noexcept nogil
+    float fastcnn_tanhf(float x) noexcept nogil
+    float fastcnn_erff(float x) noexcept nogil
+    float fastcnn_gelu_slopef(float x) noexcept nogil
+    double fastcnn_float_sum(const float* v, Py_ssize_t n) noexcept nogil
+    double fastcnn_double_sum(const double* v, Py_ssize_t n) noexcept nogil
+    double fastcnn_float_centred_squares(const float* v, Py_ssize_t n, float mean) noexcept nogil
+    double fastcnn_double_centred_squares(const double* v, Py_ssize_t n, double mean) noexcept nogil
+    double fastcnn_float_dot(const float* a, const float* b, Py_ssize_t n, double* sum_a) noexcept nogil
+    double fastcnn_double_dot(const double* a, const double* b, Py_ssize_t n, double* sum_a) noexcept nogil
+    void fastcnn_float_normalise_streaming(const float* x, float* xhat, float* out,
+                                           Py_ssize_t first, Py_ssize_t end, Py_ssize_t channels,
+                                           Py_ssize_t n, const float* mean, const float* inverse,
+                                           const float* scale, const float* shift) noexcept nogil
 
 cdef extern from *:
     """
@@ -349,7 +501,7 @@ cdef inline real _sqrt(real v) noexcept nogil:
 cdef inline real _sigmoid(real v) noexcept nogil:
     # exp of a non-positive number only: no overflow for large |v|; one exp, no branch
     cdef real e = _exp(-v if v >= 0 else v)
-    return 1 / (1 + e) if v >= 0 else e / (1 + e)
+    return <real>1 / (<real>1 + e) if v >= 0 else e / (<real>1 + e)
 
 
 cdef inline real _activate(real v, int act) noexcept nogil:
@@ -382,7 +534,7 @@ cdef inline real _activation_grad(real dout, real out, int act) noexcept nogil:
     if act == ACT_RELU:
         return dout * (out > 0)
     if act == ACT_SIGMOID:
-        return dout * (out * (1 - out))
+        return dout * (out * (<real>1 - out))
     return dout
 
 
@@ -437,21 +589,10 @@ cdef inline void _add_strided(real* dst, const real* src, Py_ssize_t count,
 
 
 cdef inline double _sum(const real* values, Py_ssize_t count) noexcept nogil:
-    """Sum in eight interleaved lanes: independent adds the compiler vectorises
-    (a single running sum is one long chain of dependent adds)."""
-    cdef real lanes[8]
-    cdef Py_ssize_t k, lane, body = count - count % 8
-    cdef double total = 0
-    for lane in range(8):
-        lanes[lane] = 0
-    for k in range(0, body, 8):
-        for lane in range(8):
-            lanes[lane] += values[k + lane]
-    for lane in range(8):
-        total += lanes[lane]
-    for k in range(body, count):
-        total += values[k]
-    return total
+    """Sum in the vector lanes (fastcnn_float_sum), added up in float64."""
+    if real is float:
+        return fastcnn_float_sum(values, count)
+    return fastcnn_double_sum(values, count)
 
 
 cdef inline double _strided_sum(const double* values, Py_ssize_t count,
@@ -1079,6 +1220,35 @@ def softmax_forward(const real[:, ::1] x, real[:, ::1] out):
             out[row, j] = out[row, j] / total
 
 
+def log_softmax_forward(const real[:, ::1] x, real[:, ::1] out):
+    """x (N, L) -> out (N, L) = x - max - log(sum(exp(x - max))) per row, in float64 (as
+    the reference: the few classes of a row cost nothing)."""
+    cdef Py_ssize_t row, j
+    cdef double top, total
+    for row in prange(x.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=x.shape[0] * x.shape[1] > PARALLEL_MIN):
+        top = x[row, _row_argmax(x, row)]
+        total = 0
+        for j in range(x.shape[1]):
+            total = total + exp(x[row, j] - top)
+        total = log(total)
+        for j in range(x.shape[1]):
+            out[row, j] = <real>(x[row, j] - top - total)
+
+
+def log_softmax_backward(const real[:, ::1] dout, const real[:, ::1] out, real[:, ::1] dx):
+    """dx (N, L) = dout - exp(out) * sum(dout) over each row, in float64."""
+    cdef Py_ssize_t row, j
+    cdef double total
+    for row in prange(dout.shape[0], nogil=True, num_threads=_num_threads,
+                      use_threads_if=dout.shape[0] * dout.shape[1] > PARALLEL_MIN):
+        total = 0
+        for j in range(dout.shape[1]):
+            total = total + dout[row, j]
+        for j in range(dout.shape[1]):
+            dx[row, j] = <real>(dout[row, j] - exp(out[row, j]) * total)
+
+
 def softmax_backward(const real[:, ::1] dout, const real[:, ::1] out, real[:, ::1] dx):
     """dx (N, L) = out * (dout - sum(dout * out) over each row)."""
     cdef Py_ssize_t row, j
@@ -1381,8 +1551,10 @@ def channel_affine(const real[:, :, ::1] x, const real[::1] scale, const real[::
 
 
 # ---- the layers past the tutorials (contract.LAYER_OPERATIONS) ------------------------------
-# Tanh, LeakyReLU, ELU and GELU on flat views; erf as Abramowitz & Stegun 7.1.26 (absolute
-# error below 1.5e-7) in plain arithmetic, so that the loops vectorise like fastcnn_expf.
+# Tanh, LeakyReLU, ELU and GELU on flat views. float32 in plain arithmetic, so that the loops
+# vectorise: tanh and GELU's erf as rational functions (fastcnn_tanhf, fastcnn_erff), and
+# GELU's slope from one exp with erfc as Abramowitz & Stegun 7.1.26 (absolute error below
+# 1.5e-7); float64 through libm.
 cdef enum:
     TANH_FORWARD = 0
     TANH_BACKWARD = 1
@@ -1397,16 +1569,23 @@ cdef enum:
 
 
 cdef inline real _tanh(real v) noexcept nogil:
-    """tanh from exp(-2|v|) <= 1: no overflow."""
-    cdef real e = _exp(-2 * v if v >= 0 else 2 * v)
-    cdef real t = (1 - e) / (1 + e)
-    return t if v >= 0 else -t
+    if real is float:
+        return fastcnn_tanhf(v)
+    return tanh(v)
+
+
+cdef inline real _gelu(real v) noexcept nogil:
+    """x * Phi(x) as PyTorch writes it, x / 2 * (1 + erf(x / sqrt(2))). (<real>1, not 1: Cython
+    writes a bare 1 as the double 1.0, which turns float32 arithmetic into float64.)"""
+    if real is float:
+        return <real>0.5 * v * (<real>1 + fastcnn_erff(v * <real>0.7071067811865476))
+    return 0.5 * v * (1 + erf(v * 0.7071067811865476))
 
 
 cdef inline real _normal_tail(real v, real e) noexcept nogil:
     """P(Z > |v|) for a standard normal Z, given e = exp(-v*v/2): erfc(|v|/sqrt(2)) / 2."""
     cdef real a = (v if v >= 0 else -v) * <real>0.7071067811865476
-    cdef real t = 1 / (1 + <real>0.3275911 * a)
+    cdef real t = <real>1 / (<real>1 + <real>0.3275911 * a)
     return <real>0.5 * ((((<real>1.061405429 * t - <real>1.453152027) * t + <real>1.421413741) * t
                           - <real>0.284496736) * t + <real>0.254829592) * t * e
 
@@ -1415,7 +1594,7 @@ cdef inline real _gelu_slope(real v, real* gelu) noexcept nogil:
     """The derivative of x * Phi(x) at v; writes the value into gelu."""
     cdef real e = _exp(<real>-0.5 * v * v)
     cdef real tail = _normal_tail(v, e)
-    cdef real cdf = 1 - tail if v >= 0 else tail
+    cdef real cdf = <real>1 - tail if v >= 0 else tail
     gelu[0] = v * cdf
     return cdf + v * e * <real>0.3989422804014327
 
@@ -1423,8 +1602,9 @@ cdef inline real _gelu_slope(real v, real* gelu) noexcept nogil:
 cdef inline real _gelu_tanh_slope(real v, real* gelu) noexcept nogil:
     cdef real k = <real>0.7978845608028654
     cdef real t = _tanh(k * (v + <real>0.044715 * v * v * v))
-    gelu[0] = <real>0.5 * v * (1 + t)
-    return <real>0.5 * (1 + t) + <real>0.5 * v * (1 - t * t) * k * (1 + <real>0.134145 * v * v)
+    gelu[0] = <real>0.5 * v * (<real>1 + t)
+    return (<real>0.5 * (<real>1 + t)
+            + <real>0.5 * v * (<real>1 - t * t) * k * (<real>1 + <real>0.134145 * v * v))
 
 
 cdef inline void _pointwise_chunk(int op, const real* a, const real* b, real* out, Py_ssize_t n,
@@ -1438,7 +1618,7 @@ cdef inline void _pointwise_chunk(int op, const real* a, const real* b, real* ou
             out[i] = _tanh(a[i])
     elif op == TANH_BACKWARD:
         for i in range(n):
-            out[i] = a[i] * (1 - b[i] * b[i])
+            out[i] = a[i] * (<real>1 - b[i] * b[i])
     elif op == LEAKY_FORWARD:
         for i in range(n):
             out[i] = a[i] if a[i] > 0 else a[i] * k
@@ -1447,17 +1627,21 @@ cdef inline void _pointwise_chunk(int op, const real* a, const real* b, real* ou
             out[i] = a[i] if b[i] > 0 else a[i] * k
     elif op == ELU_FORWARD:
         for i in range(n):
-            out[i] = a[i] if a[i] > 0 else k * (_exp(a[i]) - 1)  # exp of x <= 0 only
+            value = _exp(0 if a[i] > 0 else a[i])  # exp of x <= 0 (or NaN) only, either branch
+            out[i] = a[i] if a[i] > 0 else k * (value - <real>1)
     elif op == ELU_BACKWARD:
         for i in range(n):
-            out[i] = a[i] if b[i] > 0 else a[i] * k * _exp(b[i])
+            value = _exp(0 if b[i] > 0 else b[i])
+            out[i] = a[i] if b[i] > 0 else a[i] * k * value
     elif op == GELU_FORWARD:
         for i in range(n):
-            _gelu_slope(a[i], &value)
-            out[i] = value
+            out[i] = _gelu(a[i])
     elif op == GELU_BACKWARD:
         for i in range(n):
-            out[i] = a[i] * _gelu_slope(b[i], &value)
+            if real is float:
+                out[i] = a[i] * fastcnn_gelu_slopef(b[i])
+            else:
+                out[i] = a[i] * _gelu_slope(b[i], &value)
     elif op == GELU_TANH_FORWARD:
         for i in range(n):
             _gelu_tanh_slope(a[i], &value)
@@ -1597,14 +1781,67 @@ def dropout2d_backward(const real[:, ::1] dout, const real[::1] mask, real[:, ::
 
 
 # ---- batch normalisation (one channel per parallel iteration; x viewed as (N, C, R)) --------
+# Sums over a row of R values in the vector lanes (see _sum), added up in float64; the
+# element-wise passes in the array's dtype, as PyTorch's: vectorised.
+cdef inline double _centred_squares(const real* values, Py_ssize_t count, real mean) noexcept nogil:
+    """sum((values - mean) ** 2)."""
+    if real is float:
+        return fastcnn_float_centred_squares(values, count, mean)
+    return fastcnn_double_centred_squares(values, count, mean)
+
+
+cdef inline double _sum_and_dot(const real* a, const real* b, Py_ssize_t count,
+                                double* sum_a) noexcept nogil:
+    """sum(a * b), adding sum(a) to sum_a, in one read of both."""
+    if real is float:
+        return fastcnn_float_dot(a, b, count, sum_a)
+    return fastcnn_double_dot(a, b, count, sum_a)
+
+
+cdef inline void _normalise_row(const real* x, real* xhat, real* out, Py_ssize_t count, real mean,
+                                real inverse, real scale, real shift) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef real h
+    for r in range(count):
+        h = (x[r] - mean) * inverse
+        xhat[r] = h
+        out[r] = h * scale + shift
+
+
+cdef inline void _batchnorm_dx_row(const real* dout, const real* xhat, real* dx, Py_ssize_t count,
+                                   real gain, real mean_d, real mean_dh) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(count):
+        dx[r] = gain * (dout[r] - mean_d - xhat[r] * mean_dh)
+
+
 def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const real[::1] bias,
                       real[::1] running_mean, real[::1] running_var, double momentum, double eps,
                       bint training, real[:, :, ::1] out, real[:, :, ::1] xhat, real[::1] invstd):
     """Training: batch mean and biased variance per channel (two reads of x), xhat, out and
     the running statistics (unbiased variance); inference: the running statistics."""
-    cdef Py_ssize_t c, n, r, batch = x.shape[0], length = x.shape[2]
-    cdef double count = batch * length, total, mean, var, d, inverse
-    cdef real h
+    cdef Py_ssize_t c, n, plane, chunk, chunks
+    cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1], length = x.shape[2]
+    cdef double count = batch * length, total, mean, var, inverse
+    if not training:  # one pass in memory order, plane by plane: no statistics to gather
+        for c in range(channels):
+            invstd[c] = <real>(1.0 / sqrt(<double>running_var[c] + eps))
+        if real is float:  # in chunks of planes, one store fence after each
+            chunks = min(batch * channels, 8 * _num_threads)
+            for chunk in prange(chunks, nogil=True, num_threads=_num_threads,
+                                use_threads_if=batch * channels * length > PARALLEL_MIN):
+                fastcnn_float_normalise_streaming(
+                    &x[0, 0, 0], &xhat[0, 0, 0], &out[0, 0, 0], chunk * batch * channels // chunks,
+                    (chunk + 1) * batch * channels // chunks, channels, length, &running_mean[0],
+                    &invstd[0], &weight[0], &bias[0])
+            return
+        for plane in prange(batch * channels, nogil=True, num_threads=_num_threads,
+                            use_threads_if=batch * channels * length > PARALLEL_MIN):
+            n = plane // channels
+            c = plane % channels
+            _normalise_row(&x[n, c, 0], &xhat[n, c, 0], &out[n, c, 0], length,
+                           running_mean[c], invstd[c], weight[c], bias[c])
+        return
     for c in prange(x.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
                     use_threads_if=batch * x.shape[1] * length > PARALLEL_MIN):
         if training:
@@ -1614,9 +1851,7 @@ def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const rea
             mean = total / count
             var = 0
             for n in range(batch):
-                for r in range(length):
-                    d = x[n, c, r] - mean
-                    var = var + d * d
+                var = var + _centred_squares(&x[n, c, 0], length, <real>mean)
             var = var / count
             running_mean[c] = <real>((1 - momentum) * running_mean[c] + momentum * mean)
             running_var[c] = <real>((1 - momentum) * running_var[c]
@@ -1627,33 +1862,31 @@ def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const rea
         inverse = 1.0 / sqrt(var + eps)
         invstd[c] = <real>inverse
         for n in range(batch):
-            for r in range(length):
-                h = <real>((x[n, c, r] - mean) * inverse)
-                xhat[n, c, r] = h
-                out[n, c, r] = h * weight[c] + bias[c]
+            _normalise_row(&x[n, c, 0], &xhat[n, c, 0], &out[n, c, 0], length, <real>mean,
+                           <real>inverse, weight[c], bias[c])
 
 
 def batchnorm_backward(const real[:, :, ::1] dout, const real[:, :, ::1] xhat,
                        const real[::1] weight, const real[::1] invstd, bint training,
                        real[:, :, ::1] dx, real[::1] dweight, real[::1] dbias):
     """dbias, dweight per channel in one read of dout and xhat; dx (or None) in a second."""
-    cdef Py_ssize_t c, n, r, batch = dout.shape[0], length = dout.shape[2]
-    cdef double count = batch * length, sum_d, sum_dh, gain, mean_d, mean_dh
+    cdef Py_ssize_t c, n, batch = dout.shape[0], length = dout.shape[2]
+    cdef double count = batch * length, sum_dh, mean_d, mean_dh
+    cdef double* sum_d = <double*>calloc(dout.shape[1], sizeof(double))  # written through pointers
     cdef bint need_dx = dx is not None
+    if sum_d == NULL:
+        raise MemoryError("batchnorm_backward: no memory for the channel sums")
     for c in prange(dout.shape[1], nogil=True, num_threads=_num_threads, schedule="dynamic",
                     use_threads_if=batch * dout.shape[1] * length > PARALLEL_MIN):
-        sum_d = 0
         sum_dh = 0
         for n in range(batch):
-            for r in range(length):
-                sum_d = sum_d + dout[n, c, r]
-                sum_dh = sum_dh + dout[n, c, r] * xhat[n, c, r]
-        dbias[c] = <real>sum_d
+            sum_dh = sum_dh + _sum_and_dot(&dout[n, c, 0], &xhat[n, c, 0], length, &sum_d[c])
+        dbias[c] = <real>sum_d[c]
         dweight[c] = <real>sum_dh
         if need_dx:
-            gain = weight[c] * invstd[c]
-            mean_d = sum_d / count if training else 0
+            mean_d = sum_d[c] / count if training else 0
             mean_dh = sum_dh / count if training else 0
             for n in range(batch):
-                for r in range(length):
-                    dx[n, c, r] = <real>(gain * (dout[n, c, r] - mean_d - xhat[n, c, r] * mean_dh))
+                _batchnorm_dx_row(&dout[n, c, 0], &xhat[n, c, 0], &dx[n, c, 0], length,
+                                  weight[c] * invstd[c], <real>mean_d, <real>mean_dh)
+    free(sum_d)

@@ -7,14 +7,14 @@ from .jit import launch, parallel_kernel, parallel_sum_kernel, prange
 
 
 @parallel_sum_kernel
-def _global_avgpool_forward(x, out):
-    # planes (B, S) -> out (B,); float64 sums, reordered for vectorisation
-    scale = 1.0 / x.shape[1]
+def _global_avgpool_forward(x, zero, out):
+    # planes (B, S) -> out (B,); sums in x's dtype (zero: 0 of it), reordered into the vector
+    # lanes (a float64 sum of float32 values ran at half the width: slower than PyTorch)
     for plane in prange(x.shape[0]):
-        total = 0.0
+        total = zero
         for s in range(x.shape[1]):
             total += x[plane, s]
-        out[plane] = total * scale
+        out[plane] = total / x.shape[1]
 
 
 @parallel_kernel
@@ -29,7 +29,8 @@ def _global_avgpool_backward(dout, dx):
 # ---- contract functions -------------------------------------------------------------
 def global_avgpool2d_forward(x, out):
     n, c = out.shape
-    launch(_global_avgpool_forward, x.size, x.reshape(n * c, -1), out.reshape(-1))
+    launch(_global_avgpool_forward, x.size, x.reshape(n * c, -1), x.dtype.type(0),
+           out.reshape(-1))
 
 
 def global_avgpool2d_backward(dout, dx):

@@ -41,38 +41,60 @@ def _padded_maxpool_forward(x, kernel, stride, padding, out, argmax):
                 argmax[plane, oy, ox] = best_at
 
 
+@inline_helper
+def _window_column_range(k, stride, padding, width, out_width):
+    """[first, end) of the outputs ox whose window column k, ox*stride + k - padding, lies
+    inside [0, width)."""
+    first = max(0, (padding - k + stride - 1) // stride)
+    return first, min(out_width, (width - 1 - k + padding) // stride + 1)
+
+
+# Average pooling sums a window as kernel*kernel shifted rows: for each (window row, window
+# column) one pass along the output row, contiguous when stride is 1, which vectorises
+# (a loop over each window's few pixels does not). Sums and the division by area (kernel**2,
+# of the array's dtype) in the array's dtype.
 @parallel_kernel
-def _padded_avgpool_forward(x, kernel, stride, padding, out):
-    height, width = x.shape[1], x.shape[2]
-    area = kernel * kernel
+def _padded_avgpool_forward(x, kernel, stride, padding, area, out):
+    height, width, out_width = x.shape[1], x.shape[2], out.shape[2]
     for plane in prange(x.shape[0]):
-        src = x[plane]
         for oy in range(out.shape[1]):
+            row = out[plane, oy]
+            row[:] = 0
             y0, y1 = _clipped(oy, stride, padding, kernel, height)
-            for ox in range(out.shape[2]):
-                x0, x1 = _clipped(ox, stride, padding, kernel, width)
-                total = 0.0  # float64 accumulator
-                for y in range(y0, y1):
-                    for x_pos in range(x0, x1):
-                        total += src[y, x_pos]
-                out[plane, oy, ox] = total / area
+            for y in range(y0, y1):
+                src = x[plane, y]
+                for k in range(kernel):
+                    first, end = _window_column_range(k, stride, padding, width, out_width)
+                    shift = k - padding
+                    if stride == 1:  # its own loop: a unit stride LLVM can see vectorises
+                        for ox in range(first, end):
+                            row[ox] += src[ox + shift]
+                    else:
+                        for ox in range(first, end):
+                            row[ox] += src[ox * stride + shift]
+            for ox in range(out_width):
+                row[ox] /= area
 
 
 @parallel_kernel
-def _padded_avgpool_backward(dout, kernel, stride, padding, dx):
-    height, width = dx.shape[1], dx.shape[2]
-    area = kernel * kernel
+def _padded_avgpool_backward(dout, kernel, stride, padding, area, dx):
+    height, width, out_width = dx.shape[1], dx.shape[2], dout.shape[2]
     for plane in prange(dx.shape[0]):
-        dst = dx[plane]
-        dst[:] = 0
+        dx[plane] = 0
         for oy in range(dout.shape[1]):
+            share = dout[plane, oy]
             y0, y1 = _clipped(oy, stride, padding, kernel, height)
-            for ox in range(dout.shape[2]):
-                x0, x1 = _clipped(ox, stride, padding, kernel, width)
-                share = dout[plane, oy, ox] / area
-                for y in range(y0, y1):
-                    for x_pos in range(x0, x1):
-                        dst[y, x_pos] += share
+            for y in range(y0, y1):
+                dst = dx[plane, y]
+                for k in range(kernel):
+                    first, end = _window_column_range(k, stride, padding, width, out_width)
+                    shift = k - padding
+                    if stride == 1:
+                        for ox in range(first, end):
+                            dst[ox + shift] += share[ox] / area
+                    else:
+                        for ox in range(first, end):
+                            dst[ox * stride + shift] += share[ox] / area
 
 
 # ---- contract functions -------------------------------------------------------------
@@ -82,8 +104,10 @@ def padded_maxpool2d_forward(x, kernel, stride, padding, out, argmax):
 
 
 def padded_avgpool2d_forward(x, kernel, stride, padding, out):
-    launch(_padded_avgpool_forward, x.size, _planes(x), kernel, stride, padding, _planes(out))
+    launch(_padded_avgpool_forward, x.size, _planes(x), kernel, stride, padding,
+           x.dtype.type(kernel * kernel), _planes(out))
 
 
 def padded_avgpool2d_backward(dout, kernel, stride, padding, dx):
-    launch(_padded_avgpool_backward, dx.size, _planes(dout), kernel, stride, padding, _planes(dx))
+    launch(_padded_avgpool_backward, dx.size, _planes(dout), kernel, stride, padding,
+           dx.dtype.type(kernel * kernel), _planes(dx))

@@ -1,16 +1,20 @@
 """Tanh, LeakyReLU, ELU and GELU, forward and backward (contract.LAYER_OPERATIONS).
 
-Any shape, flattened to 1-D views; x, out, dout, dx of one shape. exp is scalars.fast_exp
-(plain arithmetic for float32, so the loops vectorise) and erf a vectorisable rational
-approximation (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7, under float32's
-rounding of GELU's output); NaN propagates as in the NumPy reference.
+Any shape, flattened to 1-D views; x, out, dout, dx of one shape. Plain float32 arithmetic,
+so that the loops vectorise: tanh and erf as rational functions of a clamped x (the minimax
+approximations Eigen uses for float32, one division and no exp; the same as the cython
+backend's fastcnn_tanhf and fastcnn_erff), exp as scalars.fast_exp, and GELU's slope from one
+exp with erfc as Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under float32's
+rounding of GELU's output). NaN propagates as in the NumPy reference. The kernels that
+evaluate polynomials compile with jit.FASTMATH (NaN and inf kept), whose contraction makes
+each step of them one fused multiply-add.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .jit import inline_helper, launch, parallel_kernel, prange
+from .jit import inline_helper, launch, parallel_kernel, parallel_sum_kernel, prange
 from .scalars import fast_exp
 
 _ONE, _HALF, _TWO = np.float32(1), np.float32(0.5), np.float32(2)
@@ -23,12 +27,55 @@ _ERF_A = tuple(np.float32(a) for a in (0.254829592, -0.284496736, 1.421413741, -
                                        1.061405429))
 
 
+_TANH_CLAMP = np.float32(7.90531110763549805)
+_TANH_P = tuple(np.float32(a) for a in (
+    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_TANH_Q = tuple(np.float32(a) for a in (
+    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+_ERF_CLAMP = np.float32(4)
+_ERF_RATIONAL_P = tuple(np.float32(a) for a in (
+    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02))
+_ERF_RATIONAL_Q = tuple(np.float32(a) for a in (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.42647390514189e-02))
+
+
 @inline_helper
 def tanh(v):
-    """tanh(v) from exp(-2|v|) <= 1: no overflow; within a few float32 ulps of 1 near 0."""
-    e = fast_exp(-_TWO * abs(v))
-    t = (_ONE - e) / (_ONE + e)
-    return t if v >= 0 else -t
+    """tanh(v) within 3e-7 relative (subnormal v lose relative, not absolute, accuracy), +-1
+    from 7.9 (where the rational function, inf / inf far out, is not read); NaN stays NaN."""
+    x = v
+    x2 = x * x
+    p = _TANH_P[0]
+    p = p * x2 + _TANH_P[1]
+    p = p * x2 + _TANH_P[2]
+    p = p * x2 + _TANH_P[3]
+    p = p * x2 + _TANH_P[4]
+    p = p * x2 + _TANH_P[5]
+    p = p * x2 + _TANH_P[6]
+    q = ((_TANH_Q[0] * x2 + _TANH_Q[1]) * x2 + _TANH_Q[2]) * x2 + _TANH_Q[3]
+    t = p * x / q
+    # exactly +-1 from the clamp on: GELU's slope takes 1 - t*t
+    return _ONE if v >= _TANH_CLAMP else -_ONE if v <= -_TANH_CLAMP else t
+
+
+@inline_helper
+def erf(v):
+    """erf(v) within 5e-7 absolute, +-1 beyond 4; NaN stays NaN."""
+    x = _ERF_CLAMP if v > _ERF_CLAMP else -_ERF_CLAMP if v < -_ERF_CLAMP else v
+    x2 = x * x
+    p = _ERF_RATIONAL_P[0]
+    p = p * x2 + _ERF_RATIONAL_P[1]
+    p = p * x2 + _ERF_RATIONAL_P[2]
+    p = p * x2 + _ERF_RATIONAL_P[3]
+    p = p * x2 + _ERF_RATIONAL_P[4]
+    p = p * x2 + _ERF_RATIONAL_P[5]
+    p = p * x2 + _ERF_RATIONAL_P[6]
+    q = (((_ERF_RATIONAL_Q[0] * x2 + _ERF_RATIONAL_Q[1]) * x2 + _ERF_RATIONAL_Q[2]) * x2
+         + _ERF_RATIONAL_Q[3]) * x2 + _ERF_RATIONAL_Q[4]
+    return p * x / q
 
 
 @inline_helper
@@ -46,7 +93,7 @@ def normal_cdf_and_density(v):
     return (_ONE - tail if v >= 0 else tail), e * _INV_SQRT_2PI
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _tanh_forward(x, out):
     for i in prange(x.size):
         out[i] = tanh(x[i])
@@ -70,40 +117,39 @@ def _leaky_relu_backward(dout, x, slope, dx):
         dx[i] = dout[i] if x[i] > 0 else dout[i] * slope
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _elu_forward(x, alpha, out):
     for i in prange(x.size):
         out[i] = x[i] if x[i] > 0 else alpha * (fast_exp(x[i]) - _ONE)  # x <= 0 here: no overflow
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _elu_backward(dout, x, alpha, dx):
     for i in prange(dout.size):
         dx[i] = dout[i] if x[i] > 0 else dout[i] * alpha * fast_exp(x[i])
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _gelu_forward(x, out):
-    for i in prange(x.size):
-        cdf, _ = normal_cdf_and_density(x[i])
-        out[i] = x[i] * cdf
+    for i in prange(x.size):  # as PyTorch writes it: x / 2 * (1 + erf(x / sqrt(2)))
+        out[i] = _HALF * x[i] * (_ONE + erf(x[i] * _SQRT_HALF))
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _gelu_backward(dout, x, dx):
     for i in prange(dout.size):
         cdf, density = normal_cdf_and_density(x[i])
         dx[i] = dout[i] * (cdf + x[i] * density)
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _gelu_tanh_forward(x, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = _HALF * v * (_ONE + tanh(_SQRT_2_OVER_PI * (v + _CUBIC * v * v * v)))
 
 
-@parallel_kernel
+@parallel_sum_kernel
 def _gelu_tanh_backward(dout, x, dx):
     for i in prange(dout.size):
         v = x[i]
