@@ -48,10 +48,24 @@ def _forward_training(x, weight, bias, running_mean, running_var, momentum, eps,
 
 @parallel_sum_kernel
 def _forward_inference(x, weight, bias, running_mean, running_var, eps, out, xhat, invstd):
-    for c in prange(x.shape[1]):
-        inverse = 1.0 / np.sqrt(np.float64(running_var[c]) + eps)
-        invstd[c] = inverse
-        _normalise(x, c, running_mean[c], np.float32(inverse), weight[c], bias[c], out, xhat)
+    """With the running statistics nothing is summed: each sample's planes are normalised
+    in memory order, so the three streams (x in, xhat and out) run sequentially (one
+    channel at a time across the batch ran at 0.65x PyTorch's speed on 32x28x28 maps)."""
+    channels = x.shape[1]
+    mean = np.empty(channels, np.float32)
+    inverse = np.empty(channels, np.float32)
+    for c in range(channels):
+        invstd[c] = 1.0 / np.sqrt(np.float64(running_var[c]) + eps)
+        inverse[c] = invstd[c]
+        mean[c] = running_mean[c]
+    for n in prange(x.shape[0]):
+        for c in range(channels):
+            row, h_row, o_row = x[n, c], xhat[n, c], out[n, c]
+            centre, scale, shift, factor = mean[c], weight[c], bias[c], inverse[c]
+            for r in range(x.shape[2]):
+                h = (row[r] - centre) * factor
+                h_row[r] = h
+                o_row[r] = h * scale + shift
 
 
 @serial_sum_kernel
