@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from .kernels.contract import conv_output_size
+from .kernels.contract import conv_output_shape
 from .kernels.multi_tensor import one_by_one
 
 _local = threading.local()
@@ -51,10 +51,8 @@ def constant(backend, value: float, shape: tuple):
 def conv2d_maxpool_forward(backend, x, weight, bias, stride, padding, activation, pool, cols,
                            out, pooled, argmax) -> None:
     if out is None:  # inference: the full-resolution output is a scratch
-        n, o = pooled.shape[:2]
-        sizes = [conv_output_size(side, kernel, stride, padding)
-                 for side, kernel in zip(x.shape[2:], weight.shape[2:])]
-        out = scratch(backend, "conv2d_maxpool_forward out", (n, o, *sizes))
+        out = scratch(backend, "conv2d_maxpool_forward out",
+                      conv_output_shape(x.shape, weight.shape, stride, padding))
     if argmax is None:
         argmax = scratch(backend, "conv2d_maxpool_forward argmax", pooled.shape, np.int32)
     backend.conv2d_forward(x, weight, bias, stride, padding, activation, cols, out)

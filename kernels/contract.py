@@ -127,6 +127,13 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def conv_output_shape(x_shape: tuple, weight_shape: tuple, stride: int, padding: int) -> tuple:
+    """(N, O, OH, OW): a convolution's output for x (N, C, H, W) and weight (O, C, KH, KW)."""
+    return (x_shape[0], weight_shape[0]) + tuple(
+        conv_output_size(side, kernel, stride, padding)
+        for side, kernel in zip(x_shape[2:], weight_shape[2:]))
+
+
 # --- dropout random numbers: one definition shared by every backend ----------
 # splitmix64 finaliser over (seed + index * golden ratio). Every backend must
 # reproduce these exact integer operations (uint64 wrap-around arithmetic).

@@ -22,7 +22,7 @@ except ImportError as exc:
                       "reinstall with a C compiler: pip install .") from exc
 
 from . import inner_blas, training_reference
-from .contract import conv_output_size
+from .contract import conv_output_shape
 from .multi_tensor import all_float32, one_by_one, tables
 from .scratch import scratch
 from .numpy_backend import empty, to_device, to_host, zeros  # noqa: F401  (memory is host NumPy)
@@ -116,10 +116,8 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
     """pool 0: conv2d_forward alone (pooled, argmax None). Inference may pass out and argmax
     None with a pool: this kernel still writes them, into arrays made here."""
     if out is None:
-        n, o = pooled.shape[:2]
-        out = scratch("conv inference out", (n, o) + tuple(
-            conv_output_size(side, kernel, stride, padding)
-            for side, kernel in zip(x.shape[2:], weight.shape[2:])), x.dtype)
+        out = scratch("conv inference out", conv_output_shape(x.shape, weight.shape, stride,
+                                                               padding), x.dtype)
     if argmax is None and pooled is not None:
         argmax = scratch("conv inference argmax", pooled.shape, np.int32)
     n, o = out.shape[:2]
