@@ -24,14 +24,19 @@ def numpy_backend():
         yield
 
 
+def _cli_checkpoint(tmp_path_factory, folder, model, *options):
+    """The file `fastcnn train --model <model> <options>` saves after one quick epoch (numpy)."""
+    path = tmp_path_factory.mktemp(folder) / f"{folder}.npz"
+    with fastcnn.use_backend("numpy"):
+        assert main(["train", "--model", model, *options, "--epochs", "1", *QUICK,
+                     "--save", str(path)]) == 0
+    return path
+
+
 @pytest.fixture(scope="module")
 def kfold_checkpoint(tmp_path_factory):
     """keras_kfold_cnn (SGD, momentum 0.9) after one epoch on 96 MNIST images, saved by the CLI."""
-    path = tmp_path_factory.mktemp("resume") / "kfold.npz"
-    with fastcnn.use_backend("numpy"):
-        assert main(["train", "--model", "keras_kfold_cnn", "--epochs", "1", *QUICK,
-                     "--save", str(path)]) == 0
-    return path
+    return _cli_checkpoint(tmp_path_factory, "resume", "keras_kfold_cnn")
 
 
 def error_line(capsys, *words):
@@ -117,11 +122,8 @@ def test_redirected_output_gets_one_line_per_epoch_and_no_progress_bar_frames(tm
 @pytest.fixture(scope="module")
 def fashion_checkpoint(tmp_path_factory):
     """keras_kfold_cnn after one epoch on 96 Fashion-MNIST images (the name as a user types it)."""
-    path = tmp_path_factory.mktemp("fashion") / "fm.npz"
-    with fastcnn.use_backend("numpy"):
-        assert main(["train", "--model", "keras_kfold_cnn", "--dataset", "Fashion_MNIST",
-                     "--epochs", "1", *QUICK, "--save", str(path)]) == 0
-    return path
+    return _cli_checkpoint(tmp_path_factory, "fashion", "keras_kfold_cnn", "--dataset",
+                           "Fashion_MNIST")
 
 
 def test_the_saved_model_records_its_dataset_classes_and_preprocessing(fashion_checkpoint):
@@ -224,11 +226,7 @@ def test_training_with_rmsprop_from_the_command_line(capsys):
 @pytest.fixture(scope="module")
 def speedrun_checkpoint(tmp_path_factory):
     """mnist_speedrun (Adam, a one-cycle over the fit: 3 batches) after one epoch on 96 images."""
-    path = tmp_path_factory.mktemp("speedrun") / "sr.npz"
-    with fastcnn.use_backend("numpy"):
-        assert main(["train", "--model", "mnist_speedrun", "--epochs", "1", *QUICK,
-                     "--save", str(path)]) == 0
-    return path
+    return _cli_checkpoint(tmp_path_factory, "speedrun", "mnist_speedrun")
 
 
 def test_resume_past_the_end_of_the_files_schedule_says_to_start_a_new_one(speedrun_checkpoint,
