@@ -335,6 +335,13 @@ def batchnorm_forward(backend, x, weight, bias, running_mean, running_var, momen
     shift = scratch(backend, "batchnorm shift", (channels,), x.dtype)
     if not training:
         backend.rsqrt(running_var, eps, invstd)
+        if xhat is None:  # out = x * (weight * invstd) + (bias - mean * weight * invstd)
+            scale = scratch(backend, "batchnorm scale", (channels,), x.dtype)
+            backend.multiply(weight, invstd, scale)
+            backend.multiply(running_mean, scale, shift)
+            backend.axpby(-1.0, shift, 1.0, bias, shift)
+            backend.channel_affine(x, scale, shift, out)
+            return
         backend.multiply(running_mean, invstd, shift)
         backend.axpby(-1.0, shift, 0.0, shift, shift)
         backend.channel_affine(x, invstd, shift, xhat)  # (x - mean) * invstd

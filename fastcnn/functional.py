@@ -39,7 +39,7 @@ def is_host_array(value) -> bool:
 
 def host_array(value, dtype=np.float32) -> np.ndarray:
     """A C-contiguous host ndarray of ``dtype`` from a NumPy array, torch tensor or list."""
-    return np.ascontiguousarray(_host(value), dtype=dtype)
+    return np.asarray(_host(value), dtype=dtype, order="C")  # ascontiguousarray makes 0-d 1-d
 
 
 def to_backend(value, what: str = "array", shape: tuple | None = None, dtype=None):
@@ -256,7 +256,9 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps,
     if not (0.0 <= momentum <= 1.0 and eps > 0):
         raise KernelArgumentError(f"{op}: momentum must be in [0, 1] and eps > 0, got "
                                   f"{momentum}, {eps}")
-    _same(op, "x", x, out=out, xhat=xhat)
+    if xhat is None and training:
+        raise KernelArgumentError(f"{op}: training needs xhat (the backward pass reads it)")
+    _same(op, "x", x, out=out, **({} if xhat is None else {"xhat": xhat}))
     for name, array in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var), ("invstd", invstd)):
         _check(op, name, array, (channels,))

@@ -40,13 +40,16 @@ MODES = {"train": Mode(fold=True, keep=True), "evaluate": Mode(fold=True, keep=F
 
 
 class LayerStep:
-    """One layer on its own."""
+    """One layer on its own; ``keep`` False when no backward pass follows."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, keep=True):
         self.layer = layer
         self.layers = (layer,)
+        self.keep = keep
 
     def forward(self, x, training):
+        if not (self.keep or training):
+            return self.layer.infer(x)
         return self.layer.forward(x, training=training)
 
     def backward(self, dout, need_input_grad):
@@ -63,13 +66,12 @@ class FusedStep(LayerStep):
     ``keep`` False when no backward pass follows."""
 
     def __init__(self, layer, activation_layer=None, pool_layer=None, keep=True):
-        super().__init__(layer)
+        super().__init__(layer, keep)
         self.layers = tuple(item for item in (layer, activation_layer, pool_layer) if item)
         self.activation = layer.activation or (activation_layer.contract_activation
                                                if activation_layer is not None else None)
         self.activation_layer, self.pool_layer = activation_layer, pool_layer
         self.pool = pool_layer.fusable_pool if pool_layer is not None else 0
-        self.keep = keep
 
     def forward(self, x, training):
         return self.layer.forward_fused(x, training, activation=self.activation, pool=self.pool,
@@ -115,7 +117,7 @@ def build_plan(layers: list, mode: Mode, loss=None, fusions=FUSIONS) -> Plan:
         layer = layers[i]
         i += 1
         if not getattr(layer, "fuses_activation", False):
-            steps.append(LayerStep(layer))
+            steps.append(LayerStep(layer, keep=mode.keep))
             continue
         activation_layer = pool_layer = None
         if "activation" in fusions and layer.activation is None and i < len(layers) and \

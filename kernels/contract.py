@@ -339,7 +339,8 @@ class KernelBackend(Protocol):
         invstd = 1 / sqrt(var + eps); xhat = (x - mean) * invstd; out = xhat * weight + bias;
         in place, running_mean = (1 - momentum) * running_mean + momentum * mean and
         running_var likewise with the unbiased variance var * M / (M - 1).
-        Not training: the running statistics take the batch's place and are not updated."""
+        Not training: the running statistics take the batch's place and are not updated,
+        and xhat may be None (no backward pass follows: out alone is written)."""
 
     def batchnorm_backward(self, dout, xhat, weight, invstd, training: bool, dx, dweight,
                            dbias) -> None:

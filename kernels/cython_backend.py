@@ -452,7 +452,8 @@ def clip_many(arrays, low, high):
 def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps, training, out,
                       xhat, invstd):
     _kernels.batchnorm_forward(_by_channel(x), weight, bias, running_mean, running_var, momentum,
-                               eps, training, _by_channel(out), _by_channel(xhat), invstd)
+                               eps, training, _by_channel(out),
+                               None if xhat is None else _by_channel(xhat), invstd)
 
 
 def batchnorm_backward(dout, xhat, weight, invstd, training, dx, dweight, dbias):

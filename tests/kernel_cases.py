@@ -953,15 +953,18 @@ def batchnorm_forward_cases(tiny=False):
     cases = []
     for number, shape in enumerate(_batchnorm_shapes(tiny)):
         channels = shape[1:2]
-        for training, momentum in ((True, 0.1), (False, 0.1), (True, 1.0 / (number + 1))):
+        for training, momentum, xhat in ((True, 0.1, True), (False, 0.1, True), (False, 0.1, False),
+                                         (True, 1.0 / (number + 1), True)):
             arrays = {"x": _channel_input(rng, shape) * 3, "weight": _normal(rng, channels),
                       "bias": _normal(rng, channels), "running_mean": _normal(rng, channels),
                       "running_var": np.abs(_normal(rng, channels)) + 0.5}
+            outputs = {"out": _float(shape), "xhat": _float(shape) if xhat else None,
+                       "invstd": _float(channels)}
             cases.append(Case("batchnorm_forward", f"{_shape_label(shape)}-"
-                              f"{'train' if training else 'eval'}-m{momentum:g}", arrays,
+                              f"{'train' if training else 'eval'}-m{momentum:g}"
+                              f"{_skipped_label(outputs)}", arrays,
                               {"momentum": momentum, "eps": 1e-5 if number % 2 else 1e-3,
-                               "training": training},
-                              {"out": _float(shape), "xhat": _float(shape), "invstd": _float(channels)},
+                               "training": training}, outputs,
                               updated=("running_mean", "running_var")))
     return cases
 

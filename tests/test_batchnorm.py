@@ -117,3 +117,32 @@ def test_the_compiled_cpu_backends_run_their_own_batchnorm_kernels(backend):
         module = fastcnn.get_backend()
         assert all(callable(getattr(module, op, None))
                    for op in ("batchnorm_forward", "batchnorm_backward"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_normalises_without_keeping_xhat(backend):
+    """predict and evaluate run no backward pass: their plan calls infer(), which writes out
+    alone, the same values as an inference forward (to float32 rounding)."""
+    shape = _shape(backend, (3, 5, 4))
+    x = np.random.default_rng(3).standard_normal((4,) + shape).astype(np.float32) * 2 + 1
+    with fastcnn.use_backend(backend):
+        trained = fastcnn.Sequential([BatchNorm2d(shape[0])], input_shape=shape, seed=0)
+        trained(x, training=True)  # running statistics that are not 0 and 1
+        expected = trained(x)
+        layer = BatchNorm2d(shape[0])
+        model = fastcnn.Sequential([layer], input_shape=shape, seed=0)
+        model.load_state_dict(trained.state_dict())
+        np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-5)
+        assert "xhat" not in layer.workspace._buffers
+        with pytest.raises(RuntimeError, match="backward after infer"):
+            layer.backward(fastcnn.functional.to_backend(np.ones_like(x), "dout"))
+
+
+def test_a_torch_state_dict_with_its_0_d_batch_count_loads(numpy_backend):
+    net = nn.Sequential(nn.BatchNorm2d(3))
+    net(torch.randn(4, 3, 2, 2) * 3 + 1)
+    model = fastcnn.Sequential([BatchNorm2d(3)], input_shape=(3, 2, 2))
+    model.load_state_dict(net.state_dict())
+    assert model.state_dict()["0.num_batches_tracked"].shape == ()
+    np.testing.assert_allclose(model.state_dict()["0.running_var"], net[0].running_var.numpy())
+    model.load_state_dict(model.state_dict())  # and its own

@@ -287,6 +287,8 @@ class BatchNorm(_Kernel):
 
     def outputs(self, n, direction):
         x, c = ((n,) + self.shape, np.float32), (self.shape[:1], np.float32)
+        if direction == "forward" and not self.training:  # predict's pass: no xhat
+            return {"out": x, "invstd": c}
         if direction == "forward":
             return {"out": x, "xhat": x, "invstd": c}
         return {"dx": x, "dweight": c, "dbias": c}
@@ -304,7 +306,7 @@ class BatchNorm(_Kernel):
         if direction == "forward":
             _optional(module, "batchnorm_forward", a["x"], a["weight"], a["bias"],
                       a["running_mean"], a["running_var"], self.momentum, self.eps,
-                      self.training, a["out"], a["xhat"], a["invstd"])
+                      self.training, a["out"], a.get("xhat"), a["invstd"])
         else:
             _optional(module, "batchnorm_backward", a["dout"], a["xhat"], a["weight"],
                       a["invstd"], self.training, a["dx"], a["dweight"], a["dbias"])

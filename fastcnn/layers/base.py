@@ -92,6 +92,11 @@ class Layer:
         """
         raise NotImplementedError
 
+    def infer(self, x):
+        """forward(x) in inference mode when no backward pass follows (predict, evaluate):
+        a layer may skip keeping what only its backward pass reads."""
+        return self.forward(x, training=False)
+
     def backward(self, dout, need_input_grad: bool = True):
         """dout (N, *output_shape) -> dx (N, *input_shape), or None when not needed.
 

@@ -105,19 +105,29 @@ class _BatchNorm(Layer):
         if training:
             self.num_batches_tracked += 1
             momentum = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
+        return self._normalise(x, momentum, training, keep=True)
+
+    def infer(self, x):
+        """The running statistics' normalisation without xhat: one read and one write."""
+        return self._normalise(x, 0.0, False, keep=False)
+
+    def _normalise(self, x, momentum, training, keep):
         out = self.workspace.get("out", x.shape)
-        xhat = self.workspace.get("xhat", x.shape)
+        xhat = self.workspace.get("xhat", x.shape) if keep else None
         invstd = self.workspace.get("invstd", (self.num_features,))
         functional.batchnorm_forward(x, self.params["weight"].data, self.params["bias"].data,
                                      self.buffers["running_mean"].data,
                                      self.buffers["running_var"].data, momentum, self.eps,
                                      training, out, xhat, invstd)
-        self._saved = (xhat, invstd, training)
+        self._saved = (xhat, invstd, training) if keep else None
         return out
 
     def backward(self, dout, need_input_grad=True):
         if not self.trainable and not need_input_grad:
             return None
+        if self._saved is None:
+            raise RuntimeError(f"{self.describe()}: backward after infer(), which keeps nothing "
+                               "for it; run forward(x) first")
         xhat, invstd, training = self._saved
         weight, bias = self.params["weight"], self.params["bias"]
         dweight = weight.grad_buffer() if self.trainable else self.workspace.get("dweight", weight.shape)

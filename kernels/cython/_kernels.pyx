@@ -1808,6 +1808,13 @@ cdef inline void _normalise_row(const real* x, real* xhat, real* out, Py_ssize_t
         out[r] = h * scale + shift
 
 
+cdef inline void _affine_row(const real* x, real* out, Py_ssize_t count, real scale,
+                             real shift) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(count):
+        out[r] = x[r] * scale + shift
+
+
 cdef inline void _batchnorm_dx_row(const real* dout, const real* xhat, real* dx, Py_ssize_t count,
                                    real gain, real mean_d, real mean_dh) noexcept nogil:
     cdef Py_ssize_t r
@@ -1819,13 +1826,23 @@ def batchnorm_forward(const real[:, :, ::1] x, const real[::1] weight, const rea
                       real[::1] running_mean, real[::1] running_var, double momentum, double eps,
                       bint training, real[:, :, ::1] out, real[:, :, ::1] xhat, real[::1] invstd):
     """Training: batch mean and biased variance per channel (two reads of x), xhat, out and
-    the running statistics (unbiased variance); inference: the running statistics."""
+    the running statistics (unbiased variance); inference: the running statistics, and
+    with xhat None out = x * scale + shift alone (as PyTorch's inference kernel)."""
     cdef Py_ssize_t c, n, plane, chunk, chunks
     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1], length = x.shape[2]
     cdef double count = batch * length, total, mean, var, inverse
+    cdef real a
     if not training:  # one pass in memory order, plane by plane: no statistics to gather
         for c in range(channels):
             invstd[c] = <real>(1.0 / sqrt(<double>running_var[c] + eps))
+        if xhat is None:
+            for plane in prange(batch * channels, nogil=True, num_threads=_num_threads,
+                                use_threads_if=batch * channels * length > PARALLEL_MIN):
+                n = plane // channels
+                c = plane % channels
+                a = weight[c] * invstd[c]
+                _affine_row(&x[n, c, 0], &out[n, c, 0], length, a, bias[c] - running_mean[c] * a)
+            return
         if real is float:  # in chunks of planes, one store fence after each
             chunks = min(batch * channels, 8 * _num_threads)
             for chunk in prange(chunks, nogil=True, num_threads=_num_threads,

@@ -68,6 +68,25 @@ def _forward_inference(x, weight, bias, running_mean, running_var, eps, out, xha
                 o_row[r] = h * scale + shift
 
 
+@parallel_sum_kernel
+def _forward_inference_out(x, weight, bias, running_mean, running_var, eps, out, invstd):
+    """_forward_inference without xhat (no backward pass follows), as PyTorch's inference
+    kernel: out = x * scale + shift, one read and one write in memory order."""
+    channels = x.shape[1]
+    scale = np.empty(channels, np.float32)
+    shift = np.empty(channels, np.float32)
+    for c in range(channels):
+        inverse = 1.0 / np.sqrt(np.float64(running_var[c]) + eps)
+        invstd[c] = inverse
+        scale[c] = weight[c] * inverse
+        shift[c] = bias[c] - running_mean[c] * weight[c] * inverse
+    for n in prange(x.shape[0]):
+        for c in range(channels):
+            row, o_row, a, b = x[n, c], out[n, c], scale[c], shift[c]
+            for r in range(x.shape[2]):
+                o_row[r] = row[r] * a + b
+
+
 @serial_sum_kernel
 def _normalise(x, c, mean, inverse, scale, shift, out, xhat):
     """xhat[:, c] = (x[:, c] - mean) * inverse; out[:, c] = xhat * scale + shift, in float32."""
@@ -199,6 +218,8 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, momentum, eps,
     if training:
         launch(_forward_training, x.size, *views, float(momentum), float(eps), _by_channel(out),
                _by_channel(xhat), invstd)
+    elif xhat is None:
+        launch(_forward_inference_out, x.size, *views, float(eps), _by_channel(out), invstd)
     else:
         launch(_forward_inference, x.size, *views, float(eps), _by_channel(out), _by_channel(xhat),
                invstd)
