@@ -43,6 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="first N training images only")
     parser.add_argument("--test-limit", type=int, default=None, help="first N test images only")
     parser.add_argument("--skip-torch", action="store_true", help="fastcnn only")
+    parser.add_argument("--skip-fastcnn", action="store_true",
+                        help="PyTorch's twin only (same initial weights and batch order as "
+                             "fastcnn's run of each seed): to run the engines' seeds in parallel "
+                             "processes for accuracy; times compare only within one run")
     parser.add_argument("--ablation", action="store_true",
                         help="also run each ablation step (one change to the recipe at a time)")
     parser.add_argument("--end-to-end", action="store_true",
@@ -53,6 +57,8 @@ def parse_args(argv=None):
                         ("--test-limit", args.test_limit), ("--threads", args.threads)):
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
+    if args.skip_torch and args.skip_fastcnn:
+        parser.error("--skip-torch and --skip-fastcnn together leave nothing to run")
     if args.first_seed < 0:
         parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
     return args
@@ -74,7 +80,8 @@ def run_seeds(label, recipe, args, data) -> list:
     runs = []
     print(f"--- {label}", flush=True)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        results = side_by_side(seed, *data, recipe=recipe, with_torch=not args.skip_torch)
+        results = side_by_side(seed, *data, recipe=recipe, with_torch=not args.skip_torch,
+                               with_fastcnn=not args.skip_fastcnn)
         print(f"seed {seed}: " + "; ".join(f"{r.engine} {r.accuracy * 100:.2f}% in {r.seconds:.2f} s"
                                           for r in results), flush=True)
         runs.extend(results)

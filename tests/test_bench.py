@@ -12,6 +12,7 @@ from fastcnn.bench.runner import kernel_group, model_group
 from fastcnn.bench.timing import Competitor, paired_speedup, race
 from fastcnn.cli import main
 from fastcnn.kernels import naive
+from helpers import numpy_backend  # noqa: F401 (fixture)
 
 
 def _garbage(*args):
@@ -201,3 +202,16 @@ def test_fastcnn_bench_models_layers_times_only_the_layer_kernels(tmp_path):
     assert all(name.startswith("layers.") for name in names)
     assert {"layers.batchnorm backward", "layers.log_softmax forward"} <= names
     assert not (out / "bench.png").exists()  # no training or inference rows to chart
+
+
+@pytest.mark.parametrize("pool", ["MaxPool2D", "AvgPool2D"])
+def test_the_pytorch_twin_of_a_padded_pool_pads_as_fastcnn_does(pool, numpy_backend):
+    torch = pytest.importorskip("torch")
+    import fastcnn
+    from fastcnn.bench.models import torch_network
+
+    model = fastcnn.Sequential([getattr(fastcnn, pool)(2, padding=1), fastcnn.Flatten()],
+                               input_shape=(2, 7, 7))
+    x = np.random.default_rng(0).standard_normal((3, 2, 7, 7)).astype(np.float32)
+    network, _ = torch_network(model, training=False)
+    np.testing.assert_allclose(network(torch.from_numpy(x)).numpy(), model.predict(x), rtol=1e-6)

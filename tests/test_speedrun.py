@@ -113,6 +113,14 @@ def test_the_script_runs_both_engines_on_a_subset(monkeypatch, capsys, tmp_path)
         ("fastcnn numpy", 0), ("pytorch", 0), ("fastcnn numpy", 1), ("pytorch", 1)]
     # the same weights and batches: the same test predictions, to the last image
     assert runs[0]["accuracy"] == runs[1]["accuracy"] and runs[2]["accuracy"] == runs[3]["accuracy"]
+    # the twin alone (engines in parallel processes) starts from the same weights and batches
+    assert module.main(["--seeds", "1", "--first-seed", "1", "--backend", "numpy",
+                        "--skip-fastcnn", "--json", str(out)]) == 0
+    alone = json.loads(out.read_text())["runs"]["recipe"]
+    assert [(run["engine"], run["seed"], run["accuracy"]) for run in alone] == [
+        ("pytorch", 1, runs[3]["accuracy"])]
+    with pytest.raises(SystemExit):
+        module.parse_args(["--skip-torch", "--skip-fastcnn"])
 
 
 def test_the_script_refuses_a_model_not_in_the_zoo_and_an_ablation_of_another_recipe():

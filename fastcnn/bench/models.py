@@ -147,9 +147,9 @@ def torch_network(model, training: bool, replica_dropout: bool = False):
         elif isinstance(layer, Softmax):
             modules.append(nn.Softmax(dim=1))
         elif isinstance(layer, MaxPool2D):
-            modules.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
+            modules.append(nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding))
         elif isinstance(layer, AvgPool2D):
-            modules.append(nn.AvgPool2d(layer.kernel_size, layer.stride))
+            modules.append(nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding))
         elif isinstance(layer, Flatten):
             modules.append(nn.Flatten())
         elif isinstance(layer, Dropout):

@@ -137,12 +137,14 @@ def torch_train(twin: TorchTwin, recipe, seed, x, y, x_test, y_test) -> Trained:
 
 
 def side_by_side(seed: int, x, y, x_test, y_test, recipe=None,
-                 with_torch: bool = True) -> list[Trained]:
+                 with_torch: bool = True, with_fastcnn: bool = True) -> list[Trained]:
     """fastcnn's run of the recipe from ``seed`` and, with ``with_torch``, PyTorch's from
-    the same initial weights and batch order. x, x_test: float32 (N, 1, 28, 28)."""
+    the same initial weights and batch order (without ``with_fastcnn``, PyTorch's alone:
+    the fastcnn model is built for its weights and batch order, and not trained).
+    x, x_test: float32 (N, 1, 28, 28)."""
     model, recipe = compiled(seed, recipe)
     twin = torch_twin(model, recipe, len(x)) if with_torch else None
-    results = [fastcnn_train(model, recipe, seed, x, y, x_test, y_test)]
+    results = [fastcnn_train(model, recipe, seed, x, y, x_test, y_test)] if with_fastcnn else []
     if twin is not None:
         results.append(torch_train(twin, recipe, seed, x, y, x_test, y_test))
     return results
