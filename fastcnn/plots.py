@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write
+
 DPI = 100
 MISTAKE_COLOR = "#d62728"
 TRAIN_COLOR = "#1f77b4"
@@ -39,8 +41,8 @@ def _figure(size):
 
 def _save(figure, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
+    with atomic_write(path, "wb", create_folders=True) as handle:
+        figure.savefig(handle, dpi=DPI, format="png")
     return path
 
 

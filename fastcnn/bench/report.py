@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..fileio import atomic_write
 from .environment import describe_blas, describe_gemm
 from .runner import NAIVE, TORCH
 
@@ -372,9 +373,9 @@ def write_reports(document: dict, out_dir: str) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     paths = {"json": os.path.join(out_dir, "bench.json"), "markdown": os.path.join(out_dir, "bench.md"),
              "chart": os.path.join(out_dir, "bench.png")}
-    with open(paths["json"], "w") as f:
+    with atomic_write(paths["json"], "w") as f:
         json.dump(document, f, indent=1)
-    with open(paths["markdown"], "w") as f:
+    with atomic_write(paths["markdown"], "w") as f:
         f.write(markdown_report(document))
     if chart_rows(document):
         write_chart(document, paths["chart"])
