@@ -183,8 +183,10 @@ def test_the_console_report_says_why_vs_torch_is_empty(torch_version, reason):
 
 @pytest.mark.parametrize("name", ["layers.batchnorm forward", "layers.batchnorm backward",
                                   "layers.batchnorm_inference forward",
-                                  "layers.log_softmax forward", "layers.log_softmax backward"])
-def test_layer_benches_of_batchnorm_and_log_softmax_match_their_pytorch_twins(name):
+                                  "layers.log_softmax forward", "layers.log_softmax backward",
+                                  "layers.gelu_tanh forward", "layers.leaky_relu backward",
+                                  "layers.padded_maxpool forward", "layers.padded_avgpool backward"])
+def test_layer_benches_match_their_pytorch_twins(name):
     pytest.importorskip("torch")
     group = kernel_group(get_kernel_bench(name))
     group.checked("naive", 2)

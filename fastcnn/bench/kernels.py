@@ -69,6 +69,21 @@ def _autograd_run(output, named_inputs: dict, grad_output):
     return run, lambda: {name: _host(g) for name, g in zip(names, grads["values"])}
 
 
+def _torch_unary(op, host, direction, results=lambda out: {"out": _host(out)}):
+    """(run, results) of PyTorch's ``op`` on host["x"]: forward, or its backward pass
+    from host["dout"] (the gradient named "dx")."""
+    x = _tensor(host["x"], direction == "backward")
+    if direction == "backward":
+        dout = _tensor(host["dout"])
+        return _autograd_run(op(x), {"dx": x}, lambda: dout)
+    result = {}
+
+    def run():
+        result["out"] = op(x)
+
+    return run, lambda: results(result["out"])
+
+
 class _Kernel:
     """What differs between kernels; subclasses describe one contract operation."""
 
@@ -233,16 +248,7 @@ class _Pool2d(_Kernel):
         raise NotImplementedError
 
     def torch(self, host, direction):
-        x = _tensor(host["x"], direction == "backward")
-        if direction == "backward":
-            dout = _tensor(host["dout"])
-            return _autograd_run(self._torch_pool(x), {"dx": x}, lambda: dout)
-        result = {}
-
-        def run():
-            result["out"] = self._torch_pool(x)
-
-        return run, lambda: self._torch_results(result["out"])
+        return _torch_unary(self._torch_pool, host, direction, self._torch_results)
 
     def _torch_results(self, out):
         return {"out": _host(out)}

@@ -12,7 +12,7 @@ import numpy as np
 from .. import compose
 from ..kernels import numpy_backend as reference_backend
 from ..kernels.contract import conv_output_size
-from .kernels import _Kernel, _autograd_run, _host, _normal, _tensor, _torch
+from .kernels import _Kernel, _autograd_run, _host, _normal, _tensor, _torch, _torch_unary
 
 
 class Pointwise(_Kernel):
@@ -57,16 +57,7 @@ class Pointwise(_Kernel):
         return F.gelu(x, approximate="tanh" if self.args[0] else "none")
 
     def torch(self, host, direction):
-        x = _tensor(host["x"], direction == "backward")
-        if direction == "backward":
-            dout = _tensor(host["dout"])
-            return _autograd_run(self._torch_op(x), {"dx": x}, lambda: dout)
-        result = {}
-
-        def run():
-            result["out"] = self._torch_op(x)
-
-        return run, lambda: {"out": _host(result["out"])}
+        return _torch_unary(self._torch_op, host, direction)
 
 
 class GlobalAvgPool2d(_Kernel):
