@@ -427,6 +427,7 @@ class Sequential(Layer):
         # History and the progress bar come last: they see what callbacks add to the
         # logs (RocAuc's val_roc_auc), as in Keras
         callback_list = list(callbacks or []) + ([ProgressBar(verbose)] if verbose else [])
+        self._adopt_schedule(callback_list)
         if self.schedule is not None and self.schedule not in callback_list:
             callback_list.insert(0, self.schedule)
         callback_list.append(history)
@@ -792,6 +793,19 @@ class Sequential(Layer):
                 for slot, value in param.state.items():
                     arrays[f"optim/{name}/{slot}"] = np.asarray(backend.to_host(value))
         serialization.write(path, arrays, meta)
+
+    def _adopt_schedule(self, callbacks: list) -> None:
+        """A schedule passed to fit as a callback is the model's schedule, as one passed to
+        compile: saved with the model and continued by a resumed fit."""
+        from .schedules import LRScheduler
+
+        given = [callback for callback in callbacks if isinstance(callback, LRScheduler)]
+        others = [schedule for schedule in given if schedule is not self.schedule]
+        if len(given) > 1 or (others and self.schedule is not None):
+            raise InputError("fit got two learning-rate schedules (compile(schedule=...) and the "
+                             "callbacks hold one each at most): pass one, to compile or to fit")
+        if others:
+            self.schedule = others[0]
 
     def _schedule_meta(self, optimizer_meta: dict) -> dict:
         """The schedule's config and, once fit has bound it to this optimizer, its state

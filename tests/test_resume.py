@@ -194,3 +194,18 @@ def test_schedule_configs_round_trip():
                      OneCycleLR(max_lr=0.2, total_steps=30, three_phase=True)):
         copy = fastcnn.schedules.from_config(schedule.get_config())
         assert type(copy) is type(schedule) and copy.get_config() == schedule.get_config()
+
+
+def test_a_schedule_given_to_fit_as_a_callback_is_saved_and_resumes_as_one_given_to_compile(
+        tmp_path):
+    x, y = toy_images(40, seed=3)
+    model = small_cnn(seed=3).compile(optim.SGD(0.1, momentum=0.9), "cross_entropy")
+    schedule = StepLR(step_size=1, gamma=0.5)
+    model.fit(x, y, epochs=2, batch_size=BATCH, verbose=0, callbacks=[schedule])
+    assert model.schedule is schedule
+    model.save(tmp_path / "m.npz")
+    loaded = fastcnn.load_model(tmp_path / "m.npz")
+    assert loaded.schedule.last_epoch == 2 and loaded.optimizer.lr == pytest.approx(0.025)
+    with pytest.raises(InputError, match="two learning-rate schedules"):
+        loaded.fit(x, y, epochs=3, batch_size=BATCH, verbose=0, initial_epoch=2,
+                   callbacks=[StepLR(step_size=1)])
