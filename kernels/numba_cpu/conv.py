@@ -32,7 +32,7 @@ from .claims import claim, claiming_threads, count_out, new_counter, wait_for
 from .epilogue import activate_row, fold_activation_row, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   prange)
-from .pool import max_plane, max_plane_backward
+from .pool import max_plane, max_plane_backward, max_plane_values
 from ..scratch import scratch
 from .scalars import activation_code
 
@@ -187,7 +187,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
     With ``own_rows`` (inference, only the pooled output wanted) out3 (threads, O, P) and
     flat_argmax (threads*O*PH*PW,) are per-thread scratch: a sample's full-resolution
     output stays in cache instead of streaming to memory (pytorch_cnn's first layer
-    writes 100 MB of it per 1000 images)."""
+    writes 100 MB of it per 1000 images), and the pool skips its argmax where it can."""
     flat_cols = cols.reshape(-1)
     batch = flat_x.size // (channels * geometry[0] * geometry[1])
     filters, out_w = out3.shape[1], geometry[7]
@@ -208,9 +208,14 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
                 if pool_kernel > 0:
                     at = (n * filters + o) * pooled_size
                     where = (row * filters + o) * pooled_size
-                    max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
-                              flat_pooled[at:at + pooled_size],
-                              flat_argmax[where:where + pooled_size])
+                    pooled, argmax = flat_pooled[at:at + pooled_size], \
+                        flat_argmax[where:where + pooled_size]
+                    if own_rows:
+                        max_plane_values(result[o], out_w, pool_kernel, pool_stride, pool_h,
+                                         pool_w, pooled, argmax)
+                    else:
+                        max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
+                                  pooled, argmax)
             n = claim(counter)
         count_out(counter)
         wait_for(counter, threads)
