@@ -217,3 +217,9 @@ def test_the_pytorch_twin_of_a_padded_pool_pads_as_fastcnn_does(pool, numpy_back
     x = np.random.default_rng(0).standard_normal((3, 2, 7, 7)).astype(np.float32)
     network, _ = torch_network(model, training=False)
     np.testing.assert_allclose(network(torch.from_numpy(x)).numpy(), model.predict(x), rtol=1e-6)
+
+
+def test_a_model_with_batch_statistics_times_the_naive_loops_at_two_samples():
+    assert model_group("fashion_cnn", "train").min_batch == 2
+    assert model_group("fashion_cnn", "infer").min_batch == 1
+    assert model_group("pytorch_cnn", "train").min_batch == 1

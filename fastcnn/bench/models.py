@@ -251,6 +251,16 @@ def torch_model_trial(name: str, n: int, mode: str) -> Trial:
     return Trial(train, results, after_check=native_dropout)
 
 
+def min_batch(name: str, mode: str) -> int:
+    """The smallest batch a training step (or inference pass) of zoo model ``name`` runs
+    at: 2 where a layer trains on batch statistics (BatchNorm)."""
+    if mode != "train":
+        return 1
+    with use_backend("numpy"):
+        model = zoo.get(name, seed=0)
+    return max(layer.min_training_batch for layer in model.layers)
+
+
 def model_flops(name: str, n: int, mode: str) -> float:
     """Useful floating-point operations of one training step or inference pass at batch ``n``:
     the GEMMs of every convolution and dense layer (2 per multiply-add). Backward

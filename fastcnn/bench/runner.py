@@ -33,6 +33,7 @@ class Group:
     flops: Callable[[int], float | None]
     batched: bool = True           # False: one call is not a batch (the optimizer update)
     batch: int | None = None       # a batch size of its own (None: the plan's)
+    min_batch: int = 1             # the smallest batch it runs at (the naive loops' too)
     _references: dict = field(default_factory=dict, repr=False)
 
     def reference(self, n: int) -> dict:
@@ -85,7 +86,7 @@ def model_group(name: str, mode: str, batch: int | None = None) -> Group:
     what = "training step (forward, loss, backward, optimizer update)" if mode == "train" \
         else "inference (forward pass)"
     return Group(mode, name, f"{name} {what}", make, lambda n: models.model_flops(name, n, mode),
-                 batch=batch)
+                 batch=batch, min_batch=models.min_batch(name, mode))
 
 
 @dataclass
@@ -109,7 +110,8 @@ def run_group(group: Group, plan: Plan) -> list[dict]:
     batch = group.batch or (plan.infer_batch_size if group.kind == "infer" else plan.batch_size)
     racers = []
     for name in plan.competitors:
-        n = plan.naive_batch_size if (name == NAIVE and group.batched) else batch
+        n = max(plan.naive_batch_size, group.min_batch) if (name == NAIVE and group.batched) \
+            else batch
         start = time.perf_counter()
         trial = group.checked(name, n)
         racers.append(Competitor.of(name, n, trial, slow=(name == NAIVE),

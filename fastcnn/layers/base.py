@@ -42,12 +42,14 @@ class Layer:
     ``training_differs`` (True when training mode changes what the layer computes, as
     dropout and batch normalisation: such a layer is never precomputed once for all
     epochs), ``preserves_scores`` (True when the layer's inference output holds its
-    input's values, as Flatten and Dropout: a network ending in logits still does).
+    input's values, as Flatten and Dropout: a network ending in logits still does),
+    ``min_training_batch`` (the smallest batch it trains on: 2 for batch statistics).
     """
 
     aliases: tuple = ()
     training_differs: bool = False
     preserves_scores: bool = False
+    min_training_batch: int = 1
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

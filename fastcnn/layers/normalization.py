@@ -22,6 +22,7 @@ class _BatchNorm(Layer):
     frozen. Training needs more than one sample per batch."""
 
     training_differs = True
+    min_training_batch = 2
     ranks = ()  # per-sample input ranks the layer takes
 
     def __init__(self, num_features: int | None = None, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -96,7 +97,7 @@ class _BatchNorm(Layer):
     # ---- running ---------------------------------------------------------------------
     def forward(self, x, training=False):
         n = x.shape[0]
-        if training and n < 2:
+        if training and n < self.min_training_batch:
             raise InputError(
                 f"{self.describe()} got a batch of {n} sample in training: batch statistics need "
                 "at least 2 samples. Use a batch size of 2 or more (in fit, pick a batch_size that "
