@@ -4,6 +4,8 @@ once (a second start while one fills the cache leaves at once)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -20,7 +22,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(jit, "kernel_cache_dir", lambda package_dir=None: str(tmp_path))
     monkeypatch.setattr(jit, "CACHE", True)
     monkeypatch.setattr(warmup, "compile_every_kernel", lambda log=print: compiled.append(1))
-    monkeypatch.setattr(os, "nice", lambda increment: 0)  # not this test process
+    monkeypatch.setattr(warmup, "lowest_priority", lambda: None)  # not this test process
     monkeypatch.setenv(warmup.SETTING, "")
     return tmp_path, compiled
 
@@ -41,3 +43,18 @@ def test_a_second_warm_up_leaves_the_cache_to_the_first(cache):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert warmup.main() == 0
     assert compiled == [] and not jit.cache_is_warm(str(folder))
+
+
+def test_the_warm_up_yields_to_other_sessions_too(tmp_path):
+    """In a session of its own (as start_background starts it), nice 19 alone weighs
+    nothing against another session's training where Linux groups by session
+    (autogroup): the warm-up puts its group at nice 19 as well."""
+    script = ("import os\nfrom fastcnn import warmup\nwarmup.lowest_priority()\n"
+              "print(os.nice(0))\n"
+              "print(open('/proc/self/autogroup').read() if os.path.exists('/proc/self/autogroup')"
+              " else 'none')")
+    report = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            start_new_session=True, check=True, timeout=120).stdout.split("\n")
+    assert report[0] == "19"
+    if report[1] != "none":  # e.g. "/autogroup-123 nice 19"
+        assert report[1].split()[-2:] == ["nice", "19"]
