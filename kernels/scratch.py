@@ -16,8 +16,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-KEPT = 8
-"""Buffers kept per Python thread: enough for every layer of the zoo's models."""
+KEPT = 16
+"""Buffers kept per Python thread: enough for every layer of the zoo's models (each
+convolution keeps up to four: partial sums, and Winograd's scratch in each direction)."""
 
 _local = threading.local()
 

@@ -122,6 +122,12 @@ CONV_SETTINGS = (
          max_size=9),
     dict(batch=3, channels=12, out_channels=8, kernel=(3, 3), stride=1, padding=1, activation=None,
          bias=False, min_size=5, max_size=9),
+    # numba's Winograd F(2x2, 3x3) (at least 32 channels in and out): odd planes (tiles
+    # past the edge), padding 1 and 2 (its input gradient at padding 1 and 0)
+    dict(batch=3, channels=32, out_channels=33, kernel=(3, 3), stride=1, padding=1,
+         activation="relu", min_size=5, max_size=9),
+    dict(batch=2, channels=34, out_channels=32, kernel=(3, 3), stride=1, padding=2,
+         activation=None, bias=False, max_size=7),
 )
 """Convolution geometries; heights and widths are drawn at random (odd ones included)."""
 

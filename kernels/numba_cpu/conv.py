@@ -18,7 +18,11 @@ Python between them (pytorch_cnn's fit() steps 4-7% faster). The GEMMs are
 ``np.dot`` in the jitted code (single-threaded BLAS through SciPy's bindings, see jit.py). Measured at conv2 of pytorch_cnn (batch 64,
 2 cores, Zen 5): NumPy matmul over the batch on one BLAS thread 110 GFLOP/s, per-sample
 np.dot 195 GFLOP/s (forward 3.1 ms, backward 5.8 ms), the micro-kernel forward 2.0 ms,
-backward 3.7-3.9 ms.
+backward 3.7-3.9 ms. 3x3 stride-1 convolutions with at least 32 channels in and out
+take :mod:`.winograd`'s F(2x2, 3x3) for the forward product and the input gradient
+instead (pytorch_cnn's conv2 on Zen 4, batch 64, 2 threads: forward 3.24 -> 2.7 ms,
+backward 6.45 -> 5.3-5.7 ms); the weight gradient keeps the im2col GEMM, so training
+still writes the columns.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
 from .pool import max_plane, max_plane_backward, max_plane_values
 from ..scratch import scratch
 from .scalars import activation_code
+from . import winograd
+from .winograd import convolve_sample as _winograd
 
 
 @inline_helper
@@ -175,7 +181,7 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 @parallel_kernel
 def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
-             pool, flat_pooled, flat_argmax, own_rows, threads, counter):
+             pool, flat_pooled, flat_argmax, own_rows, wino, packed_u, work, threads, counter):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
@@ -187,7 +193,11 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
     With ``own_rows`` (inference, only the pooled output wanted) out3 (threads, O, P) and
     flat_argmax (threads*O*PH*PW,) are per-thread scratch: a sample's full-resolution
     output stays in cache instead of streaming to memory (pytorch_cnn's first layer
-    writes 100 MB of it per 1000 images), and the pool skips its argmax where it can."""
+    writes 100 MB of it per 1000 images), and the pool skips its argmax where it can.
+
+    With ``wino`` the product is :mod:`.winograd`'s (packed_u: the transformed filters,
+    work (threads, ...) its scratch); the columns are then written only for the backward
+    pass (not in inference)."""
     flat_cols = cols.reshape(-1)
     batch = flat_x.size // (channels * geometry[0] * geometry[1])
     filters, out_w = out3.shape[1], geometry[7]
@@ -197,12 +207,18 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
         n = claim(counter)
         while n < batch:
             slot = np.int64(t) if scratch else n
-            for c in range(channels):
-                _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
-                              flat_cols, True)
+            if not (wino and scratch):
+                for c in range(channels):
+                    _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
+                                  flat_cols, True)
             row = np.int64(t) if own_rows else n
             result = out3[row]
-            matmul(weight2d, packed_weight, cols[slot], result)
+            if wino:
+                _winograd(flat_x, n * channels, channels, geometry[0], geometry[1], geometry[5],
+                          packed_u, filters, geometry[6], geometry[7], work[t],
+                          result.reshape(-1))
+            else:
+                matmul(weight2d, packed_weight, cols[slot], result)
             for o in range(filters):
                 activate_row(result[o], bias, o, code)
                 if pool_kernel > 0:
@@ -224,14 +240,16 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, groups, channels,
               geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
-              flat_argmax, partial_dweight, partial_dbias, threads, counter):
+              flat_argmax, partial_dweight, partial_dbias, wino, packed_u, work, threads,
+              counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
     pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,); then
     fold the activation into dout3[n] (O, P), add its bias and weight
     gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
     sums, partial_dbias (groups, O) float64 and partial_dweight (groups, K, O), and when
     dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice
-    of dcols and col2im from there into flat_dx.
+    of dcols and col2im from there into flat_dx; with ``wino``, flat_dx's sample as
+    :mod:`.winograd`'s convolution of dout3[n] with the flipped filters (packed_u) instead.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
@@ -256,11 +274,17 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
                     partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
                 matmul_transposed(cols[n], d, total, n != first, own_gemm)
                 if dcols is not None:
-                    matmul(weight_t, packed_weight_t, d, dcols[first])
-                    flat_dcols = dcols.reshape(-1)
-                    for c in range(channels):
-                        _col2im_from(flat_dcols, first * channels + c, n * channels + c,
-                                     geometry, flat_dx, True)
+                    if wino:
+                        plane = channels * geometry[0] * geometry[1]
+                        _winograd(dout3.reshape(-1), n * filters, filters, geometry[6],
+                                  geometry[7], 2 - geometry[5], packed_u, channels, geometry[0],
+                                  geometry[1], work[t], flat_dx[n * plane:(n + 1) * plane])
+                    else:
+                        matmul(weight_t, packed_weight_t, d, dcols[first])
+                        flat_dcols = dcols.reshape(-1)
+                        for c in range(channels):
+                            _col2im_from(flat_dcols, first * channels + c, n * channels + c,
+                                         geometry, flat_dx, True)
             g = claim(counter)
         if count_out(counter) == threads:
             # every group is done: one thread adds them up, in order, along rows of O
@@ -342,10 +366,13 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     work = shape[0] * shape[1] * shape[2]
     scratch = cols is None
     threads = claiming_threads(x.shape[0], work)
-    if scratch:  # one slice per claiming thread
-        cols = np.empty((threads,) + shape[1:], dtype=x.dtype)
+    wino = x.dtype == np.float32 and winograd.applies(weight, stride)
+    if scratch:  # one slice per claiming thread (none for Winograd's inference)
+        cols = np.empty((threads,) + ((0, 0) if wino else shape[1:]), dtype=x.dtype)
     own_rows = out is None  # inference through the pool: per-thread rows (see _forward)
     filters = weight.shape[0]
+    packed_u, wino_work = _winograd_operands(weight, False, threads, x.shape[1], filters,
+                                             geometry[6], geometry[7], wino)
     rows = (np.empty((threads, filters, shape[2]), x.dtype) if own_rows else _as_rows(out))
     if flat_argmax is None:
         flat_argmax = np.empty(threads * filters * pool[2] * pool[3], np.int32)
@@ -353,7 +380,20 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
            rows, scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
-           threads, new_counter())
+           wino, packed_u, wino_work, threads, new_counter())
+
+
+_NO_WINOGRAD = np.empty((winograd.POSITIONS, 0), np.float32), np.empty((1, 0), np.float32)
+
+
+def _winograd_operands(weight, flip, threads, channels, filters, out_h, out_w, wino):
+    """(transformed filters, per-thread scratch (threads, ...)) for :mod:`.winograd`, or
+    empty stand-ins when ``wino`` is False."""
+    if not wino:
+        return _NO_WINOGRAD
+    size = winograd.scratch_size(channels, filters, out_h, out_w)
+    return (winograd.transformed_weights(weight, flip),
+            scratch("winograd", (threads, size), np.float32))
 
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
@@ -375,13 +415,19 @@ def _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx
     if dx is not None:
         geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
             dx.reshape(-1)
+    wino = (dx is not None and dout.dtype == np.float32 and padding <= 2
+            and winograd.applies(weight, stride))
     weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
-    packed_t = packed_operand(weight_t) if dx is not None else np.empty(0, weight.dtype)
+    packed_t = packed_operand(weight_t) if dx is not None and not wino else \
+        np.empty(0, weight.dtype)
     groups, kernel_size, filters = _groups(dout.shape[0]), weight_t.shape[0], dout.shape[1]
+    threads = claiming_threads(groups, cols.size)
+    packed_u, wino_work = _winograd_operands(weight, True, threads, filters, weight.shape[1],
+                                             geometry[0], geometry[1], wino)
     launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
            weight_t, packed_t, gemm.ENABLED, cols, groups, weight.shape[1],
            geometry, _as_matrix(dweight), dbias, dcols, flat_dx, pooled_size,
            flat_dpooled.astype(dout.dtype, copy=False), flat_argmax,
            scratch("conv partial dweight", (groups, kernel_size, filters), dout.dtype),
            scratch("conv partial dbias", (groups, filters), np.float64),
-           claiming_threads(groups, cols.size), new_counter())
+           wino, packed_u, wino_work, threads, new_counter())
