@@ -11,6 +11,7 @@ fastcnn's dropout masks, and ``torch.nn.Dropout`` afterwards.
 from __future__ import annotations
 
 import copy
+import functools
 import zlib
 
 import numpy as np
@@ -251,14 +252,21 @@ def torch_model_trial(name: str, n: int, mode: str) -> Trial:
     return Trial(train, results, after_check=native_dropout)
 
 
+@functools.lru_cache(maxsize=None)
+def _layers(name: str) -> tuple:
+    """The leaf layers of zoo model ``name`` (built once, on the numpy backend), in run
+    order: what min_batch and model_flops read."""
+    with use_backend("numpy"):
+        model = zoo.get(name, seed=0)
+    return tuple(layer for _, layer in model.named_layers())
+
+
 def min_batch(name: str, mode: str) -> int:
     """The smallest batch a training step (or inference pass) of zoo model ``name`` runs
     at: 2 where a layer trains on batch statistics (BatchNorm)."""
     if mode != "train":
         return 1
-    with use_backend("numpy"):
-        model = zoo.get(name, seed=0)
-    return max(layer.min_training_batch for layer in model.layers)
+    return max(layer.min_training_batch for layer in _layers(name))
 
 
 def model_flops(name: str, n: int, mode: str) -> float:
@@ -266,9 +274,7 @@ def model_flops(name: str, n: int, mode: str) -> float:
     the GEMMs of every convolution and dense layer (2 per multiply-add). Backward
     passes count the weight gradient of trainable layers and the input gradient of
     every layer after the first trainable one, which is what the model computes."""
-    with use_backend("numpy"):
-        model = zoo.get(name, seed=0)
-    gemm_layers = [layer for layer in model.layers if isinstance(layer, (Conv2D, Dense))]
+    gemm_layers = [layer for layer in _layers(name) if isinstance(layer, (Conv2D, Dense))]
     first_trained = next((i for i, layer in enumerate(gemm_layers) if layer.trainable), len(gemm_layers))
     total = 0.0
     for index, layer in enumerate(gemm_layers):

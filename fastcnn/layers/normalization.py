@@ -99,9 +99,10 @@ class _BatchNorm(Layer):
         n = x.shape[0]
         if training and n < self.min_training_batch:
             raise InputError(
-                f"{self.describe()} got a batch of {n} sample in training: batch statistics need "
-                "at least 2 samples. Use a batch size of 2 or more (in fit, pick a batch_size that "
-                "does not leave a last batch of one sample), or run it in inference mode")
+                f"{self.describe()} got a batch of {n} sample(s) in training: batch statistics "
+                f"need at least {self.min_training_batch} samples. Use a batch size of "
+                f"{self.min_training_batch} or more (in fit, pick a batch_size that does not "
+                "leave a smaller last batch), or run it in inference mode")
         momentum = 0.0
         if training:
             self.num_batches_tracked += 1

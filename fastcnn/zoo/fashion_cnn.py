@@ -4,9 +4,10 @@ Three blocks Conv2D(3x3, same, ReLU, no bias) - MaxPool 2 - BatchNormalization o
 and 128 filters, then Flatten - Dense(256, ReLU) - Dropout 0.25 - Dense(10) on logits.
 No layer size is computed by hand. The last pool pads one pixel (PyTorch's padding=1):
 its 7x7 maps give 4x4 rather than 3x3, so their last row and column are not dropped
-(seed 0 for 15 epochs: 92.91% against 92.21% unpadded for 10). BatchNormalization after the pool (rather than
-between the convolution and its ReLU) keeps each block one fused convolution + ReLU +
-max-pool step and normalises a quarter of the values, as in ``mnist_speedrun``;
+(seed 0 for 15 epochs: 92.91% against 92.21% unpadded for 10). BatchNormalization after
+the pool (rather than between the convolution and its ReLU) keeps each block one fused
+convolution + ReLU + max-pool step and normalises a quarter of the values, as in
+``mnist_speedrun``;
 its momentum is 0.9 (PyTorch's 0.1) rather than Keras' 0.99, whose running statistics
 lag for the first few hundred steps.
 
