@@ -54,21 +54,24 @@ def _close(fast, plain):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * scale)
 
 
-@pytest.mark.parametrize("size, padding", [(14, 1), (7, 1), (9, 0), (6, 2)])
-def test_forward_and_input_gradient_match_the_gemm(numba_kernels, monkeypatch, size, padding):
+@pytest.mark.parametrize("height, width, padding", [(14, 14, 1), (7, 7, 1), (9, 9, 0), (6, 6, 2),
+                                                   (1, 1, 1), (3, 8, 0), (2, 5, 1)])
+def test_forward_and_input_gradient_match_the_gemm(numba_kernels, monkeypatch, height, width,
+                                                   padding):
     """pytorch_cnn's conv2 (32 -> 64 at 14x14), the speedrun's conv3 (7x7: tiles past the
-    edge), and paddings 0 and 2 (the input gradient's Winograd then pads 2 and 0)."""
+    edge), paddings 0 and 2 (the input gradient's Winograd then pads 2 and 0), a single
+    pixel and planes that are not square."""
     nb, _ = numba_kernels
-    rng = np.random.default_rng(size)
+    rng = np.random.default_rng(height * 100 + width)
     batch, channels, filters = 5, 32, 64
-    x = rng.standard_normal((batch, channels, size, size), np.float32)
+    x = rng.standard_normal((batch, channels, height, width), np.float32)
     weight, bias = _weights(filters, channels), rng.standard_normal(filters).astype(np.float32)
-    out_size = size + 2 * padding - 2
-    dout = rng.standard_normal((batch, filters, out_size, out_size), np.float32)
+    out_h, out_w = height + 2 * padding - 2, width + 2 * padding - 2
+    dout = rng.standard_normal((batch, filters, out_h, out_w), np.float32)
 
     def run():
-        cols = np.empty((batch, channels * 9, out_size * out_size), np.float32)
-        out = np.empty((batch, filters, out_size, out_size), np.float32)
+        cols = np.empty((batch, channels * 9, out_h * out_w), np.float32)
+        out = np.empty((batch, filters, out_h, out_w), np.float32)
         nb.conv2d_forward(x, weight, bias, 1, padding, "relu", cols, out)
         dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
         nb.conv2d_backward(dout.copy(), out, weight, cols, 1, padding, "relu", dx, dweight,
