@@ -377,8 +377,9 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     if flat_argmax is None:
         flat_argmax = np.empty(threads * filters * pool[2] * pool[3], np.int32)
     weight2d = _as_matrix(weight)
+    packed = np.empty(0, weight.dtype) if wino else packed_operand(weight2d)  # Winograd's own
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
-           weight2d, packed_operand(weight2d), bias, activation_code(activation), cols,
+           weight2d, packed, bias, activation_code(activation), cols,
            rows, scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
            wino, packed_u, wino_work, threads, new_counter())
 

@@ -61,10 +61,17 @@ def applies(weight, stride: int) -> bool:
             and stride == 1 and min(channels, filters) >= MIN_CHANNELS)
 
 
-def tiles(out_h: int, out_w: int) -> tuple:
-    """(TY, TX, T padded to whole MR-row panels) for an output of out_h x out_w."""
+@inline_helper
+def _layout(channels, filters, out_h, out_w):
+    """(TY, TX, T padded to whole MR-row panels, and the element counts of convolve_sample's
+    scratch parts: the padded channels-last input d, one position's V (T, C) and M (T, O),
+    all of it) for an output of out_h x out_w: the one place the scratch is laid out."""
     tiles_y, tiles_x = (out_h + 1) // 2, (out_w + 1) // 2
-    return tiles_y, tiles_x, -(-tiles_y * tiles_x // MR) * MR
+    padded_tiles = (tiles_y * tiles_x + MR - 1) // MR * MR
+    d_size = (2 * tiles_y + 2) * (2 * tiles_x + 2) * channels
+    a_size, c_size = padded_tiles * channels, padded_tiles * filters
+    total = d_size + POSITIONS * (a_size + c_size) + MR * NR + (8 + out_h * out_w) * filters
+    return tiles_y, tiles_x, padded_tiles, d_size, a_size, c_size, total
 
 
 _G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
@@ -209,10 +216,8 @@ def convolve_sample(flat_x, first, channels, height, width, padding, packed_u, f
     first .. first + channels - 1 of flat_x (one sample's C x height x width), padded by
     ``padding``, with the filters transformed into packed_u (transformed_weights).
     work: float32 scratch of scratch_size() elements, the thread's own."""
-    tiles_y, tiles_x = (out_h + 1) // 2, (out_w + 1) // 2
-    padded_tiles = (tiles_y * tiles_x + MR - 1) // MR * MR
-    d_size = (2 * tiles_y + 2) * (2 * tiles_x + 2) * channels
-    a_size, c_size = padded_tiles * channels, padded_tiles * filters
+    tiles_y, tiles_x, padded_tiles, d_size, a_size, c_size, _ = _layout(channels, filters,
+                                                                         out_h, out_w)
     d = work[:d_size]
     v = work[d_size:d_size + POSITIONS * a_size]
     m = work[d_size + POSITIONS * a_size:d_size + POSITIONS * (a_size + c_size)]
@@ -232,6 +237,4 @@ def scratch_size(channels: int, filters: int, out_h: int, out_w: int) -> int:
     """Elements of convolve_sample's per-thread float32 scratch: the padded channels-last
     input, the transformed input (16, T, C), the products (16, T, O), an edge tile, and the
     output transform's A^T m (8, O) and channels-last result (OH*OW, O)."""
-    tiles_y, tiles_x, padded = tiles(out_h, out_w)
-    return ((2 * tiles_y + 2) * (2 * tiles_x + 2) * channels
-            + POSITIONS * padded * (channels + filters) + MR * NR + (8 + out_h * out_w) * filters)
+    return _layout(channels, filters, out_h, out_w)[-1]
