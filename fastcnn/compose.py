@@ -66,6 +66,30 @@ def conv2d_maxpool_backward(backend, dpooled, argmax, out, weight, cols, stride,
                             dbias, dcols)
 
 
+def conv2d_backward_from_input(backend, dout, out, weight, x, stride, padding, activation, dx,
+                               dweight, dbias) -> None:
+    cols_shape = _cols_shape(x.shape, weight.shape, stride, padding)
+    cols = scratch(backend, "conv2d_backward_from_input cols", cols_shape)
+    backend.im2col(x, weight.shape[2], weight.shape[3], stride, padding, cols)
+    dcols = None if dx is None else scratch(backend, "conv2d_backward_from_input dcols",
+                                            cols_shape)
+    backend.conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+                            dbias, dcols)
+
+
+def conv2d_maxpool_backward_from_input(backend, dpooled, argmax, out, weight, x, stride, padding,
+                                       activation, dx, dweight, dbias, dout) -> None:
+    backend.maxpool2d_backward(dpooled, argmax, dout)
+    conv2d_backward_from_input(backend, dout, out, weight, x, stride, padding, activation, dx,
+                               dweight, dbias)
+
+
+def _cols_shape(x_shape, weight_shape, stride, padding):
+    """im2col's (N, C*KH*KW, OH*OW) for x (N, C, H, W) and weight (O, C, KH, KW)."""
+    n, _, oh, ow = conv_output_shape(x_shape, weight_shape, stride, padding)
+    return (n, x_shape[1] * weight_shape[2] * weight_shape[3], oh * ow)
+
+
 # ---- multi-tensor (contract.MULTI_TENSOR) ---------------------------------------------------
 def sgd_update_many(backend, params, grads, velocities, lr, momentum) -> None:
     one_by_one(backend.sgd_update, (params, grads, velocities), lr, momentum)

@@ -192,7 +192,8 @@ def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
 
 
 def _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
-                           dbias, dcols, op="conv2d_backward") -> None:
+                           dbias, dcols, op="conv2d_backward", x=None) -> None:
+    """With ``x`` (the _from_input passes) instead of cols and dcols: x (N, C, H, W)."""
     n, o, oh, ow = _rank(op, "dout", dout, 4)
     _, c, kh, kw = _rank(op, "weight", weight, 4)
     _activation(op, activation)
@@ -200,7 +201,14 @@ def _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation,
     _check(op, "dout", dout, (n, o, oh, ow))
     _check(op, "out", out, dout.shape, optional=activation is None)
     _check(op, "weight", weight, (o, c, kh, kw))
-    _check(op, "cols", cols, (n, c * kh * kw, oh * ow))
+    if x is None:
+        _check(op, "cols", cols, (n, c * kh * kw, oh * ow))
+    else:
+        _, _, h, w = _rank(op, "x", x, 4)
+        _check(op, "x", x, (n, c, h, w))
+        if _conv_geometry(op, x.shape, kh, kw, stride, padding) != (oh, ow):
+            raise KernelArgumentError(f"{op}: x {tuple(x.shape)} does not give the "
+                                      f"{oh}x{ow} output of dout")
     _check(op, "dweight", dweight, weight.shape)
     _check(op, "dbias", dbias, (o,), optional=True)
     if dx is not None:
@@ -209,7 +217,38 @@ def _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation,
         if _conv_geometry(op, dx.shape, kh, kw, stride, padding) != (oh, ow):
             raise KernelArgumentError(f"{op}: dx {tuple(dx.shape)} does not give the "
                                       f"{oh}x{ow} output of dout")
-        _check(op, "dcols", dcols, cols.shape)
+        if x is None:
+            _check(op, "dcols", dcols, cols.shape)
+
+
+def rebuilds_columns() -> bool:
+    """True when the active backend rebuilds im2col columns in its backward pass
+    (contract.FROM_INPUT): a convolution then keeps its input
+    instead of its columns between the forward and the backward pass."""
+    return hasattr(get_backend(), "conv2d_backward_from_input")
+
+
+def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation, dx, dweight,
+                               dbias) -> None:
+    """conv2d_backward with the columns rebuilt from the forward pass's input x (N, C, H, W):
+    dout, out (N, O, OH, OW); weight (O, C, KH, KW) -> dx (N, C, H, W) or None, dweight,
+    dbias (O,) or None."""
+    op = "conv2d_backward_from_input"
+    _check_conv2d_backward(dout, out, weight, None, stride, padding, activation, dx, dweight,
+                           dbias, None, op, x=x)
+    optional(op, dout, out, weight, x, stride, padding, activation, dx, dweight, dbias)
+
+
+def conv2d_maxpool_backward_from_input(dpooled, argmax, out, weight, x, stride, padding,
+                                       activation, dx, dweight, dbias, dout) -> None:
+    """maxpool2d_backward(dpooled, argmax, dout) (N, O, PH, PW) -> dout (N, O, OH, OW), then
+    conv2d_backward_from_input(dout, out, weight, x, ...)."""
+    op = "conv2d_maxpool_backward_from_input"
+    _check_maxpool2d_backward(dpooled, argmax, dout, op)
+    _check_conv2d_backward(dout, out, weight, None, stride, padding, activation, dx, dweight,
+                           dbias, None, op, x=x)
+    optional(op, dpooled, argmax, out, weight, x, stride, padding, activation, dx, dweight,
+             dbias, dout)
 
 
 def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,

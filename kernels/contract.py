@@ -80,6 +80,13 @@ FUSED = ("conv2d_maxpool_forward", "conv2d_maxpool_backward")
 :data:`OPERATIONS` do, in one pass (one parallel region). ``fastcnn.functional``
 composes the two for a backend without them, with the same result."""
 
+FROM_INPUT = ("conv2d_backward_from_input", "conv2d_maxpool_backward_from_input")
+"""Convolution backward passes a backend may define that rebuild each sample's im2col
+columns from the forward pass's input (composed: im2col, then the backward pass). A
+backend with them gets ``cols`` None in the forward pass in training, as in inference,
+and no (N, C*KH*KW, OH*OW) array is kept between the two passes: the columns are
+rebuilt one sample at a time, in cache (see ``fastcnn.functional.rebuilds_columns``)."""
+
 MULTI_TENSOR = ("sgd_update_many", "adam_update_many")
 """Optimizer steps a backend may define over lists of parameters: the operation of the
 same name without ``_many`` on each parameter in turn, in one call (one parallel
@@ -114,7 +121,7 @@ without one runs its reference composition (``fastcnn.compose``, from the mandat
 operations and :data:`PRIMITIVES`, so it stays on the backend's device). A compiled
 kernel is added where a benchmark says it pays, one backend at a time."""
 
-COMPOSED = FUSED + MULTI_TENSOR + LAYER_OPERATIONS + TRAINING_OPERATIONS
+COMPOSED = FUSED + FROM_INPUT + MULTI_TENSOR + LAYER_OPERATIONS + TRAINING_OPERATIONS
 """Every optional operation with a reference composition: what a backend may leave out.
 To add one: its signature on :class:`KernelBackend`, its name here (in
 :data:`LAYER_OPERATIONS` or :data:`TRAINING_OPERATIONS`), its composition in
@@ -199,9 +206,10 @@ class KernelBackend(Protocol):
 
         x (N, C, H, W); weight (O, C, KH, KW); bias (O,) or None;
         activation in ACTIVATIONS; cols (N, C*KH*KW, OH*OW) receives
-        im2col(x) for the backward pass, or is None when no backward pass follows
-        (inference: the backend may then keep each sample's im2col in a scratch buffer
-        of its own instead of writing all of them); out (N, O, OH, OW) = act(conv + bias).
+        im2col(x) for the backward pass, or is None when the backward pass does not read
+        it (inference, or a backward pass ``_from_input``: the backend may then keep each
+        sample's im2col in a scratch buffer of its own instead of writing all of them);
+        out (N, O, OH, OW) = act(conv + bias).
         """
 
     def conv2d_backward(self, dout, out, weight, cols, stride: int, padding: int, activation,
@@ -296,6 +304,21 @@ class KernelBackend(Protocol):
         """maxpool2d_backward(dpooled, argmax, dout) into dout (N, O, OH, OW), then
         conv2d_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
         dbias, dcols)."""
+
+    # ---- backward passes from the input (optional, see FROM_INPUT) ---------
+    def conv2d_backward_from_input(self, dout, out, weight, x, stride: int, padding: int,
+                                   activation, dx, dweight, dbias) -> None:
+        """im2col(x, ..., cols), then conv2d_backward(dout, out, weight, cols, stride, padding,
+        activation, dx, dweight, dbias, dcols): x (N, C, H, W) the forward pass's input; the
+        columns and dcols are the backend's own (a compiled backend rebuilds one sample's
+        columns at a time, in cache)."""
+
+    def conv2d_maxpool_backward_from_input(self, dpooled, argmax, out, weight, x, stride: int,
+                                           padding: int, activation, dx, dweight, dbias,
+                                           dout) -> None:
+        """maxpool2d_backward(dpooled, argmax, dout) into dout (N, O, OH, OW), then
+        conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation, dx,
+        dweight, dbias)."""
 
     # ---- multi-tensor optimizer steps (optional, see MULTI_TENSOR) ---------
     def sgd_update_many(self, params: list, grads: list, velocities: list, lr: float,

@@ -19,7 +19,8 @@ from .numba_cpu.compiling import compile_seconds
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
 from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
-from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_forward, conv2d_maxpool_backward,
+from .numba_cpu.conv import (col2im, conv2d_backward, conv2d_backward_from_input, conv2d_forward,
+                             conv2d_maxpool_backward, conv2d_maxpool_backward_from_input,
                              conv2d_maxpool_forward, im2col)
 from .numba_cpu.dense import dense_backward, dense_forward
 from .numba_cpu.dropout import dropout_backward, dropout_forward

@@ -16,9 +16,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-KEPT = 16
+KEPT = 32
 """Buffers kept per Python thread: enough for every layer of the zoo's models (each
-convolution keeps up to four: partial sums, and Winograd's scratch in each direction)."""
+convolution keeps up to seven: partial sums, each thread's columns in each direction and
+column gradients, and Winograd's scratch in each direction)."""
 
 _local = threading.local()
 

@@ -211,6 +211,10 @@ def conv2d_forward_cases(tiny=False):
                   "bias": _normal(rng, problem.weight_shape[:1]) if problem.bias else None}
         outputs = {"cols": _float(problem.cols_shape), "out": _float(problem.out_shape)}
         cases.append(Case("conv2d_forward", problem.label, arrays, problem.layer_arguments(), outputs))
+        # no columns kept: inference, or training before a backward pass _from_input
+        outputs = {"cols": None, "out": _float(problem.out_shape)}
+        cases.append(Case("conv2d_forward", problem.label + _skipped_label(outputs), arrays,
+                          problem.layer_arguments(), outputs))
     return cases
 
 
@@ -222,18 +226,36 @@ def _conv_gradients(problem):
             "dcols": _float(problem.cols_shape) if problem.input_grad else None}
 
 
-def conv2d_backward_cases(tiny=False):
-    rng = _rng("conv2d_backward")
+def _backward_inputs(rng, problem):
+    """out and weight, and the forward pass's input two ways: cols (what conv2d_backward
+    reads) and x (what the _from_input passes rebuild the columns from)."""
+    return {"out": _activated(rng, problem.activation, problem.out_shape),
+            "weight": _normal(rng, problem.weight_shape),
+            "cols": _normal(rng, problem.cols_shape), "x": _normal(rng, problem.x_shape)}
+
+
+def _conv_backward_cases(op, tiny):
+    """conv2d_backward (from cols) or conv2d_backward_from_input (from x)."""
+    rng = _rng(op)
+    source, other = ("x", "cols") if op.endswith("_from_input") else ("cols", "x")
     cases = []
     for problem in _conv_problems(tiny):
-        arrays = {"dout": _normal(rng, problem.out_shape),
-                  "out": _activated(rng, problem.activation, problem.out_shape),
-                  "weight": _normal(rng, problem.weight_shape),
-                  "cols": _normal(rng, problem.cols_shape)}
+        arrays = {"dout": _normal(rng, problem.out_shape), **_backward_inputs(rng, problem)}
+        del arrays[other]
         outputs = _conv_gradients(problem)
-        cases.append(Case("conv2d_backward", problem.label + _skipped_label(outputs), arrays,
+        if source == "x":  # the columns' gradients are the backend's own
+            del outputs["dcols"]
+        cases.append(Case(op, problem.label + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols",)))
     return cases
+
+
+def conv2d_backward_cases(tiny=False):
+    return _conv_backward_cases("conv2d_backward", tiny)
+
+
+def conv2d_backward_from_input_cases(tiny=False):
+    return _conv_backward_cases("conv2d_backward_from_input", tiny)
 
 
 def _pooled_problems(tiny, topic):
@@ -271,19 +293,29 @@ def conv2d_maxpool_forward_cases(tiny=False):
     return cases
 
 
-def conv2d_maxpool_backward_cases(tiny=False):
+def _conv_maxpool_backward_cases(op, tiny):
+    """conv2d_maxpool_backward (from cols) or its _from_input twin (from x)."""
+    other = "cols" if op.endswith("_from_input") else "x"
     cases = []
-    for problem, pool, pooled, rng in _pooled_problems(tiny, "conv2d_maxpool_backward"):
+    for problem, pool, pooled, rng in _pooled_problems(tiny, op):
         arrays = {"dpooled": _normal(rng, pooled),
                   "argmax": _winners(rng, pool, pool, problem.out_shape, pooled),
-                  "out": _activated(rng, problem.activation, problem.out_shape),
-                  "weight": _normal(rng, problem.weight_shape),
-                  "cols": _normal(rng, problem.cols_shape)}
+                  **_backward_inputs(rng, problem)}
+        del arrays[other]
         outputs = {**_conv_gradients(problem), "dout": _float(problem.out_shape)}
-        cases.append(Case("conv2d_maxpool_backward",
-                          f"{problem.label}-pool{pool}" + _skipped_label(outputs), arrays,
+        if other == "cols":
+            del outputs["dcols"]
+        cases.append(Case(op, f"{problem.label}-pool{pool}" + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols", "dout")))
     return cases
+
+
+def conv2d_maxpool_backward_cases(tiny=False):
+    return _conv_maxpool_backward_cases("conv2d_maxpool_backward", tiny)
+
+
+def conv2d_maxpool_backward_from_input_cases(tiny=False):
+    return _conv_maxpool_backward_cases("conv2d_maxpool_backward_from_input", tiny)
 
 
 # ---- pooling ------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def _conformance_test(op):
 
 
 # one test per kernel, named after it: test_conv2d_forward_matches_reference[numba-case3]
-for _op in (COMPUTE_OPERATIONS + contract.FUSED + contract.LAYER_OPERATIONS
+for _op in (COMPUTE_OPERATIONS + contract.FUSED + contract.FROM_INPUT + contract.LAYER_OPERATIONS
             + kernel_cases.SINGLE_TRAINING_OPERATIONS):
     globals()[f"test_{_op}_matches_reference"] = _conformance_test(_op)
 

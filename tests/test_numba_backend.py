@@ -101,6 +101,40 @@ def test_results_do_not_depend_on_the_thread_count(restore_threads):
         np.testing.assert_array_equal(single[name], many[name], err_msg=name)
 
 
+def _from_input_and_dense(x, weight, bias):
+    """A convolution's backward pass from its input, then a dense layer at batch 8 (its
+    input gradient once went through BLAS in blocks chosen by the thread count)."""
+    n, c, h, w = x.shape
+    o = weight.shape[0]
+    out = np.empty((n, o, h - 2, w - 2), x.dtype)
+    numba_backend.conv2d_forward(x, weight, bias, 1, 0, "relu", None, out)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(x.dtype)
+    dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
+    numba_backend.conv2d_backward_from_input(dout, out, weight, x, 1, 0, "relu", dx, dweight,
+                                             dbias)
+    flat = out.reshape(n, -1)
+    units = np.random.default_rng(2).standard_normal((100, flat.shape[1])).astype(x.dtype)
+    dense_out = np.empty((n, 100), x.dtype)
+    numba_backend.dense_forward(flat, units, None, "relu", dense_out)
+    ddense = np.random.default_rng(3).standard_normal(dense_out.shape).astype(x.dtype)
+    dflat, dunits = np.empty_like(flat), np.empty_like(units)
+    numba_backend.dense_backward(ddense, dense_out, flat, units, "relu", dflat, dunits, None)
+    return {"out": out, "dx": dx, "dweight": dweight, "dbias": dbias, "dense_out": dense_out,
+            "dense dx": dflat, "dense dweight": dunits}
+
+
+def test_backward_from_input_and_dense_do_not_depend_on_the_thread_count(restore_threads):
+    import numba
+
+    x, weight, bias = conv_problem(np.float32, batch=8, channels=16, size=30)
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba_backend.set_num_threads(threads)
+        results.append(_from_input_and_dense(x, weight, bias))
+    for name in results[0]:
+        np.testing.assert_array_equal(results[0][name], results[1][name], err_msg=name)
+
+
 def test_small_kernels_leave_the_thread_setting_alone(restore_threads):
     import numba
 

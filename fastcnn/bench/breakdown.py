@@ -41,6 +41,8 @@ _FASTCNN = {
     "sgd_update_many": "optimizer", "adam_update_many": "optimizer",
     # fused: the convolution with the max pool that follows it (contract.FUSED)
     "conv2d_maxpool_forward": "conv forward", "conv2d_maxpool_backward": "conv backward",
+    "conv2d_backward_from_input": "conv backward",
+    "conv2d_maxpool_backward_from_input": "conv backward",
 }
 
 _TORCH = (  # (substring of a top-level profiler event name, category), first match wins

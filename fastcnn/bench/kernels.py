@@ -212,12 +212,19 @@ class Conv2d(_GemmLayer):
                 "dcols": (self._cols_shape(n), np.float32) if grad else None}
 
     def compared(self, direction):
-        return ("out", "cols") if direction == "forward" else self._gradients()
+        return ("out",) if direction == "forward" else self._gradients()
 
     def call(self, module, direction, a):
+        """As training calls them: a backend that rebuilds the columns in its backward pass
+        (contract.FROM_INPUT) writes none in the forward pass."""
+        rebuilds = hasattr(module, "conv2d_backward_from_input")
         if direction == "forward":
             module.conv2d_forward(a["x"], a["weight"], a["bias"], 1, self.padding, self.activation,
-                                  a["cols"], a["out"])
+                                  None if rebuilds else a["cols"], a["out"])
+        elif rebuilds:
+            module.conv2d_backward_from_input(a["dout"], a["out"], a["weight"], a["x"], 1,
+                                              self.padding, self.activation, a["dx"],
+                                              a["dweight"], a["dbias"])
         else:
             module.conv2d_backward(a["dout"], a["out"], a["weight"], a["cols"], 1, self.padding,
                                    self.activation, a["dx"], a["dweight"], a["dbias"], a["dcols"])

@@ -150,8 +150,10 @@ class Conv2D(Layer):
         runs without one, then that activation, then the pool."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
+        # a backend that rebuilds the columns in its backward pass keeps x instead of them
+        kept_input = x if keep and functional.rebuilds_columns() else None
         cols = self.workspace.get("cols", (n, self.in_channels * self.kernel_h * self.kernel_w,
-                                           oh * ow)) if keep else None
+                                           oh * ow)) if keep and kept_input is None else None
         bias = self.params["bias"].data if self.use_bias else None
         activation = None if self._after is not None else self.activation or activation
         fused = pool and self._after is None
@@ -166,11 +168,11 @@ class Conv2D(Layer):
             functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
                                               self.padding, activation, pool, cols, out, pooled,
                                               argmax)
-            self._saved = (cols, out, activation, argmax)
+            self._saved = (cols, kept_input, out, activation, argmax)
             return pooled
         functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
                                   activation, cols, out)
-        self._saved = (cols, out, activation, argmax if pool else None)
+        self._saved = (cols, kept_input, out, activation, argmax if pool else None)
         activated = out if self._after is None else self._after.forward(out, training)
         if not pool:
             return activated
@@ -180,33 +182,39 @@ class Conv2D(Layer):
     def backward(self, dout, need_input_grad=True):
         if not self.trainable and not need_input_grad:
             return None
-        cols, out, activation, pool_argmax = self._saved
-        if cols is None:
+        cols, x, out, activation, pool_argmax = self._saved
+        if cols is None and x is None:
             raise RuntimeError(f"{self.describe()}: backward() needs a forward pass that kept its "
                                "inputs (model.forward / train_step), not predict or evaluate")
         # after a fused forward pass dout is the max pool's output gradient
         n = dout.shape[0]
         weight = self.params["weight"]
         dx = self.workspace.get("dx", (n,) + self.input_shape) if need_input_grad else None
-        dcols = self.workspace.get("dcols", cols.shape) if need_input_grad else None
+        dcols = self.workspace.get("dcols", cols.shape) if need_input_grad and x is None else None
         dweight = weight.grad_buffer() if self.trainable else self.workspace.get("dweight", weight.shape)
         dbias = None
         if self.use_bias:
             bias = self.params["bias"]
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
+        scalars = (self.stride, self.padding, activation, dx, dweight, dbias)
         if pool_argmax is not None and self._after is None:
-            functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
-                                               self.stride, self.padding, activation, dx,
-                                               dweight, dbias, dcols,
-                                               self.workspace.get("dout", out.shape))
+            dout_full = self.workspace.get("dout", out.shape)
+            if x is None:
+                functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
+                                                   *scalars, dcols, dout_full)
+            else:
+                functional.conv2d_maxpool_backward_from_input(dout, pool_argmax, out, weight.data,
+                                                              x, *scalars, dout_full)
             return dx
         if pool_argmax is not None:
             pooled_grad, dout = dout, self.workspace.get("dout", out.shape)
             functional.maxpool2d_backward(pooled_grad, pool_argmax, dout)
         if self._after is not None:
             dout = self._after.backward(dout)
-        functional.conv2d_backward(dout, out, weight.data, cols, self.stride, self.padding,
-                                   activation, dx, dweight, dbias, dcols)
+        if x is None:
+            functional.conv2d_backward(dout, out, weight.data, cols, *scalars, dcols)
+        else:
+            functional.conv2d_backward_from_input(dout, out, weight.data, x, *scalars)
         return dx
 
     def get_config(self):

@@ -238,24 +238,29 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 
 
 @parallel_sum_kernel
-def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, groups, channels,
-              geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
+def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, cols, groups,
+              channels, geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
               flat_argmax, partial_dweight, partial_dbias, wino, packed_u, work, threads,
               counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
     pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,); then
     fold the activation into dout3[n] (O, P), add its bias and weight
-    gradients (cols[n] @ dout3[n].T, (K, O): dweight transposed) to its group's partial
+    gradients (its columns @ dout3[n].T, (K, O): dweight transposed) to its group's partial
     sums, partial_dbias (groups, O) float64 and partial_dweight (groups, K, O), and when
-    dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the group's scratch slice
-    of dcols and col2im from there into flat_dx; with ``wino``, flat_dx's sample as
-    :mod:`.winograd`'s convolution of dout3[n] with the flipped filters (packed_u) instead.
+    dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the thread's scratch slice
+    dcols[t] (threads or more, K, P) and col2im from there into flat_dx; with ``wino``,
+    flat_dx's sample as :mod:`.winograd`'s convolution of dout3[n] with the flipped
+    filters (packed_u) instead. A sample's columns are cols[n] (N, K, P) from the forward
+    pass, or, with flat_x (the forward pass's input, N*C*H*W) not empty, rebuilt from it
+    into the thread's slice cols[t] (threads, K, P), where they are still in cache.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
     and the last one out adds the groups' sums in order. The result never depends on
     the thread count, nor on which thread took which group."""
     batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
+    rebuild = flat_x.size > 0
+    flat_cols = cols.reshape(-1)
     for t in prange(threads):
         g = claim(counter)
         while g < groups:
@@ -263,7 +268,6 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
             first = g * batch // groups
             for o in range(filters):
                 partial_dbias[g, o] = 0
-            # the group's first slice of dcols is its scratch: in cache for col2im
             for n in range(first, (g + 1) * batch // groups):
                 d = dout3[n]
                 for o in range(filters):
@@ -272,7 +276,12 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
                         max_plane_backward(flat_dpooled[at:at + pooled_size],
                                            flat_argmax[at:at + pooled_size], d[o])
                     partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
-                matmul_transposed(cols[n], d, total, n != first, own_gemm)
+                if rebuild:
+                    for c in range(channels):
+                        _im2col_plane(flat_x, n * channels + c, t * channels + c, geometry,
+                                      flat_cols, True)
+                matmul_transposed(cols[t] if rebuild else cols[n], d, total, n != first,
+                                  own_gemm)
                 if dcols is not None:
                     if wino:
                         plane = channels * geometry[0] * geometry[1]
@@ -280,10 +289,10 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, cols, grou
                                   geometry[7], 2 - geometry[5], packed_u, channels, geometry[0],
                                   geometry[1], work[t], flat_dx[n * plane:(n + 1) * plane])
                     else:
-                        matmul(weight_t, packed_weight_t, d, dcols[first])
+                        matmul(weight_t, packed_weight_t, d, dcols[t])
                         flat_dcols = dcols.reshape(-1)
                         for c in range(channels):
-                            _col2im_from(flat_dcols, first * channels + c, n * channels + c,
+                            _col2im_from(flat_dcols, t * channels + c, n * channels + c,
                                          geometry, flat_dx, True)
             g = claim(counter)
         if count_out(counter) == threads:
@@ -364,11 +373,12 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              geometry[6] * geometry[7])  # cols (N, K, P)
     work = shape[0] * shape[1] * shape[2]
-    scratch = cols is None
+    per_thread = cols is None
     threads = claiming_threads(x.shape[0], work)
     wino = x.dtype == np.float32 and winograd.applies(weight, stride)
-    if scratch:  # one slice per claiming thread (none for Winograd's inference)
-        cols = np.empty((threads,) + ((0, 0) if wino else shape[1:]), dtype=x.dtype)
+    if per_thread:  # one slice per claiming thread (none for Winograd)
+        cols = scratch("conv forward columns", (threads,) + ((0, 0) if wino else shape[1:]),
+                       x.dtype)
     own_rows = out is None  # inference through the pool: per-thread rows (see _forward)
     filters = weight.shape[0]
     packed_u, wino_work = _winograd_operands(weight, False, threads, x.shape[1], filters,
@@ -380,7 +390,7 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     packed = np.empty(0, weight.dtype) if wino else packed_operand(weight2d)  # Winograd's own
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed, bias, activation_code(activation), cols,
-           rows, scratch, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
+           rows, per_thread, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
            wino, packed_u, wino_work, threads, new_counter())
 
 
@@ -399,36 +409,61 @@ def _winograd_operands(weight, flip, threads, channels, filters, out_h, out_w, w
 
 def conv2d_backward(dout, out, weight, cols, stride, padding, activation,
                     dx, dweight, dbias, dcols):
-    _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+    _conv_pool_backward(dout, out, weight, cols, None, stride, padding, activation, dx, dweight,
                         dbias, dcols, *_NO_POOL)
 
 
 def conv2d_maxpool_backward(dpooled, argmax, out, weight, cols, stride, padding, activation,
                             dx, dweight, dbias, dcols, dout):
-    _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+    _conv_pool_backward(dout, out, weight, cols, None, stride, padding, activation, dx, dweight,
                         dbias, dcols, dpooled.reshape(-1), argmax.reshape(-1))
 
 
-def _conv_pool_backward(dout, out, weight, cols, stride, padding, activation, dx, dweight,
+def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation, dx, dweight,
+                               dbias):
+    _conv_pool_backward(dout, out, weight, None, x, stride, padding, activation, dx, dweight,
+                        dbias, None, *_NO_POOL)
+
+
+def conv2d_maxpool_backward_from_input(dpooled, argmax, out, weight, x, stride, padding,
+                                       activation, dx, dweight, dbias, dout):
+    _conv_pool_backward(dout, out, weight, None, x, stride, padding, activation, dx, dweight,
+                        dbias, None, dpooled.reshape(-1), argmax.reshape(-1))
+
+
+_NO_INPUT = np.empty(0, np.float32)
+_NO_COLUMNS = np.empty((0, 0, 0), np.float32)
+
+
+def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation, dx, dweight,
                         dbias, dcols, flat_dpooled, flat_argmax):
+    """cols (N, K, P) from the forward pass, or None and x (N, C, H, W) to rebuild them from;
+    dcols (N, K, P) or None (then a scratch of the threads' own when dx is wanted)."""
     pooled_size = flat_dpooled.size // (dout.shape[0] * dout.shape[1]) if flat_dpooled.size else 0
-    geometry, flat_dx = (0,) * 8, None  # no col2im without dx
-    if dx is not None:
-        geometry, flat_dx = _geometry(dx.shape, weight.shape[2], weight.shape[3], stride, padding)[1], \
-            dx.reshape(-1)
+    image = dx if dx is not None else x  # x and dx (N, C, H, W) alike; neither: no im2col
+    geometry = (0,) * 8 if image is None else \
+        _geometry(image.shape, weight.shape[2], weight.shape[3], stride, padding)[1]
+    flat_dx = None if dx is None else dx.reshape(-1)
     wino = (dx is not None and dout.dtype == np.float32 and padding <= 2
             and winograd.applies(weight, stride))
     weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
     packed_t = packed_operand(weight_t) if dx is not None and not wino else \
         np.empty(0, weight.dtype)
     groups, kernel_size, filters = _groups(dout.shape[0]), weight_t.shape[0], dout.shape[1]
-    threads = claiming_threads(groups, cols.size)
+    work = dout.shape[0] * kernel_size * dout.shape[2] * dout.shape[3]
+    threads = claiming_threads(groups, work)
+    per_thread = (threads, kernel_size, dout.shape[2] * dout.shape[3])
+    if cols is None:
+        cols = scratch("conv rebuilt columns", per_thread, dout.dtype)
+    if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
+        dcols = _NO_COLUMNS if wino else scratch("conv column gradients", per_thread, dout.dtype)
     packed_u, wino_work = _winograd_operands(weight, True, threads, filters, weight.shape[1],
                                              geometry[0], geometry[1], wino)
-    launch(_backward, cols.size, _as_rows(dout), _as_rows(out), activation_code(activation),
-           weight_t, packed_t, gemm.ENABLED, cols, groups, weight.shape[1],
-           geometry, _as_matrix(dweight), dbias, dcols, flat_dx, pooled_size,
-           flat_dpooled.astype(dout.dtype, copy=False), flat_argmax,
+    launch(_backward, work, _as_rows(dout), _as_rows(out), activation_code(activation),
+           weight_t, packed_t, gemm.ENABLED,
+           _NO_INPUT if x is None else x.reshape(-1).astype(dout.dtype, copy=False), cols,
+           groups, weight.shape[1], geometry, _as_matrix(dweight), dbias, dcols, flat_dx,
+           pooled_size, flat_dpooled.astype(dout.dtype, copy=False), flat_argmax,
            scratch("conv partial dweight", (groups, kernel_size, filters), dout.dtype),
            scratch("conv partial dbias", (groups, filters), np.float64),
            wino, packed_u, wino_work, threads, new_counter())

@@ -29,7 +29,7 @@ from .epilogue import (activate_all, activate_units_from, activation_grad_bias_s
 from . import gemm
 from .gemm import matmul_transposed, product_block
 from .claims import claim, claiming_threads, count_out, new_counter, wait_for
-from .jit import (SERIAL_WORK, get_num_threads, launch, parallel_kernel, parallel_sum_kernel,
+from .jit import (SERIAL_WORK, launch, parallel_kernel, parallel_sum_kernel,
                   prange)
 from .scalars import activation_code
 
@@ -44,9 +44,12 @@ of 128: 1.81 ms; one GEMM 1.61 ms)."""
 PIECE_FEATURES = 256
 """Fewest features per block of the backward pass."""
 
-CLAIMED_PIECES = 4
-"""Blocks of the backward pass per thread: threads claim them (see .claims), so a
-thread that starts late or runs slower takes fewer."""
+BACKWARD_PIECES = 8
+"""Blocks of the backward pass (4 a thread on 2 cores): threads claim them (see .claims),
+so a thread that starts late or runs slower takes fewer. A fixed number: where BLAS
+multiplies a block (fewer than gemm.NARROW rows), its rounding depends on the block's
+width, so blocks chosen by the thread count gave dx that differed by an ulp between 1
+and 2 threads (batch 8, 100 -> 5408)."""
 
 PIECE_UNITS = 64
 """Units per block of the forward GEMM (at least two blocks, one per core of a 2-core
@@ -229,10 +232,9 @@ def _narrow_work(x, weight):
 
 
 def _column_pieces(features):
-    """Blocks of features for the backward pass, claimed by the threads: CLAIMED_PIECES per
-    thread (each output element is one block's, so results do not depend on the split),
+    """Blocks of features for the backward pass, claimed by the threads: BACKWARD_PIECES,
     fewer where blocks would be thin."""
-    return max(1, min(CLAIMED_PIECES * get_num_threads(), -(-features // PIECE_FEATURES)))
+    return max(1, min(BACKWARD_PIECES, -(-features // PIECE_FEATURES)))
 
 
 def _as_rows(matrix):
