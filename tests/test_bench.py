@@ -55,6 +55,18 @@ def test_race_rotates_the_order_and_limits_slow_competitors():
     assert len(fast.samples) == 3 and len(slow.samples) == 1
 
 
+def test_race_runs_an_untimed_round_of_the_fast_competitors_first():
+    """The first timed round once came out twice the median (mnist_speedrun on numba, right
+    after the naive loops' calibration), and a naive loop's ratio reads that round alone."""
+    calls = []
+    fast = Competitor("fast", 4, lambda: calls.append("fast"))
+    slow = Competitor("naive", 1, lambda: calls.append("naive"), slow=True, max_repeats=1)
+    race([fast, slow], repeats=2, min_time=0.0)
+    # calibration (a call of the fast one), its untimed round, then two timed rounds
+    assert calls == ["fast", "fast", "fast", "naive", "fast"]
+    assert len(fast.samples) == 2 and len(slow.samples) == 1
+
+
 def test_race_records_cpu_time_over_wall_time_per_round(monkeypatch):
     from fastcnn.bench import timing
 

@@ -110,6 +110,9 @@ def race(competitors: list[Competitor], repeats: int, min_time: float,
     start = time.perf_counter()
     for competitor in competitors:
         competitor.calibrate(min_time)
+    for competitor in competitors:
+        if not competitor.slow:  # one untimed sample each: the first timed round is no outlier
+            competitor.time_calls(competitor.number)
     count = len(competitors)
     for round_index in range(max(1, int(repeats))):
         if budget is not None and round_index >= min_rounds and time.perf_counter() - start > budget:
