@@ -137,7 +137,8 @@ def test_multiply_writes_only_inside_c():
 @pytest.mark.parametrize("own", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows, depth, columns",
-                         [(64, 288, 196), (288, 196, 64), (32, 9, 784), (5, 7, 3), (20, 300, 40)])
+                         [(64, 288, 196), (288, 196, 64), (32, 9, 784), (5, 7, 3), (20, 300, 40),
+                          (1, 9, 676), (3, 1, 40)])  # the last two: gemm.FEW_ROWS
 def test_matmul_entry_points_match_numpy(monkeypatch, own, dtype, rows, depth, columns):
     """matmul, product and matmul_transposed: the own kernel for float32 where enabled, np.dot for
     float64, for products narrower than gemm.NARROW and with the kernel switched off."""

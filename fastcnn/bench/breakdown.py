@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 
 from ..backend import get_backend, use_backend
-from ..kernels.contract import FUSED, MULTI_TENSOR, OPERATIONS
+from ..kernels.contract import COMPOSED, OPERATIONS
 from . import models
 from .environment import torch_module
 from .timing import Competitor, race
@@ -69,7 +69,7 @@ def timed_kernels(module):
     runs; yields {(operation, input shape): [seconds, calls]}."""
     totals = defaultdict(lambda: [0.0, 0])
     sync = getattr(module, "synchronize", None)
-    originals = {op: getattr(module, op) for op in OPERATIONS + FUSED + MULTI_TENSOR
+    originals = {op: getattr(module, op) for op in OPERATIONS + COMPOSED
                  if op not in ("to_device", "to_host", "empty", "zeros") and hasattr(module, op)}
 
     def wrap(op, function):

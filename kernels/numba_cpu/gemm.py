@@ -51,6 +51,9 @@ NARROW = 16
 """Products with fewer rows or columns than this stay with np.dot: most of a
 zero-padded tile would be wasted (pytorch_cnn's first weight gradient has 9 columns)."""
 
+FEW_ROWS = 4
+"""Products with fewer rows than this (a convolution with 1-3 filters) run as scaled rows
+of B (_few_rows) where np.dot's call costs more than the product."""
 
 ENABLED = ISA is not None and os.environ.get("FASTCNN_OWN_GEMM", "1") != "0"
 """Read by the Python wrappers at every call and passed to the kernels as an argument
@@ -346,11 +349,31 @@ def _product_block(a, b, first, last, c, own):
     return blas
 
 
+@serial_kernel
+def _few_rows(a, b, c):
+    """c (M, N) = a (M, K) @ b (K, N) for a few rows of a: each row of c as a sum of K
+    scaled rows of b, a loop along N that vectorises (one BLAS call per sample cost
+    fixed_kernel_cnn's 1-filter convolution 1 us a sample, more than its arithmetic)."""
+    for i in range(a.shape[0]):
+        row = c[i]
+        first = a[i, 0]
+        for j in range(row.size):
+            row[j] = first * b[0, j]
+        for k in range(1, a.shape[1]):
+            scale = a[i, k]
+            for j in range(row.size):
+                row[j] += scale * b[k, j]
+
+
 @overload(matmul)
 def _matmul(a, packed_a, b, c):
     if _own(a.dtype):
         def mine(a, packed_a, b, c):
-            if packed_a.size == 0 or min(a.shape[0], b.shape[1]) < NARROW:
+            if packed_a.size == 0 or b.shape[1] < NARROW:
+                np.dot(a, b, c)
+            elif a.shape[0] < FEW_ROWS:
+                _few_rows(a, b, c)
+            elif a.shape[0] < NARROW:
                 np.dot(a, b, c)
             else:
                 _times(packed_a, a.shape[0], a.shape[1], b, c, False, False)
