@@ -145,9 +145,11 @@ class Conv2D(Layer):
         window and stride ``pool`` (N, O, OH // pool, OW // pool) in the same pass. ``keep``
         False (no backward pass follows) skips keeping the im2col columns, and with a fused
         pool the full-resolution output and the pool's argmax (the kernel keeps them in
-        cache, where it can). With an
-        activation of its own that the kernels do not fuse (tanh, ...), the convolution
-        runs without one, then that activation, then the pool."""
+        cache, where it can). On a backend that rebuilds the columns in its backward pass
+        (contract.FROM_INPUT) ``keep`` keeps a reference to x instead, as PyTorch's autograd
+        does: x must not change before backward(). With an activation of its own that the
+        kernels do not fuse (tanh, ...), the convolution runs without one, then that
+        activation, then the pool."""
         n = x.shape[0]
         _, oh, ow = self.output_shape
         # a backend that rebuilds the columns in its backward pass keeps x instead of them
