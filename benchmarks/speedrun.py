@@ -3,6 +3,8 @@ PyTorch (same network, initial weights, optimizer, schedule, loss and batch orde
 in one process, over several seeds; ``--model`` runs another zoo recipe the same way.
 
     python benchmarks/speedrun.py --seeds 5                  # the figures of issue 23
+    python benchmarks/speedrun.py --seeds 5 --json docs/reproductions/mnist_speedrun.json
+                            # the same, shown in the reproduction report (fastcnn.reproduce)
     python benchmarks/speedrun.py --seeds 5 --end-to-end     # plus `fastcnn train`, timed
     python benchmarks/speedrun.py --seeds 3 --ablation       # one change at a time
     python benchmarks/speedrun.py --seeds 1 --limit 2048 --test-limit 1000   # a quick check

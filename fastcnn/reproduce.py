@@ -614,10 +614,19 @@ def rebuild_report(out, quick: bool = False) -> Report:
     if not found:
         raise ValueError(f"no {'quick' if quick else 'full'} article results (<article>.json) in {out}")
     articles = [found[name] for name in ARTICLES if name in found]
-    report = Report(articles, articles[-1].backend, machine_info(), quick, None,
-                    sum(result.seconds for result in articles))
+    report = Report(articles, articles[-1].backend, _saved_machine(out) or machine_info(), quick,
+                    None, sum(result.seconds for result in articles))
     report.path = write_report(report, out, QUICK if quick else FULL)
     return report
+
+
+def _saved_machine(out) -> dict | None:
+    """The machine the kept report names (report.json), so that a rebuild does not credit
+    the articles' runs to the machine that rebuilt it."""
+    try:
+        return json.loads((Path(out) / "report.json").read_text(encoding="utf-8"))["machine"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 # ---- the Markdown report --------------------------------------------------------------------------
@@ -788,14 +797,80 @@ def render_report(report: Report, scale: Scale = FULL) -> str:
     return "\n".join(lines)
 
 
+SPEEDRUN_FILE = "mnist_speedrun.json"
+"""What ``python benchmarks/speedrun.py --seeds 5 --json <report folder>/mnist_speedrun.json``
+writes: when the report's folder holds it, the report shows the speedrun after the articles."""
+
+SPEEDRUN_REFERENCE = ("99% test accuracy in 0.76 s on a laptop GPU (GeForce GTX 1660 Ti), the "
+                      "public study quoted in issue 23 that took PyTorch's own MNIST example "
+                      "there one change at a time: the reference, not a CPU peer")
+
+
+def _mean_and_std(values: list) -> tuple:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def render_speedrun(speedrun: dict) -> list[str]:
+    """Markdown lines for a ``benchmarks/speedrun.py --json`` result: each seed of the
+    recipe on fastcnn and on its PyTorch twin, the means and the ratio of the times."""
+    machine = speedrun["machine"]
+    runs = speedrun["runs"]["recipe"]
+    engines = list(dict.fromkeys(run["engine"] for run in runs))
+    by_seed = {}
+    for run in runs:
+        by_seed.setdefault(run["seed"], {})[run["engine"]] = run
+    lines = ["## Beyond the articles: mnist_speedrun (issue 23)", "",
+             f"Reference: {SPEEDRUN_REFERENCE}.", "",
+             f"Recipe: {speedrun['recipe']}; the same network, initial weights, optimizer, "
+             "schedule and batch order in PyTorch, in the same process. Machine: "
+             f"{machine['cpu']}, {machine['cores']} cores ({', '.join(machine['isa'])}), "
+             f"{machine['date'][:16].replace('T', ' ')} UTC. Training time: from the start of "
+             "`fit` to the end of its last step, kernels already compiled. "
+             "`python benchmarks/speedrun.py --seeds 5 --json "
+             f"<this folder>/{SPEEDRUN_FILE}` runs it again.", "",
+             "| seed | " + " | ".join(f"{engine} accuracy | {engine} time" for engine in engines)
+             + " |", "|---:|" + "---:|---:|" * len(engines)]
+    for seed in sorted(by_seed):
+        cells = [f"{_percent(by_seed[seed][e]['accuracy'])} | {by_seed[seed][e]['seconds']:.2f} s"
+                 if e in by_seed[seed] else "— | —" for e in engines]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    lines.append("")
+    means = {}
+    for engine in engines:
+        mine = [run for run in runs if run["engine"] == engine]
+        accuracy, spread = _mean_and_std([run["accuracy"] for run in mine])
+        reached = sum(run["accuracy"] >= 0.99 for run in mine)
+        means[engine] = float(np.mean([run["seconds"] for run in mine]))
+        lines.append(f"- {engine}: {accuracy:.2%} ± {spread:.2%} test accuracy, {reached} of "
+                     f"{len(mine)} seeds at 99.0% or more, {means[engine]:.2f} s of training "
+                     "on average")
+    if len(engines) == 2:
+        share = means[engines[0]] / means[engines[1]]
+        lines.append(f"- {engines[0]} takes {share:.2f}x {engines[1]}'s time ({1 / share:.2f}x "
+                     "as fast)")
+    return lines + [""]
+
+
+def _speedrun_lines(path: Path) -> list[str]:
+    try:
+        return render_speedrun(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise ValueError(f"{path} is not a result of benchmarks/speedrun.py --json ({error!r}): "
+                         "write it again with that command, or remove it") from error
+
+
 def write_report(report: Report, out, scale: Scale = FULL) -> Path:
-    """Write ``out/report.md`` and ``out/report.json``; returns the Markdown file's path."""
+    """Write ``out/report.md`` and ``out/report.json``; returns the Markdown file's path.
+    A speedrun result in ``out`` (SPEEDRUN_FILE) is shown after the articles."""
     from .fileio import atomic_write
 
     out = Path(out)
     path = out / "report.md"
+    text = render_report(report, scale)
+    if (out / SPEEDRUN_FILE).is_file():
+        text = text.rstrip("\n") + "\n\n" + "\n".join(_speedrun_lines(out / SPEEDRUN_FILE))
     with atomic_write(path, create_folders=True) as handle:
-        handle.write(render_report(report, scale).encode("utf-8"))
+        handle.write(text.encode("utf-8"))
     data = report.as_dict()
     data["scale"] = asdict(scale)
     with atomic_write(out / "report.json", "w", create_folders=True) as handle:
@@ -814,6 +889,7 @@ def _jsonable(value):
 
 
 __all__ = ["ARTICLES", "FULL", "QUICK", "ArticleResult", "Report", "Run", "Scale",
-           "machine_info", "rebuild_report", "render_report", "reproduce", "run_article",
+           "machine_info", "rebuild_report", "render_report", "render_speedrun", "reproduce",
+           "run_article",
            "save_article",
            "saved_articles", "unavailable_reason", "write_report"]

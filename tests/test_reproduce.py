@@ -208,6 +208,40 @@ def test_render_report_marks_missing_values_with_a_dash():
     assert "full recipes" in text and "adam (lr 0.001), batch 64, 100 epochs" in text
 
 
+def _tiny_report():
+    result = ArticleResult("pytorch_cnn", "PyTorch MNIST CNN tutorial", "mnist",
+                           {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 1,
+                            "loss": "cross_entropy", "split": "9k/1k", "optimizer_args": {}},
+                           {"test_accuracy": 0.993}, [Run("fastcnn", {"test_accuracy": 0.99})])
+    return Report([result], "numba", {"cpu": "CPU", "cores": 2, "os": "Linux", "python": "3",
+                                      "numpy": "2", "fastcnn": "0"}, False, seconds=1)
+
+
+def test_a_speedrun_result_beside_the_report_is_shown_after_the_articles(tmp_path):
+    runs = [{"engine": engine, "seed": seed, "seconds": seconds, "accuracy": accuracy, "steps": 469}
+            for seed, (mine, theirs) in enumerate([(4.0, 8.0), (5.0, 8.0)])
+            for engine, seconds, accuracy in (("fastcnn numba", mine, 0.9921 - seed / 1000),
+                                              ("pytorch", theirs, 0.9905))]
+    speedrun = {"machine": {"cpu": "CPU", "cores": 2, "isa": ["avx2"],
+                            "date": "2026-12-07T11:40:40+00:00"},
+                "recipe": "adam lr 0.01, batch 128, 1 epoch", "runs": {"recipe": runs}}
+    (tmp_path / "mnist_speedrun.json").write_text(json.dumps(speedrun))
+    text = write_report(_tiny_report(), tmp_path).read_text(encoding="utf-8")
+    section = text[text.index("## Beyond the articles: mnist_speedrun"):]
+    assert "0.76 s on a laptop GPU" in section
+    assert "| 1 | 99.11% | 5.00 s | 99.05% | 8.00 s |" in section
+    assert "2 of 2 seeds at 99.0% or more, 4.50 s" in section
+    assert "takes 0.56x pytorch's time (1.78x as fast)" in section
+
+
+def test_a_corrupted_speedrun_result_is_named_in_the_error(tmp_path):
+    (tmp_path / "mnist_speedrun.json").write_text('{"machine": {}')
+    with pytest.raises(ValueError, match="mnist_speedrun.json is not a result of "
+                                         "benchmarks/speedrun.py --json"):
+        write_report(_tiny_report(), tmp_path)
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_reproduce_refuses_unknown_articles(tmp_path):
     with pytest.raises(ValueError, match="unknown article 'resnet'"):
         reproduce(["resnet"], quick=True, out=tmp_path)
