@@ -111,7 +111,7 @@ def race(competitors: list[Competitor], repeats: int, min_time: float,
     for competitor in competitors:
         competitor.calibrate(min_time)
     for competitor in competitors:
-        if not competitor.slow:  # one untimed sample each: the first timed round is no outlier
+        if not competitor.slow:  # an untimed sample each: no outlier as the first timed round
             competitor.time_calls(competitor.number)
     count = len(competitors)
     for round_index in range(max(1, int(repeats))):

@@ -213,8 +213,8 @@ def _avgpool_forward_2x2(x, out):
         for oy in range(out_h):
             top, bottom, row = x[plane, 2 * oy], x[plane, 2 * oy + 1], out[plane, oy]
             for ox in range(out_w):
-                row[ox] = ((top[2 * ox] + top[2 * ox + 1]) + (bottom[2 * ox] + bottom[2 * ox + 1])) \
-                    * quarter
+                left, right = 2 * ox, 2 * ox + 1
+                row[ox] = ((top[left] + top[right]) + (bottom[left] + bottom[right])) * quarter
 
 
 @parallel_kernel
