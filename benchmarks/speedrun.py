@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -67,17 +66,17 @@ def parse_args(argv=None):
 
 
 def summary(runs, target: float = TARGET) -> str:
-    accuracies = [run.accuracy for run in runs]
-    seconds = [run.seconds for run in runs]
-    reached = sum(accuracy >= target for accuracy in accuracies)
-    spread = f" ± {statistics.stdev(accuracies) * 100:.2f}" if len(runs) > 1 else ""
-    return (f"{runs[0].engine:>14}: accuracy mean {statistics.mean(accuracies) * 100:.2f}%{spread} "
-            f"({reached}/{len(runs)} seeds >= {target:.0%}), training time mean "
-            f"{statistics.mean(seconds):.2f} s (min {min(seconds):.2f}, max {max(seconds):.2f})")
+    from fastcnn.bench.speedrun import summarise
+
+    found = summarise(runs, target)
+    spread = f" ± {found.spread * 100:.2f}" if found.runs > 1 else ""
+    return (f"{found.engine:>14}: accuracy mean {found.accuracy * 100:.2f}%{spread} "
+            f"({found.reached}/{found.runs} seeds >= {target:.0%}), training time mean "
+            f"{found.seconds:.2f} s (min {found.fastest:.2f}, max {found.slowest:.2f})")
 
 
 def run_seeds(label, recipe, args, data) -> list:
-    from fastcnn.bench.speedrun import side_by_side
+    from fastcnn.bench.speedrun import by_engine, side_by_side, summarise
 
     runs = []
     print(f"--- {label}", flush=True)
@@ -87,15 +86,12 @@ def run_seeds(label, recipe, args, data) -> list:
         print(f"seed {seed}: " + "; ".join(f"{r.engine} {r.accuracy * 100:.2f}% in {r.seconds:.2f} s"
                                           for r in results), flush=True)
         runs.extend(results)
-    by_engine = {}
-    for run in runs:
-        by_engine.setdefault(run.engine, []).append(run)
-    for engine_runs in by_engine.values():
+    engines = by_engine(runs)
+    for engine_runs in engines.values():
         print(summary(engine_runs, recipe.reported.get("test_accuracy", TARGET)))
-    if len(by_engine) == 2:
-        ours, theirs = by_engine.values()
-        ratio = statistics.mean(r.seconds for r in theirs) / statistics.mean(r.seconds for r in ours)
-        print(f"fastcnn is {ratio:.2f}x as fast as PyTorch")
+    if len(engines) == 2:
+        ours, theirs = (summarise(engine_runs) for engine_runs in engines.values())
+        print(f"fastcnn is {theirs.seconds / ours.seconds:.2f}x as fast as PyTorch")
     return runs
 
 

@@ -221,11 +221,11 @@ def _check_conv2d_backward(dout, out, weight, cols, stride, padding, activation,
             _check(op, "dcols", dcols, cols.shape)
 
 
-def rebuilds_columns() -> bool:
-    """True when the active backend rebuilds im2col columns in its backward pass
-    (contract.FROM_INPUT): a convolution then keeps its input
-    instead of its columns between the forward and the backward pass."""
-    return hasattr(get_backend(), "conv2d_backward_from_input")
+def rebuilds_columns(backend=None) -> bool:
+    """True when ``backend`` (default: the active one) rebuilds im2col columns in its
+    backward pass (contract.FROM_INPUT): a convolution then keeps its input instead of its
+    columns between the forward and the backward pass."""
+    return hasattr(backend or get_backend(), "conv2d_backward_from_input")
 
 
 def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation, dx, dweight,

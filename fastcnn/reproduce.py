@@ -806,19 +806,17 @@ SPEEDRUN_REFERENCE = ("99% test accuracy in 0.76 s on a laptop GPU (GeForce GTX 
                       "there one change at a time: the reference, not a CPU peer")
 
 
-def _mean_and_std(values: list) -> tuple:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def render_speedrun(speedrun: dict) -> list[str]:
     """Markdown lines for a ``benchmarks/speedrun.py --json`` result: each seed of the
     recipe on fastcnn and on its PyTorch twin, the means and the ratio of the times."""
+    from .bench.speedrun import Trained, by_engine, summarise
+
     machine = speedrun["machine"]
-    runs = speedrun["runs"]["recipe"]
-    engines = list(dict.fromkeys(run["engine"] for run in runs))
+    engines = by_engine([Trained(**run) for run in speedrun["runs"]["recipe"]])
     by_seed = {}
-    for run in runs:
-        by_seed.setdefault(run["seed"], {})[run["engine"]] = run
+    for engine, runs in engines.items():
+        for run in runs:
+            by_seed.setdefault(run.seed, {})[engine] = run
     lines = ["## Beyond the articles: mnist_speedrun (issue 23)", "",
              f"Reference: {SPEEDRUN_REFERENCE}.", "",
              f"Recipe: {speedrun['recipe']}; the same network, initial weights, optimizer, "
@@ -831,22 +829,19 @@ def render_speedrun(speedrun: dict) -> list[str]:
              "| seed | " + " | ".join(f"{engine} accuracy | {engine} time" for engine in engines)
              + " |", "|---:|" + "---:|---:|" * len(engines)]
     for seed in sorted(by_seed):
-        cells = [f"{_percent(by_seed[seed][e]['accuracy'])} | {by_seed[seed][e]['seconds']:.2f} s"
+        cells = [f"{_percent(by_seed[seed][e].accuracy)} | {by_seed[seed][e].seconds:.2f} s"
                  if e in by_seed[seed] else "— | —" for e in engines]
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     lines.append("")
-    means = {}
-    for engine in engines:
-        mine = [run for run in runs if run["engine"] == engine]
-        accuracy, spread = _mean_and_std([run["accuracy"] for run in mine])
-        reached = sum(run["accuracy"] >= 0.99 for run in mine)
-        means[engine] = float(np.mean([run["seconds"] for run in mine]))
-        lines.append(f"- {engine}: {accuracy:.2%} ± {spread:.2%} test accuracy, {reached} of "
-                     f"{len(mine)} seeds at 99.0% or more, {means[engine]:.2f} s of training "
-                     "on average")
-    if len(engines) == 2:
-        share = means[engines[0]] / means[engines[1]]
-        lines.append(f"- {engines[0]} takes {share:.2f}x {engines[1]}'s time ({1 / share:.2f}x "
+    summaries = [summarise(runs) for runs in engines.values()]
+    for found in summaries:
+        lines.append(f"- {found.engine}: {found.accuracy:.2%} ± {found.spread:.2%} test "
+                     f"accuracy, {found.reached} of {found.runs} seeds at 99.0% or more, "
+                     f"{found.seconds:.2f} s of training on average")
+    if len(summaries) == 2:
+        ours, theirs = summaries
+        share = ours.seconds / theirs.seconds
+        lines.append(f"- {ours.engine} takes {share:.2f}x {theirs.engine}'s time ({1 / share:.2f}x "
                      "as fast)")
     return lines + [""]
 

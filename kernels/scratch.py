@@ -18,8 +18,8 @@ import numpy as np
 
 KEPT = 32
 """Buffers kept per Python thread: enough for every layer of the zoo's models (each
-convolution keeps up to seven: partial sums, each thread's columns in each direction and
-column gradients, and Winograd's scratch in each direction)."""
+convolution keeps up to six: partial sums, each thread's columns (one buffer for both
+directions) and column gradients, and Winograd's scratch in each direction)."""
 
 _local = threading.local()
 

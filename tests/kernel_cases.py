@@ -226,25 +226,32 @@ def _conv_gradients(problem):
             "dcols": _float(problem.cols_shape) if problem.input_grad else None}
 
 
-def _backward_inputs(rng, problem):
-    """out and weight, and the forward pass's input two ways: cols (what conv2d_backward
-    reads) and x (what the _from_input passes rebuild the columns from)."""
-    return {"out": _activated(rng, problem.activation, problem.out_shape),
-            "weight": _normal(rng, problem.weight_shape),
-            "cols": _normal(rng, problem.cols_shape), "x": _normal(rng, problem.x_shape)}
+def _backward_inputs(rng, problem, op):
+    """out and weight, and the forward pass's input as ``op`` reads it: cols
+    (conv2d_backward) or x (the _from_input passes, which rebuild the columns from it);
+    both are drawn, and the one ``op`` does not read is dropped."""
+    arrays = {"out": _activated(rng, problem.activation, problem.out_shape),
+              "weight": _normal(rng, problem.weight_shape),
+              "cols": _normal(rng, problem.cols_shape), "x": _normal(rng, problem.x_shape)}
+    del arrays["cols" if op.endswith("_from_input") else "x"]
+    return arrays
+
+
+def _backward_gradients(problem, op):
+    """_conv_gradients, without dcols for a _from_input pass (its columns are its own)."""
+    gradients = _conv_gradients(problem)
+    if op.endswith("_from_input"):
+        del gradients["dcols"]
+    return gradients
 
 
 def _conv_backward_cases(op, tiny):
     """conv2d_backward (from cols) or conv2d_backward_from_input (from x)."""
     rng = _rng(op)
-    source, other = ("x", "cols") if op.endswith("_from_input") else ("cols", "x")
     cases = []
     for problem in _conv_problems(tiny):
-        arrays = {"dout": _normal(rng, problem.out_shape), **_backward_inputs(rng, problem)}
-        del arrays[other]
-        outputs = _conv_gradients(problem)
-        if source == "x":  # the columns' gradients are the backend's own
-            del outputs["dcols"]
+        arrays = {"dout": _normal(rng, problem.out_shape), **_backward_inputs(rng, problem, op)}
+        outputs = _backward_gradients(problem, op)
         cases.append(Case(op, problem.label + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols",)))
     return cases
@@ -295,16 +302,12 @@ def conv2d_maxpool_forward_cases(tiny=False):
 
 def _conv_maxpool_backward_cases(op, tiny):
     """conv2d_maxpool_backward (from cols) or its _from_input twin (from x)."""
-    other = "cols" if op.endswith("_from_input") else "x"
     cases = []
     for problem, pool, pooled, rng in _pooled_problems(tiny, op):
         arrays = {"dpooled": _normal(rng, pooled),
                   "argmax": _winners(rng, pool, pool, problem.out_shape, pooled),
-                  **_backward_inputs(rng, problem)}
-        del arrays[other]
-        outputs = {**_conv_gradients(problem), "dout": _float(problem.out_shape)}
-        if other == "cols":
-            del outputs["dcols"]
+                  **_backward_inputs(rng, problem, op)}
+        outputs = {**_backward_gradients(problem, op), "dout": _float(problem.out_shape)}
         cases.append(Case(op, f"{problem.label}-pool{pool}" + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols", "dout")))
     return cases

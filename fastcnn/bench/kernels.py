@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backend import get_backend, use_backend
 from ..kernels import numpy_backend as reference_backend
+from ..functional import rebuilds_columns
 from ..kernels.contract import conv_output_size
 from .environment import torch_module
 from .timing import Trial
@@ -217,7 +218,7 @@ class Conv2d(_GemmLayer):
     def call(self, module, direction, a):
         """As training calls them: a backend that rebuilds the columns in its backward pass
         (contract.FROM_INPUT) writes none in the forward pass."""
-        rebuilds = hasattr(module, "conv2d_backward_from_input")
+        rebuilds = rebuilds_columns(module)
         if direction == "forward":
             module.conv2d_forward(a["x"], a["weight"], a["bias"], 1, self.padding, self.activation,
                                   None if rebuilds else a["cols"], a["out"])

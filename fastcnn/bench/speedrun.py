@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -81,6 +82,40 @@ def fastcnn_train(model, recipe, seed, x, y, x_test, y_test) -> Trained:
     accuracy = model.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
     return Trained(f"fastcnn {backend_name()}", seed, seconds, accuracy,
                    recipe.epochs * steps_per_epoch(recipe, len(x)))
+
+
+@dataclass
+class Summary:
+    """One engine's runs of a recipe: mean test accuracy and its sample standard deviation
+    (0 for one run), how many runs reached ``target``, and training seconds."""
+
+    engine: str
+    runs: int
+    accuracy: float
+    spread: float
+    reached: int
+    target: float
+    seconds: float
+    fastest: float
+    slowest: float
+
+
+def by_engine(runs: list) -> dict:
+    """Runs (Trained) grouped by engine, in the order the engines first appear."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run.engine, []).append(run)
+    return groups
+
+
+def summarise(runs: list, target: float = 0.99) -> Summary:
+    """The Summary of one engine's runs (Trained)."""
+    accuracies = [run.accuracy for run in runs]
+    seconds = [run.seconds for run in runs]
+    return Summary(runs[0].engine, len(runs), statistics.mean(accuracies),
+                   statistics.stdev(accuracies) if len(runs) > 1 else 0.0,
+                   sum(accuracy >= target for accuracy in accuracies), target,
+                   statistics.mean(seconds), min(seconds), max(seconds))
 
 
 @dataclass

@@ -21,8 +21,10 @@ np.dot 195 GFLOP/s (forward 3.1 ms, backward 5.8 ms), the micro-kernel forward 2
 backward 3.7-3.9 ms. 3x3 stride-1 convolutions with at least 32 channels in and out
 take :mod:`.winograd`'s F(2x2, 3x3) for the forward product and the input gradient
 instead (pytorch_cnn's conv2 on Zen 4, batch 64, 2 threads: forward 3.24 -> 2.7 ms,
-backward 6.45 -> 5.3-5.7 ms); the weight gradient keeps the im2col GEMM, so training
-still writes the columns.
+backward 6.45 -> 5.3-5.7 ms); the weight gradient keeps the im2col GEMM. In training the
+forward pass writes no columns either (contract.FROM_INPUT): the backward pass rebuilds
+each sample's from the layer's input, in cache (pytorch_cnn's conv2 forward on Zen 5,
+batch 64: 1.87 -> 1.42 ms).
 """
 
 from __future__ import annotations
@@ -196,8 +198,8 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
     writes 100 MB of it per 1000 images), and the pool skips its argmax where it can.
 
     With ``wino`` the product is :mod:`.winograd`'s (packed_u: the transformed filters,
-    work (threads, ...) its scratch); the columns are then written only for the backward
-    pass (not in inference)."""
+    work (threads, ...) its scratch); the columns are then written only into a cols
+    (N, K, P) given for the backward pass, not into the per-thread scratch."""
     flat_cols = cols.reshape(-1)
     batch = flat_x.size // (channels * geometry[0] * geometry[1])
     filters, out_w = out3.shape[1], geometry[7]
@@ -377,8 +379,7 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     threads = claiming_threads(x.shape[0], work)
     wino = x.dtype == np.float32 and winograd.applies(weight, stride)
     if per_thread:  # one slice per claiming thread (none for Winograd)
-        cols = scratch("conv forward columns", (threads,) + ((0, 0) if wino else shape[1:]),
-                       x.dtype)
+        cols = scratch("conv columns", (threads,) + ((0, 0) if wino else shape[1:]), x.dtype)
     own_rows = out is None  # inference through the pool: per-thread rows (see _forward)
     filters = weight.shape[0]
     packed_u, wino_work = _winograd_operands(weight, False, threads, x.shape[1], filters,
@@ -454,7 +455,7 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
     threads = claiming_threads(groups, work)
     per_thread = (threads, kernel_size, dout.shape[2] * dout.shape[3])
     if cols is None:
-        cols = scratch("conv rebuilt columns", per_thread, dout.dtype)
+        cols = scratch("conv columns", per_thread, dout.dtype)  # the forward pass reuses it
     if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
         dcols = _NO_COLUMNS if wino else scratch("conv column gradients", per_thread, dout.dtype)
     packed_u, wino_work = _winograd_operands(weight, True, threads, filters, weight.shape[1],
