@@ -354,7 +354,10 @@ class OneCycleLR(LRScheduler):
             if step <= end_step or index == len(self._phases) - 1:
                 # step total_steps (the step after the last batch of a PyTorch loop) keeps
                 # the final rate, where PyTorch extrapolates (negative for "linear")
-                fraction = min(1.0, (step - start_step) / (end_step - start_step))
+                # a phase of no steps (pct_start * total_steps == 1) ends where it starts:
+                # its end value, where PyTorch divides by zero
+                span = end_step - start_step
+                fraction = 1.0 if span <= 0 else min(1.0, (step - start_step) / span)
                 return self._anneal(lr0, lr1, fraction), self._anneal(m0, m1, fraction)
             start_step = end_step
         raise AssertionError("unreachable")

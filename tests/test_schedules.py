@@ -78,6 +78,20 @@ def test_one_cycle_matches_pytorch_rates_and_momenta(kind, momentum, options):
     assert ours.get_last_lr()[0] == pytest.approx(got[-1])
 
 
+@pytest.mark.parametrize("three_phase", [False, True])
+def test_one_cycle_with_a_warm_up_of_one_step(three_phase):
+    # pct_start * total_steps == 1: a phase of no steps, where PyTorch divides by zero
+    # (a fit of 4 batches, mnist_speedrun's pct_start 0.25)
+    ours = OneCycleLR(_ours_optimizer(), max_lr=0.1, total_steps=4, pct_start=0.25,
+                      three_phase=three_phase)
+    rates = [ours.get_last_lr()[0]]
+    for _ in range(3):
+        ours.step()
+        rates.append(ours.get_last_lr()[0])
+    assert rates[0] == pytest.approx(0.1)  # the warm-up is over at once
+    assert all(np.isfinite(rates)) and rates[-1] < rates[0]
+
+
 def test_one_cycle_and_cosine_refuse_a_step_past_the_last():
     one_cycle = OneCycleLR(_ours_optimizer(), max_lr=0.1, epochs=2, steps_per_epoch=2)
     for _ in range(4):
