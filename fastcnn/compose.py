@@ -77,10 +77,17 @@ def conv2d_backward_from_input(backend, dout, out, weight, x, stride, padding, a
                             dbias, dcols)
 
 
-def conv2d_maxpool_backward_from_input(backend, dpooled, argmax, out, weight, x, stride, padding,
-                                       activation, dx, dweight, dbias, dout) -> None:
-    backend.maxpool2d_backward(dpooled, argmax, dout)
-    conv2d_backward_from_input(backend, dout, out, weight, x, stride, padding, activation, dx,
+def conv2d_maxpool_backward_from_input(backend, dpooled, argmax, pooled, weight, x, stride,
+                                       padding, activation, dx, dweight, dbias) -> None:
+    folded = dpooled
+    if activation is not None:  # the derivative at each winner, whose value pooled holds
+        folded = scratch(backend, "conv2d_maxpool_backward_from_input folded", dpooled.shape,
+                         dpooled.dtype)
+        getattr(backend, f"{activation}_backward")(dpooled, pooled, folded)
+    dout = scratch(backend, "conv2d_maxpool_backward_from_input dout",
+                   conv_output_shape(x.shape, weight.shape, stride, padding), dpooled.dtype)
+    backend.maxpool2d_backward(folded, argmax, dout)
+    conv2d_backward_from_input(backend, dout, None, weight, x, stride, padding, None, dx,
                                dweight, dbias)
 
 

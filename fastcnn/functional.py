@@ -239,29 +239,47 @@ def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation
     optional(op, dout, out, weight, x, stride, padding, activation, dx, dweight, dbias)
 
 
-def conv2d_maxpool_backward_from_input(dpooled, argmax, out, weight, x, stride, padding,
-                                       activation, dx, dweight, dbias, dout) -> None:
-    """maxpool2d_backward(dpooled, argmax, dout) (N, O, PH, PW) -> dout (N, O, OH, OW), then
-    conv2d_backward_from_input(dout, out, weight, x, ...)."""
+def conv2d_maxpool_backward_from_input(dpooled, argmax, pooled, weight, x, stride, padding,
+                                       activation, dx, dweight, dbias) -> None:
+    """The backward pass of conv2d_maxpool_forward from its input x (N, C, H, W) and its
+    pooled output: dpooled, argmax, pooled (N, O, PH, PW); weight (O, C, KH, KW) ->
+    dx (N, C, H, W) or None, dweight, dbias (O,) or None. The full-resolution output is
+    not needed (contract.conv2d_maxpool_backward_from_input)."""
     op = "conv2d_maxpool_backward_from_input"
-    _check_maxpool2d_backward(dpooled, argmax, dout, op)
-    _check_conv2d_backward(dout, out, weight, None, stride, padding, activation, dx, dweight,
-                           dbias, None, op, x=x)
-    optional(op, dpooled, argmax, out, weight, x, stride, padding, activation, dx, dweight,
-             dbias, dout)
+    n, o, ph, pw = _rank(op, "dpooled", dpooled, 4)
+    _, c, kh, kw = _rank(op, "weight", weight, 4)
+    _activation(op, activation)
+    _positive(op, stride=stride, padding=padding)
+    _check(op, "dpooled", dpooled, (n, o, ph, pw))
+    _check(op, "argmax", argmax, dpooled.shape, _INT)
+    _check(op, "pooled", pooled, dpooled.shape)
+    _check(op, "weight", weight, (o, c, kh, kw))
+    _, _, h, w = _rank(op, "x", x, 4)
+    _check(op, "x", x, (n, c, h, w))
+    oh, ow = _conv_geometry(op, x.shape, kh, kw, stride, padding)
+    if ph > oh or pw > ow:
+        raise KernelArgumentError(f"{op}: dpooled {tuple(dpooled.shape)} is larger than the "
+                                  f"{oh}x{ow} convolution output of x {tuple(x.shape)}")
+    _check(op, "dweight", dweight, weight.shape)
+    _check(op, "dbias", dbias, (o,), optional=True)
+    _check(op, "dx", dx, x.shape, optional=True)
+    optional(op, dpooled, argmax, pooled, weight, x, stride, padding, activation, dx, dweight,
+             dbias)
 
 
 def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, cols, out,
                            pooled, argmax) -> None:
     """conv2d_forward (x, weight, bias -> cols, out (N, O, OH, OW)), then
     maxpool2d_forward(out, pool, pool, pooled, argmax) (N, O, PH, PW): one fused pass
-    where the backend has it (contract.FUSED), else the two operations. Inference (cols
-    None) may pass out and argmax None: pooled alone is computed."""
+    where the backend has it (contract.FUSED), else the two operations. Without cols
+    (inference, or before conv2d_maxpool_backward_from_input) out may be None; inference
+    may pass argmax None too: pooled alone is computed."""
     op = "conv2d_maxpool_forward"
     inference = cols is None
     if not inference and (out is None or argmax is None):
-        raise KernelArgumentError(f"{op}: out and argmax may be None only in inference (cols "
-                                  "None): the backward pass needs them")
+        raise KernelArgumentError(f"{op}: out and argmax may be None only without cols "
+                                  "(inference, or before a backward pass _from_input): "
+                                  "conv2d_maxpool_backward needs them")
     n, o, oh, ow = _check_conv2d_forward(x, weight, bias, stride, padding, activation, cols, out,
                                          op, out_optional=inference)
     pooled_shape = (n, o) + _conv_geometry(op, (n, o, oh, ow), pool, pool, pool, 0)

@@ -296,7 +296,8 @@ class KernelBackend(Protocol):
         maxpool2d_forward(out, pool, pool, pooled, argmax): pooled, argmax (N, O, PH, PW)
         with PH = (OH - pool) // pool + 1. out (N, O, OH, OW) is kept for the backward pass.
         In inference (cols None) out and argmax may be None too: only pooled is wanted, and
-        the full-resolution output need not leave the cache."""
+        the full-resolution output need not leave the cache; before a backward pass
+        conv2d_maxpool_backward_from_input (cols None) out may be None."""
 
     def conv2d_maxpool_backward(self, dpooled, argmax, out, weight, cols, stride: int,
                                 padding: int, activation, dx, dweight, dbias, dcols,
@@ -313,12 +314,16 @@ class KernelBackend(Protocol):
         columns and dcols are the backend's own (a compiled backend rebuilds one sample's
         columns at a time, in cache)."""
 
-    def conv2d_maxpool_backward_from_input(self, dpooled, argmax, out, weight, x, stride: int,
-                                           padding: int, activation, dx, dweight, dbias,
-                                           dout) -> None:
-        """maxpool2d_backward(dpooled, argmax, dout) into dout (N, O, OH, OW), then
-        conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation, dx,
-        dweight, dbias)."""
+    def conv2d_maxpool_backward_from_input(self, dpooled, argmax, pooled, weight, x,
+                                           stride: int, padding: int, activation, dx,
+                                           dweight, dbias) -> None:
+        """The backward pass of conv2d_maxpool_forward from its input x (N, C, H, W) and
+        pooled output pooled (N, O, PH, PW): the full-resolution output is not read (the
+        forward pass may be given out None), since each window's winner holds the pooled
+        value, where the activation's derivative is taken. dpooled * act'(pooled) through
+        maxpool2d_backward(..., argmax, dout) into a dout (N, O, OH, OW) of the backend's
+        own, then conv2d_backward_from_input(dout, None, weight, x, stride, padding, None,
+        dx, dweight, dbias)."""
 
     # ---- multi-tensor optimizer steps (optional, see MULTI_TENSOR) ---------
     def sgd_update_many(self, params: list, grads: list, velocities: list, lr: float,

@@ -294,20 +294,31 @@ def conv2d_maxpool_forward_cases(tiny=False):
                           {**problem.layer_arguments(), "pool": pool}, outputs, exact=("argmax",)))
         # inference: only the pooled output, nothing kept for a backward pass
         inference = {"cols": None, "out": None, "pooled": _float(pooled), "argmax": None}
-        cases.append(Case("conv2d_maxpool_forward", f"{problem.label}-pool{pool}"
-                          + _skipped_label(inference), arrays,
-                          {**problem.layer_arguments(), "pool": pool}, inference))
+        # training before conv2d_maxpool_backward_from_input: the pooled output and argmax
+        from_input = {"cols": None, "out": None, "pooled": _float(pooled),
+                      "argmax": (pooled, np.int32)}
+        for kept in (inference, from_input):
+            cases.append(Case("conv2d_maxpool_forward", f"{problem.label}-pool{pool}"
+                              + _skipped_label(kept), arrays,
+                              {**problem.layer_arguments(), "pool": pool}, kept,
+                              exact=() if kept["argmax"] is None else ("argmax",)))
     return cases
 
 
 def _conv_maxpool_backward_cases(op, tiny):
-    """conv2d_maxpool_backward (from cols) or its _from_input twin (from x)."""
+    """conv2d_maxpool_backward (from cols and the full output) or its _from_input twin (from
+    x and the pooled output, its own full-resolution gradient)."""
     cases = []
     for problem, pool, pooled, rng in _pooled_problems(tiny, op):
         arrays = {"dpooled": _normal(rng, pooled),
                   "argmax": _winners(rng, pool, pool, problem.out_shape, pooled),
                   **_backward_inputs(rng, problem, op)}
-        outputs = {**_backward_gradients(problem, op), "dout": _float(problem.out_shape)}
+        outputs = _backward_gradients(problem, op)
+        if op.endswith("_from_input"):
+            arrays["pooled"] = _activated(rng, problem.activation, pooled)
+            del arrays["out"]
+        else:
+            outputs["dout"] = _float(problem.out_shape)
         cases.append(Case(op, f"{problem.label}-pool{pool}" + _skipped_label(outputs), arrays,
                           problem.layer_arguments(), outputs, workspace=("dcols", "dout")))
     return cases

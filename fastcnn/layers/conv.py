@@ -147,7 +147,9 @@ class Conv2D(Layer):
         pool the full-resolution output and the pool's argmax (the kernel keeps them in
         cache, where it can). On a backend that rebuilds the columns in its backward pass
         (contract.FROM_INPUT) ``keep`` keeps a reference to x instead, as PyTorch's autograd
-        does: x must not change before backward(). With an activation of its own that the
+        does: x must not change before backward(); with a fused pool it then keeps the
+        pooled output (the layer's own buffer, which the next layer must not write) instead
+        of the full-resolution one. With an activation of its own that the
         kernels do not fuse (tanh, ...), the convolution runs without one, then that
         activation, then the pool."""
         n = x.shape[0]
@@ -160,7 +162,9 @@ class Conv2D(Layer):
         activation = None if self._after is not None else self.activation or activation
         fused = pool and self._after is None
         pooled_only = fused and not keep
-        out = None if pooled_only else self.workspace.get("out", (n,) + self.output_shape)
+        # a fused backward pass from the input reads the pooled output, not the full one
+        out = None if pooled_only or (fused and kept_input is not None) else \
+            self.workspace.get("out", (n,) + self.output_shape)
         if pool:
             shape = (n, self.out_channels, oh // pool, ow // pool)
             pooled = self.workspace.get("pooled", shape)
@@ -170,7 +174,7 @@ class Conv2D(Layer):
             functional.conv2d_maxpool_forward(x, self.params["weight"].data, bias, self.stride,
                                               self.padding, activation, pool, cols, out, pooled,
                                               argmax)
-            self._saved = (cols, kept_input, out, activation, argmax)
+            self._saved = (cols, kept_input, pooled if out is None else out, activation, argmax)
             return pooled
         functional.conv2d_forward(x, self.params["weight"].data, bias, self.stride, self.padding,
                                   activation, cols, out)
@@ -200,13 +204,13 @@ class Conv2D(Layer):
             dbias = bias.grad_buffer() if self.trainable else self.workspace.get("dbias", bias.shape)
         scalars = (self.stride, self.padding, activation, dx, dweight, dbias)
         if pool_argmax is not None and self._after is None:
-            dout_full = self.workspace.get("dout", out.shape)
-            if x is None:
-                functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
-                                                   *scalars, dcols, dout_full)
-            else:
+            if x is not None:  # out is the pooled output (see forward_fused)
                 functional.conv2d_maxpool_backward_from_input(dout, pool_argmax, out, weight.data,
-                                                              x, *scalars, dout_full)
+                                                              x, *scalars)
+                return dx
+            functional.conv2d_maxpool_backward(dout, pool_argmax, out, weight.data, cols,
+                                               *scalars, dcols, self.workspace.get("dout",
+                                                                                   out.shape))
             return dx
         if pool_argmax is not None:
             pooled_grad, dout = dout, self.workspace.get("dout", out.shape)

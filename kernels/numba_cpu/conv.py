@@ -24,7 +24,11 @@ instead (pytorch_cnn's conv2 on Zen 4, batch 64, 2 threads: forward 3.24 -> 2.7 
 backward 6.45 -> 5.3-5.7 ms); the weight gradient keeps the im2col GEMM. In training the
 forward pass writes no columns either (contract.FROM_INPUT): the backward pass rebuilds
 each sample's from the layer's input, in cache (pytorch_cnn's conv2 forward on Zen 5,
-batch 64: 1.87 -> 1.42 ms).
+batch 64: 1.87 -> 1.42 ms). With a fused max pool it writes no full-resolution output
+either: the backward pass takes the activation's derivative from the pooled output
+(each window's winner holds it) and scatters the pool's gradient into a per-thread
+plane (mnist_speedrun's training step on one Zen 5 thread, batch 128: conv1 forward
+1.92 -> 1.43 ms, backward 1.61 -> 1.24 ms; the step 19.5 -> 16.8 ms).
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from ..contract import conv_output_size
 from . import gemm
 from .gemm import matmul, matmul_transposed, packed_operand
 from .claims import claim, claiming_threads, count_out, new_counter, wait_for
-from .epilogue import activate_row, fold_activation_row, sum_partials
+from .epilogue import activate_row, fold_activation_row, fold_max_plane_backward, sum_partials
 from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
                   prange)
-from .pool import max_plane, max_plane_backward, max_plane_values
+from .pool import max_plane, max_plane_values, max_planes_2x2
 from ..scratch import scratch
 from .scalars import activation_code
 from . import winograd
@@ -183,7 +187,8 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 @parallel_kernel
 def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
-             pool, flat_pooled, flat_argmax, own_rows, wino, packed_u, work, threads, counter):
+             pool, flat_pooled, flat_argmax, own_rows, values_only, wino, packed_u, work, picks,
+             picks_at, threads, counter):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
@@ -192,10 +197,14 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 
     With ``pool`` (kernel, stride, PH, PW), kernel > 0: then each plane of out3[n] is max
     pooled into flat_pooled and flat_argmax (N*O*PH*PW,), in the same parallel region.
-    With ``own_rows`` (inference, only the pooled output wanted) out3 (threads, O, P) and
-    flat_argmax (threads*O*PH*PW,) are per-thread scratch: a sample's full-resolution
-    output stays in cache instead of streaming to memory (pytorch_cnn's first layer
-    writes 100 MB of it per 1000 images), and the pool skips its argmax where it can.
+    With ``own_rows`` (nothing reads the full-resolution output later: inference, or a
+    backward pass _from_input) out3 (threads, O, P) is per-thread scratch: a sample's
+    full-resolution output stays in cache instead of streaming to memory (pytorch_cnn's
+    first layer writes 100 MB of it per 1000 images). With ``values_only`` (inference)
+    flat_argmax (threads*O*PH*PW,) is per-thread scratch too, and the pool skips its
+    argmax where it can. A 2x2, stride-2 pool with its argmax takes all of a sample's
+    planes at once (max_planes_2x2, with the thread's scratch picks and picks_at
+    (threads, O*P)) after the activation.
 
     With ``wino`` the product is :mod:`.winograd`'s (packed_u: the transformed filters,
     work (threads, ...) its scratch); the columns are then written only into a cols
@@ -205,6 +214,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
     filters, out_w = out3.shape[1], geometry[7]
     pool_kernel, pool_stride, pool_h, pool_w = pool
     pooled_size = pool_h * pool_w
+    whole = pool_kernel == 2 and pool_stride == 2 and not values_only
     for t in prange(threads):
         n = claim(counter)
         while n < batch:
@@ -213,8 +223,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
                 for c in range(channels):
                     _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
                                   flat_cols, True)
-            row = np.int64(t) if own_rows else n
-            result = out3[row]
+            result = out3[np.int64(t) if own_rows else n]
             if wino:
                 _winograd(flat_x, n * channels, channels, geometry[0], geometry[1], geometry[5],
                           packed_u, filters, geometry[6], geometry[7], work[t],
@@ -223,17 +232,23 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
                 matmul(weight2d, packed_weight, cols[slot], result)
             for o in range(filters):
                 activate_row(result[o], bias, o, code)
-                if pool_kernel > 0:
+                if pool_kernel > 0 and not whole:
                     at = (n * filters + o) * pooled_size
-                    where = (row * filters + o) * pooled_size
+                    where = ((t * filters + o) if values_only else (n * filters + o)) \
+                        * pooled_size
                     pooled, argmax = flat_pooled[at:at + pooled_size], \
                         flat_argmax[where:where + pooled_size]
-                    if own_rows:
+                    if values_only:
                         max_plane_values(result[o], out_w, pool_kernel, pool_stride, pool_h,
                                          pool_w, pooled, argmax)
                     else:
                         max_plane(result[o], out_w, pool_kernel, pool_stride, pool_h, pool_w,
                                   pooled, argmax)
+            if whole:
+                at = n * filters * pooled_size
+                max_planes_2x2(result.reshape(-1), filters, geometry[6], out_w, pool_h, pool_w,
+                               flat_pooled[at:at + filters * pooled_size],
+                               flat_argmax[at:at + filters * pooled_size], picks[t], picks_at[t])
             n = claim(counter)
         count_out(counter)
         wait_for(counter, threads)
@@ -242,11 +257,14 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 @parallel_sum_kernel
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, cols, groups,
               channels, geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
-              flat_argmax, partial_dweight, partial_dbias, wino, packed_u, work, threads,
-              counter):
+              flat_argmax, from_pooled, partial_dweight, partial_dbias, wino, packed_u, work,
+              threads, counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
-    pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,); then
-    fold the activation into dout3[n] (O, P), add its bias and weight
+    pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,), each value folded with the
+    activation's derivative at its winner: out3[n] (O, P) read there, or with
+    ``from_pooled`` out3 (N, O, PH*PW), the pooled output (the winner's value), and then
+    dout3 (threads, O, P) is the thread's own scratch, in cache. Without a pool,
+    fold the activation into dout3[n] (O, P) at out3[n]. Then add its bias and weight
     gradients (its columns @ dout3[n].T, (K, O): dweight transposed) to its group's partial
     sums, partial_dbias (groups, O) float64 and partial_dweight (groups, K, O), and when
     dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the thread's scratch slice
@@ -260,7 +278,7 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
     and the last one out adds the groups' sums in order. The result never depends on
     the thread count, nor on which thread took which group."""
-    batch, filters, kernel_size = dout3.shape[0], dout3.shape[1], cols.shape[1]
+    batch, filters, kernel_size = out3.shape[0], out3.shape[1], cols.shape[1]
     rebuild = flat_x.size > 0
     flat_cols = cols.reshape(-1)
     for t in prange(threads):
@@ -271,13 +289,16 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
             for o in range(filters):
                 partial_dbias[g, o] = 0
             for n in range(first, (g + 1) * batch // groups):
-                d = dout3[n]
+                source = np.int64(t) if from_pooled else n  # dout3's sample
+                d = dout3[source]
                 for o in range(filters):
                     if pooled_size > 0:
                         at = (n * filters + o) * pooled_size
-                        max_plane_backward(flat_dpooled[at:at + pooled_size],
-                                           flat_argmax[at:at + pooled_size], d[o])
-                    partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
+                        partial_dbias[g, o] += fold_max_plane_backward(
+                            flat_dpooled[at:at + pooled_size], flat_argmax[at:at + pooled_size],
+                            out3[n, o], from_pooled, code, d[o])
+                    else:
+                        partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
                 if rebuild:
                     for c in range(channels):
                         _im2col_plane(flat_x, n * channels + c, t * channels + c, geometry,
@@ -287,7 +308,7 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
                 if dcols is not None:
                     if wino:
                         plane = channels * geometry[0] * geometry[1]
-                        _winograd(dout3.reshape(-1), n * filters, filters, geometry[6],
+                        _winograd(dout3.reshape(-1), source * filters, filters, geometry[6],
                                   geometry[7], 2 - geometry[5], packed_u, channels, geometry[0],
                                   geometry[1], work[t], flat_dx[n * plane:(n + 1) * plane])
                     else:
@@ -380,19 +401,24 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     wino = x.dtype == np.float32 and winograd.applies(weight, stride)
     if per_thread:  # one slice per claiming thread (none for Winograd)
         cols = scratch("conv columns", (threads,) + ((0, 0) if wino else shape[1:]), x.dtype)
-    own_rows = out is None  # inference through the pool: per-thread rows (see _forward)
+    own_rows = out is None  # the full-resolution output in per-thread rows (see _forward)
+    values_only = flat_argmax is None  # inference: nothing reads the argmax
     filters = weight.shape[0]
     packed_u, wino_work = _winograd_operands(weight, False, threads, x.shape[1], filters,
                                              geometry[6], geometry[7], wino)
-    rows = (np.empty((threads, filters, shape[2]), x.dtype) if own_rows else _as_rows(out))
-    if flat_argmax is None:
-        flat_argmax = np.empty(threads * filters * pool[2] * pool[3], np.int32)
+    rows = (scratch("conv rows", (threads, filters, shape[2]), x.dtype) if own_rows
+            else _as_rows(out))
+    if values_only:
+        flat_argmax = scratch("conv pool argmax", (threads * filters * pool[2] * pool[3],),
+                              np.int32)
     weight2d = _as_matrix(weight)
     packed = np.empty(0, weight.dtype) if wino else packed_operand(weight2d)  # Winograd's own
+    picks_shape = (threads, filters * shape[2] if pool[:2] == (2, 2) and not values_only else 0)
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed, bias, activation_code(activation), cols,
            rows, per_thread, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
-           wino, packed_u, wino_work, threads, new_counter())
+           values_only, wino, packed_u, wino_work, scratch("pool picks", picks_shape, x.dtype),
+           scratch("pool pick offsets", picks_shape, np.int32), threads, new_counter())
 
 
 _NO_WINOGRAD = np.empty((winograd.POSITIONS, 0), np.float32), np.empty((1, 0), np.float32)
@@ -426,9 +452,9 @@ def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation
                         dbias, None, *_NO_POOL)
 
 
-def conv2d_maxpool_backward_from_input(dpooled, argmax, out, weight, x, stride, padding,
-                                       activation, dx, dweight, dbias, dout):
-    _conv_pool_backward(dout, out, weight, None, x, stride, padding, activation, dx, dweight,
+def conv2d_maxpool_backward_from_input(dpooled, argmax, pooled, weight, x, stride, padding,
+                                       activation, dx, dweight, dbias):
+    _conv_pool_backward(None, pooled, weight, None, x, stride, padding, activation, dx, dweight,
                         dbias, None, dpooled.reshape(-1), argmax.reshape(-1))
 
 
@@ -439,32 +465,44 @@ _NO_COLUMNS = np.empty((0, 0, 0), np.float32)
 def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation, dx, dweight,
                         dbias, dcols, flat_dpooled, flat_argmax):
     """cols (N, K, P) from the forward pass, or None and x (N, C, H, W) to rebuild them from;
-    dcols (N, K, P) or None (then a scratch of the threads' own when dx is wanted)."""
-    pooled_size = flat_dpooled.size // (dout.shape[0] * dout.shape[1]) if flat_dpooled.size else 0
+    dcols (N, K, P) or None (then a scratch of the threads' own when dx is wanted). dout
+    None (a pool's gradient from its pooled output ``out``, (N, O, PH, PW)): the
+    full-resolution gradient lives in a per-thread scratch."""
+    from_pooled = dout is None
     image = dx if dx is not None else x  # x and dx (N, C, H, W) alike; neither: no im2col
     geometry = (0,) * 8 if image is None else \
         _geometry(image.shape, weight.shape[2], weight.shape[3], stride, padding)[1]
+    batch, filters = (out if from_pooled else dout).shape[:2]
+    positions = geometry[6] * geometry[7] if from_pooled else dout.shape[2] * dout.shape[3]
+    pooled_size = flat_dpooled.size // (batch * filters) if flat_dpooled.size else 0
     flat_dx = None if dx is None else dx.reshape(-1)
-    wino = (dx is not None and dout.dtype == np.float32 and padding <= 2
+    dtype = out.dtype if from_pooled else dout.dtype
+    wino = (dx is not None and dtype == np.float32 and padding <= 2
             and winograd.applies(weight, stride))
     weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
     packed_t = packed_operand(weight_t) if dx is not None and not wino else \
         np.empty(0, weight.dtype)
-    groups, kernel_size, filters = _groups(dout.shape[0]), weight_t.shape[0], dout.shape[1]
-    work = dout.shape[0] * kernel_size * dout.shape[2] * dout.shape[3]
+    groups, kernel_size = _groups(batch), weight_t.shape[0]
+    work = batch * kernel_size * positions
     threads = claiming_threads(groups, work)
-    per_thread = (threads, kernel_size, dout.shape[2] * dout.shape[3])
+    per_thread = (threads, kernel_size, positions)
+    if from_pooled:
+        dout3 = scratch("conv output gradients", (threads, filters, positions), dtype)
+        out3 = out.reshape(batch, filters, -1)
+    else:
+        dout3 = _as_rows(dout)
+        out3 = dout3 if out is None else _as_rows(out)  # None: no activation, never read
     if cols is None:
-        cols = scratch("conv columns", per_thread, dout.dtype)  # the forward pass reuses it
+        cols = scratch("conv columns", per_thread, dtype)  # the forward pass reuses it
     if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
-        dcols = _NO_COLUMNS if wino else scratch("conv column gradients", per_thread, dout.dtype)
+        dcols = _NO_COLUMNS if wino else scratch("conv column gradients", per_thread, dtype)
     packed_u, wino_work = _winograd_operands(weight, True, threads, filters, weight.shape[1],
                                              geometry[0], geometry[1], wino)
-    launch(_backward, work, _as_rows(dout), _as_rows(out), activation_code(activation),
+    launch(_backward, work, dout3, out3, activation_code(activation),
            weight_t, packed_t, gemm.ENABLED,
-           _NO_INPUT if x is None else x.reshape(-1).astype(dout.dtype, copy=False), cols,
+           _NO_INPUT if x is None else x.reshape(-1).astype(dtype, copy=False), cols,
            groups, weight.shape[1], geometry, _as_matrix(dweight), dbias, dcols, flat_dx,
-           pooled_size, flat_dpooled.astype(dout.dtype, copy=False), flat_argmax,
-           scratch("conv partial dweight", (groups, kernel_size, filters), dout.dtype),
+           pooled_size, flat_dpooled.astype(dtype, copy=False), flat_argmax, from_pooled,
+           scratch("conv partial dweight", (groups, kernel_size, filters), dtype),
            scratch("conv partial dbias", (groups, filters), np.float64),
            wino, packed_u, wino_work, threads, new_counter())

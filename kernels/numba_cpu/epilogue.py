@@ -81,6 +81,23 @@ def sum_partials(partial, out):
 
 
 @inline_helper
+def fold_max_plane_backward(dpooled, argmax, y, from_pooled, code, d):
+    """A fused max pool's gradient with the activation folded in: d (H*W,) = 0, then each
+    dpooled (PH*PW,) times the activation's derivative at its winner, added at argmax
+    (PH*PW,); y the plane's activated output (H*W,), read at the winner, or with
+    ``from_pooled`` the pooled output (PH*PW,), which holds the winner's value. Returns
+    the sum of what was added (float64)."""
+    d[:] = 0
+    total = 0.0
+    for k in range(dpooled.size):
+        at = argmax[k]
+        value = fold_unit(dpooled[k], y[k] if from_pooled else y[at], code)
+        d[at] += value
+        total += value
+    return total
+
+
+@inline_helper
 def fold_activation_row(d, y, code):
     """d (L,) *= the activation's derivative at the activated output y (L,), in place;
     returns the sum of the folded d (float64)."""

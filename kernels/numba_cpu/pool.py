@@ -95,6 +95,39 @@ def max_plane_2x2_shifted(src, width, out_h, out_w, dst, where):
 
 
 @inline_helper
+def max_planes_2x2(src, planes, height, width, out_h, out_w, dst, where, best, best_at):
+    """The 2x2, stride-2 pool of ``planes`` consecutive (H, W) planes at once, flat:
+    src (planes*H*W,) -> dst, where (planes*OH*OW,), ``where`` plane-local as in
+    max_plane. One contiguous loop over the whole run picks each position's window from
+    four shifted views, as max_plane_2x2_shifted does for one plane, into the scratch
+    best and best_at (at least planes*H*W); the outputs are copied out after. Small
+    planes are why: a plane's output rows are shorter than a vector (7 at 14x14), so the
+    plane-by-plane loops ran scalar (per sample, 32 x 14 x 14: 3.9 -> 1.6 us; 64 x 7 x 7:
+    4.8 -> 0.7 us, Zen 5)."""
+    size = height * width
+    # the last output's window origin, + 1; never negative (see max_plane_2x2_shifted)
+    span = max((planes - 1) * size + 2 * (out_h - 1) * width + 2 * out_w - 1, 0)
+    if planes == 0 or out_h == 0 or out_w == 0:
+        return
+    w32 = np.int32(width)
+    zero = np.int32(0)
+    top, right = src[:span], src[1:span + 1]
+    below, corner = src[width:width + span], src[width + 1:width + 1 + span]
+    for k in range(span):
+        upper, upper_at = _pick(right[k], zero + 1, top[k], zero)
+        lower, lower_at = _pick(corner[k], w32 + 1, below[k], w32)
+        best[k], best_at[k] = _pick(lower, lower_at, upper, upper_at)
+    for p in range(planes):
+        for oy in range(out_h):
+            row = (p * out_h + oy) * out_w
+            origin = np.int32(2 * oy * width)
+            first = p * size + 2 * oy * width
+            for ox in range(out_w):
+                dst[row + ox] = best[first + 2 * ox]
+                where[row + ox] = origin + np.int32(2 * ox) + best_at[first + 2 * ox]
+
+
+@inline_helper
 def max_plane_2x2_values(src, width, out_h, out_w, dst):
     """max_plane_2x2 without the argmax, for inference (nothing reads it): the same picks
     in the same order on the values alone, half the vector work."""
