@@ -28,7 +28,11 @@ batch 64: 1.87 -> 1.42 ms). With a fused max pool it writes no full-resolution o
 either: the backward pass takes the activation's derivative from the pooled output
 (each window's winner holds it) and scatters the pool's gradient into a per-thread
 plane (mnist_speedrun's training step on one Zen 5 thread, batch 128: conv1 forward
-1.92 -> 1.43 ms, backward 1.61 -> 1.24 ms; the step 19.5 -> 16.8 ms).
+1.92 -> 1.43 ms, backward 1.61 -> 1.24 ms; the step 19.5 -> 16.8 ms). Other stride-1
+convolutions without kept columns take :mod:`.implicit`'s GEMM, which reads a padded copy
+of the input in place, for the forward product and the input gradient (mnist_speedrun's
+step with its conv2, 16 -> 32 channels at 14 x 14, batch 128, Zen 5: 16.6 -> 15.1 ms on
+one thread, 9.96 -> 9.20 ms on two).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
 from .pool import max_plane, max_plane_values, max_planes_2x2
 from ..scratch import scratch
 from .scalars import activation_code
-from . import winograd
+from . import implicit, winograd
+from .implicit import convolve_sample as _implicit
 from .winograd import convolve_sample as _winograd
 
 
@@ -187,8 +192,8 @@ def _col2im(flat_cols, planes, geometry, flat_dx):
 
 @parallel_kernel
 def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, cols, out3, scratch,
-             pool, flat_pooled, flat_argmax, own_rows, values_only, wino, packed_u, work, picks,
-             picks_at, threads, counter):
+             pool, flat_pooled, flat_argmax, own_rows, values_only, wino, packed_u, work,
+             implicit, row_offsets, packed_f32, picks, picks_at, threads, counter):
     """Per sample, on one thread: im2col, the GEMM weight2d (O, K) @ its columns (K, P)
     into out3[n] (O, P), bias and activation, while the columns and out3[n] are still in
     cache. The columns go to cols[n] (N, K, P), kept for the backward pass, or with
@@ -208,7 +213,10 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 
     With ``wino`` the product is :mod:`.winograd`'s (packed_u: the transformed filters,
     work (threads, ...) its scratch); the columns are then written only into a cols
-    (N, K, P) given for the backward pass, not into the per-thread scratch."""
+    (N, K, P) given for the backward pass, not into the per-thread scratch. With
+    ``implicit`` (no cols kept) it is :mod:`.implicit`'s, which reads a padded copy of the
+    input in place (row_offsets; packed_f32 the filters packed in float32, as the
+    micro-kernel multiplies; work its scratch) and writes no columns at all."""
     flat_cols = cols.reshape(-1)
     batch = flat_x.size // (channels * geometry[0] * geometry[1])
     filters, out_w = out3.shape[1], geometry[7]
@@ -219,7 +227,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
         n = claim(counter)
         while n < batch:
             slot = np.int64(t) if scratch else n
-            if not (wino and scratch):
+            if not ((wino or implicit) and scratch):
                 for c in range(channels):
                     _im2col_plane(flat_x, n * channels + c, slot * channels + c, geometry,
                                   flat_cols, True)
@@ -227,6 +235,10 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
             if wino:
                 _winograd(flat_x, n * channels, channels, geometry[0], geometry[1], geometry[5],
                           packed_u, filters, geometry[6], geometry[7], work[t],
+                          result.reshape(-1))
+            elif implicit:
+                _implicit(flat_x, n * channels, channels, geometry[0], geometry[1], geometry[2],
+                          geometry[3], geometry[5], packed_f32, filters, row_offsets, work[t],
                           result.reshape(-1))
             else:
                 matmul(weight2d, packed_weight, cols[slot], result)
@@ -258,7 +270,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, cols, groups,
               channels, geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
               flat_argmax, from_pooled, partial_dweight, partial_dbias, wino, packed_u, work,
-              threads, counter):
+              implicit, row_offsets, packed_f32, threads, counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
     pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,), each value folded with the
     activation's derivative at its winner: out3[n] (O, P) read there, or with
@@ -270,7 +282,8 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
     dcols is not None, weight_t (K, O) @ dout3[n] (K, P) into the thread's scratch slice
     dcols[t] (threads or more, K, P) and col2im from there into flat_dx; with ``wino``,
     flat_dx's sample as :mod:`.winograd`'s convolution of dout3[n] with the flipped
-    filters (packed_u) instead. A sample's columns are cols[n] (N, K, P) from the forward
+    filters (packed_u) instead, or with ``implicit`` as :mod:`.implicit`'s (the flipped
+    filters packed in packed_f32, row_offsets into dout3[n] padded, work its scratch). A sample's columns are cols[n] (N, K, P) from the forward
     pass, or, with flat_x (the forward pass's input, N*C*H*W) not empty, rebuilt from it
     into the thread's slice cols[t] (threads, K, P), where they are still in cache.
 
@@ -278,7 +291,7 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
     and the last one out adds the groups' sums in order. The result never depends on
     the thread count, nor on which thread took which group."""
-    batch, filters, kernel_size = out3.shape[0], out3.shape[1], cols.shape[1]
+    batch, filters, kernel_size = out3.shape[0], out3.shape[1], partial_dweight.shape[1]
     rebuild = flat_x.size > 0
     flat_cols = cols.reshape(-1)
     for t in prange(threads):
@@ -311,6 +324,12 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
                         _winograd(dout3.reshape(-1), source * filters, filters, geometry[6],
                                   geometry[7], 2 - geometry[5], packed_u, channels, geometry[0],
                                   geometry[1], work[t], flat_dx[n * plane:(n + 1) * plane])
+                    elif implicit:
+                        plane = channels * geometry[0] * geometry[1]
+                        _implicit(dout3.reshape(-1), source * filters, filters, geometry[6],
+                                  geometry[7], geometry[2], geometry[3],
+                                  geometry[2] - 1 - geometry[5], packed_f32, channels,
+                                  row_offsets, work[t], flat_dx[n * plane:(n + 1) * plane])
                     else:
                         matmul(weight_t, packed_weight_t, d, dcols[t])
                         flat_dcols = dcols.reshape(-1)
@@ -399,13 +418,17 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     per_thread = cols is None
     threads = claiming_threads(x.shape[0], work)
     wino = x.dtype == np.float32 and winograd.applies(weight, stride)
-    if per_thread:  # one slice per claiming thread (none for Winograd)
-        cols = scratch("conv columns", (threads,) + ((0, 0) if wino else shape[1:]), x.dtype)
+    use_implicit = per_thread and not wino and _implicit_applies(weight, stride, padding, x.dtype)
+    if per_thread:  # one slice per claiming thread (none for Winograd and implicit)
+        cols = scratch("conv columns", (threads,) + ((0, 0) if wino or use_implicit
+                                                     else shape[1:]), x.dtype)
     own_rows = out is None  # the full-resolution output in per-thread rows (see _forward)
     values_only = flat_argmax is None  # inference: nothing reads the argmax
     filters = weight.shape[0]
     packed_u, wino_work = _winograd_operands(weight, False, threads, x.shape[1], filters,
                                              geometry[6], geometry[7], wino)
+    row_offsets, work_ = _implicit_operands(x.shape[1], geometry[0], geometry[1], weight,
+                                            padding, threads, use_implicit)
     rows = (scratch("conv rows", (threads, filters, shape[2]), x.dtype) if own_rows
             else _as_rows(out))
     if values_only:
@@ -417,8 +440,35 @@ def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, 
     launch(_forward, work, x.reshape(-1), x.shape[1], geometry,
            weight2d, packed, bias, activation_code(activation), cols,
            rows, per_thread, pool, flat_pooled.astype(x.dtype, copy=False), flat_argmax, own_rows,
-           values_only, wino, packed_u, wino_work, scratch("pool picks", picks_shape, x.dtype),
+           values_only, wino, packed_u, wino_work if wino else work_, use_implicit, row_offsets,
+           packed if use_implicit else _NO_FILTERS, scratch("pool picks", picks_shape, x.dtype),
            scratch("pool pick offsets", picks_shape, np.int32), threads, new_counter())
+
+
+def _implicit_applies(weight, stride, padding, dtype) -> bool:
+    """True where :mod:`.implicit` computes the product: float32 on the micro-kernel, stride 1,
+    square filters (padding below their size), at least a tile's rows of filters, and
+    columns at least NARROW deep (a one-channel first layer writes its 9 rows of columns
+    faster than it pads: pytorch_cnn's step at batch 64, Zen 5, 7.11 ms with it, 6.80 without)."""
+    filters, channels, kernel_h, kernel_w = weight.shape
+    return (implicit.enabled() and dtype == np.float32 and stride == 1 and kernel_h == kernel_w
+            and 0 <= padding < kernel_h and filters >= gemm.MR
+            and channels * kernel_h * kernel_w >= gemm.NARROW)
+
+
+_NO_IMPLICIT = np.empty(0, np.int64)
+_NO_FILTERS = np.empty(0, np.float32)
+
+
+def _implicit_operands(channels, height, width, weight, padding, threads, use):
+    """(row offsets, per-thread scratch (threads, ...)) for :mod:`.implicit`, or empty
+    stand-ins when ``use`` is False."""
+    if not use:
+        return _NO_IMPLICIT, _NO_WINOGRAD[1]
+    filters, _, kernel_h, kernel_w = weight.shape
+    size = implicit.scratch_size(channels, height, width, filters, kernel_h, kernel_w, padding)
+    return (implicit.offsets(channels, height, width, kernel_h, kernel_w, padding),
+            scratch("implicit", (threads, size), np.float32))
 
 
 _NO_WINOGRAD = np.empty((winograd.POSITIONS, 0), np.float32), np.empty((1, 0), np.float32)
@@ -479,9 +529,14 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
     dtype = out.dtype if from_pooled else dout.dtype
     wino = (dx is not None and dtype == np.float32 and padding <= 2
             and winograd.applies(weight, stride))
+    flipped = weight.transpose(1, 0, 2, 3)  # dx's filters, (C, O, KH, KW)
+    use_implicit = (dx is not None and not wino
+                    and _implicit_applies(flipped, stride, weight.shape[2] - 1 - padding, dtype))
     weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
-    packed_t = packed_operand(weight_t) if dx is not None and not wino else \
+    packed_t = packed_operand(weight_t) if dx is not None and not (wino or use_implicit) else \
         np.empty(0, weight.dtype)
+    packed_flipped = (packed_operand(implicit.flipped_filters(weight.astype(np.float32)))
+                      if use_implicit else _NO_FILTERS)
     groups, kernel_size = _groups(batch), weight_t.shape[0]
     work = batch * kernel_size * positions
     threads = claiming_threads(groups, work)
@@ -495,9 +550,12 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
     if cols is None:
         cols = scratch("conv columns", per_thread, dtype)  # the forward pass reuses it
     if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
-        dcols = _NO_COLUMNS if wino else scratch("conv column gradients", per_thread, dtype)
+        dcols = _NO_COLUMNS if wino or use_implicit else \
+            scratch("conv column gradients", per_thread, dtype)
     packed_u, wino_work = _winograd_operands(weight, True, threads, filters, weight.shape[1],
                                              geometry[0], geometry[1], wino)
+    row_offsets, work_ = _implicit_operands(filters, geometry[6], geometry[7], flipped,
+                                            weight.shape[2] - 1 - padding, threads, use_implicit)
     launch(_backward, work, dout3, out3, activation_code(activation),
            weight_t, packed_t, gemm.ENABLED,
            _NO_INPUT if x is None else x.reshape(-1).astype(dtype, copy=False), cols,
@@ -505,4 +563,5 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
            pooled_size, flat_dpooled.astype(dtype, copy=False), flat_argmax, from_pooled,
            scratch("conv partial dweight", (groups, kernel_size, filters), dtype),
            scratch("conv partial dbias", (groups, filters), np.float64),
-           wino, packed_u, wino_work, threads, new_counter())
+           wino, packed_u, wino_work if wino else work_, use_implicit, row_offsets,
+           packed_flipped, threads, new_counter())

@@ -61,73 +61,106 @@ ENABLED = ISA is not None and os.environ.get("FASTCNN_OWN_GEMM", "1") != "0"
 micro-kernel off, e.g. to measure it against BLAS."""
 
 
+def _tile_codegen(context, builder, signature, args, shifted):
+    """The MR x NR tile's LLVM IR (see _tile); with ``shifted`` B's row k starts at
+    b_at + offsets[offsets_at + k] instead of b_at + k*NR (see _tile_shifted)."""
+    if shifted:
+        (depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, offsets_v, offsets_at_v, c_v,
+         c_at_v, ldc_v, acc_v) = args
+        c_type, offsets_type = signature.args[9], signature.args[7]
+    else:
+        depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
+        c_type = signature.args[7]
+    i64 = ir.IntType(64)
+    f32 = ir.FloatType()
+    vec = ir.VectorType(f32, LANES)
+    vec_ptr = vec.as_pointer()
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                         f"llvm.fma.v{LANES}f32")
+
+    def data(array_type, value):
+        return context.make_array(array_type)(context, builder, value).data
+
+    a_ptr = builder.gep(data(signature.args[1], a_v), [a_at_v])
+    b_ptr = builder.gep(data(signature.args[5], b_v), [b_at_v])
+    c_ptr = builder.gep(data(c_type, c_v), [c_at_v])
+    if shifted:
+        offsets_ptr = builder.gep(data(offsets_type, offsets_v), [offsets_at_v])
+    a_rows = [builder.mul(ir.Constant(i64, i), a_row_v) for i in range(MR)]
+    ldc64 = builder.sext(ldc_v, i64) if ldc_v.type.width < 64 else ldc_v
+    keep = builder.icmp_unsigned("!=", acc_v, ir.Constant(acc_v.type, 0))
+    per_row = NR // LANES
+    zero = ir.Constant(vec, [0.0] * LANES)
+
+    def c_vector(i, j):
+        at = builder.add(builder.mul(ir.Constant(i64, i), ldc64), ir.Constant(i64, j * LANES))
+        return builder.bitcast(builder.gep(c_ptr, [at]), vec_ptr)
+
+    slots = []
+    for i in range(MR):
+        for j in range(per_row):
+            slots.append(cgutils.alloca_once(builder, vec))
+            builder.store(zero, slots[-1])
+    with builder.if_then(keep):
+        for i in range(MR):
+            for j in range(per_row):
+                builder.store(builder.load(c_vector(i, j), align=4), slots[i * per_row + j])
+    splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+    undef = ir.Constant(vec, ir.Undefined)
+    with cgutils.for_range(builder, depth_v) as loop:
+        k = loop.index
+        if shifted:
+            b_row = builder.gep(b_ptr, [builder.load(builder.gep(offsets_ptr, [k]))])
+        else:
+            b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(k.type, NR))])
+        columns = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, j * LANES)]),
+                                                vec_ptr), align=4)
+                   for j in range(per_row)]
+        a_column = builder.gep(a_ptr, [builder.mul(k, a_step_v)])
+        for i in range(MR):
+            scalar = builder.load(builder.gep(a_column, [a_rows[i]]))
+            splat = builder.shuffle_vector(builder.insert_element(undef, scalar,
+                                                                  ir.Constant(i64, 0)),
+                                           undef, splat_mask)
+            for j in range(per_row):
+                slot = slots[i * per_row + j]
+                builder.store(builder.call(fma, [splat, columns[j], builder.load(slot)]), slot)
+    for i in range(MR):
+        for j in range(per_row):
+            builder.store(builder.load(slots[i * per_row + j]), c_vector(i, j), align=4)
+    return context.get_dummy_value()
+
+
+def _float32_arrays(*arrays):
+    return all(isinstance(t, types.Array) and t.dtype == types.float32 for t in arrays)
+
+
 @intrinsic
 def _tile(typingctx, depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accumulate):
     """c[c_at + i*ldc + j] (MR x NR tile) [+]= sum over k < depth of
     a[a_at + i*a_row + k*a_step] * b[b_at + k*NR + j]; float32 1-D arrays, int64 offsets.
     A packed in panels: a_row 1, a_step MR; A's rows read in place: a_row its row stride,
     a_step 1 (each broadcast is a load from its row: nothing to pack)."""
-    if not all(isinstance(t, types.Array) and t.dtype == types.float32 for t in (a, b, c)):
+    if not _float32_arrays(a, b, c):
         return None
     sig = types.void(depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accumulate)
+    return sig, lambda context, builder, signature, args: _tile_codegen(
+        context, builder, signature, args, False)
 
-    def codegen(context, builder, signature, args):
-        depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
-        i64 = ir.IntType(64)
-        f32 = ir.FloatType()
-        vec = ir.VectorType(f32, LANES)
-        vec_ptr = vec.as_pointer()
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                             f"llvm.fma.v{LANES}f32")
 
-        def data(array_type, value):
-            return context.make_array(array_type)(context, builder, value).data
-
-        a_ptr = builder.gep(data(signature.args[1], a_v), [a_at_v])
-        b_ptr = builder.gep(data(signature.args[5], b_v), [b_at_v])
-        c_ptr = builder.gep(data(signature.args[7], c_v), [c_at_v])
-        a_rows = [builder.mul(ir.Constant(i64, i), a_row_v) for i in range(MR)]
-        ldc64 = builder.sext(ldc_v, i64) if ldc_v.type.width < 64 else ldc_v
-        keep = builder.icmp_unsigned("!=", acc_v, ir.Constant(acc_v.type, 0))
-        per_row = NR // LANES
-        zero = ir.Constant(vec, [0.0] * LANES)
-
-        def c_vector(i, j):
-            at = builder.add(builder.mul(ir.Constant(i64, i), ldc64), ir.Constant(i64, j * LANES))
-            return builder.bitcast(builder.gep(c_ptr, [at]), vec_ptr)
-
-        slots = []
-        for i in range(MR):
-            for j in range(per_row):
-                slots.append(cgutils.alloca_once(builder, vec))
-                builder.store(zero, slots[-1])
-        with builder.if_then(keep):
-            for i in range(MR):
-                for j in range(per_row):
-                    builder.store(builder.load(c_vector(i, j), align=4), slots[i * per_row + j])
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        undef = ir.Constant(vec, ir.Undefined)
-        with cgutils.for_range(builder, depth_v) as loop:
-            k = loop.index
-            b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(k.type, NR))])
-            columns = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, j * LANES)]),
-                                                    vec_ptr), align=4)
-                       for j in range(per_row)]
-            a_column = builder.gep(a_ptr, [builder.mul(k, a_step_v)])
-            for i in range(MR):
-                scalar = builder.load(builder.gep(a_column, [a_rows[i]]))
-                splat = builder.shuffle_vector(builder.insert_element(undef, scalar,
-                                                                      ir.Constant(i64, 0)),
-                                               undef, splat_mask)
-                for j in range(per_row):
-                    slot = slots[i * per_row + j]
-                    builder.store(builder.call(fma, [splat, columns[j], builder.load(slot)]), slot)
-        for i in range(MR):
-            for j in range(per_row):
-                builder.store(builder.load(slots[i * per_row + j]), c_vector(i, j), align=4)
-        return context.get_dummy_value()
-
-    return sig, codegen
+@intrinsic
+def _tile_shifted(typingctx, depth, a, a_at, a_row, a_step, b, b_at, offsets, offsets_at, c,
+                  c_at, ldc, accumulate):
+    """_tile with B's row k at b[b_at + offsets[offsets_at + k] + j] (offsets int64): B read
+    in place from shifted windows of one array (an implicit-GEMM convolution reads its
+    padded input so, see .implicit), nothing packed."""
+    if not _float32_arrays(a, b, c) or not (isinstance(offsets, types.Array)
+                                            and offsets.dtype == types.int64):
+        return None
+    sig = types.void(depth, a, a_at, a_row, a_step, b, b_at, offsets, offsets_at, c, c_at, ldc,
+                     accumulate)
+    return sig, lambda context, builder, signature, args: _tile_codegen(
+        context, builder, signature, args, True)
 
 
 @serial_kernel
@@ -217,6 +250,34 @@ def _multiply(a, a_row, a_step, a_panel, packed_b, rows, columns, depth, c, c_at
                     _tile(kc, a, a_at, a_row, a_step, packed_b, b_at, edge, 0, NR, False)
                     for i in range(height):
                         for j in range(width):
+                            value = edge[i * NR + j]
+                            if keep:
+                                value += c[at + i * ldc + j]
+                            c[at + i * ldc + j] = value
+
+
+@serial_kernel
+def multiply_shifted(packed_a, rows, columns, depth, b, offsets, c, ldc, edge):
+    """c (rows x columns, row stride ldc) = A @ B with A from its packed panels (pack_rows_a)
+    and B (depth, columns) read in place: B[k, j] = b[offsets[k] + j]; columns a multiple
+    of NR (whole tiles across; a tile past A's last row goes through edge, MR*NR)."""
+    row_panels = (rows + MR - 1) // MR
+    for k0 in range(0, depth, KC):
+        kc = min(KC, depth - k0)
+        keep = k0 > 0
+        for q in range(columns // NR):
+            for p in range(row_panels):
+                a_at = (p * depth + k0) * MR
+                height = min(MR, rows - p * MR)
+                at = p * MR * ldc + q * NR
+                if height == MR:
+                    _tile_shifted(kc, packed_a, a_at, 1, MR, b, q * NR, offsets, k0, c, at, ldc,
+                                  keep)
+                else:
+                    _tile_shifted(kc, packed_a, a_at, 1, MR, b, q * NR, offsets, k0, edge, 0, NR,
+                                  False)
+                    for i in range(height):
+                        for j in range(NR):
                             value = edge[i * NR + j]
                             if keep:
                                 value += c[at + i * ldc + j]

@@ -1,0 +1,110 @@
+"""numba's implicit-GEMM convolution (stride 1, the padded input read in place): when it
+runs, and that it computes what im2col and the GEMM compute (the conformance suite holds
+both to the NumPy reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import usable_backends
+
+pytestmark = pytest.mark.skipif("numba" not in usable_backends(), reason="numba unusable here")
+
+
+@pytest.fixture(scope="module")
+def numba_kernels():
+    from fastcnn.kernels import numba_backend
+    from fastcnn.kernels.numba_cpu import conv, gemm
+    if not gemm.ENABLED:
+        pytest.skip("no AVX2/AVX-512 micro-kernel on this CPU: the implicit GEMM needs it")
+    return numba_backend, conv
+
+
+def _weights(filters, channels, kernel=3, seed=0):
+    return np.random.default_rng(seed).standard_normal((filters, channels, kernel, kernel),
+                                                       np.float32) * 0.2
+
+
+def test_applies_at_stride_1_with_a_tile_of_filters(numba_kernels, monkeypatch):
+    _, conv = numba_kernels
+    applies = conv._implicit_applies
+    assert applies(_weights(32, 16), 1, 1, np.float32)          # the speedrun's conv2
+    assert not applies(_weights(16, 1), 1, 1, np.float32)       # its first layer: depth 9
+    assert applies(_weights(16, 2), 1, 1, np.float32)           # depth 18
+    assert not applies(_weights(32, 16), 2, 1, np.float32)      # stride 2
+    assert not applies(_weights(4, 16), 1, 1, np.float32)       # fewer filters than a tile
+    assert not applies(_weights(32, 16), 1, 3, np.float32)      # padding past the window
+    assert not applies(_weights(32, 16), 1, 1, np.float64)
+    monkeypatch.setenv("FASTCNN_IMPLICIT", "0")
+    assert not applies(_weights(32, 16), 1, 1, np.float32)
+
+
+def _both_ways(monkeypatch, run):
+    """run() with the implicit GEMM, then with im2col (FASTCNN_IMPLICIT=0)."""
+    monkeypatch.delenv("FASTCNN_IMPLICIT", raising=False)
+    fast = run()
+    monkeypatch.setenv("FASTCNN_IMPLICIT", "0")
+    plain = run()
+    monkeypatch.delenv("FASTCNN_IMPLICIT")
+    return fast, plain
+
+
+def _close(fast, plain):
+    for a, b in zip(fast, plain):
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("channels, filters, height, width, kernel, padding", [
+    (16, 32, 14, 14, 3, 1),   # mnist_speedrun's conv2
+    (2, 16, 28, 28, 3, 1),    # a 28 x 28 layer
+    (12, 12, 5, 7, 3, 0),     # filters past a tile, planes that are not square, no padding
+    (8, 9, 6, 6, 5, 2),       # 5x5; the input gradient pads 2
+    (9, 8, 4, 3, 1, 0),       # 1x1
+    (10, 8, 1, 1, 3, 1),      # a single pixel
+])
+def test_forward_and_input_gradient_match_im2col(numba_kernels, monkeypatch, channels, filters,
+                                                 height, width, kernel, padding):
+    nb, _ = numba_kernels
+    rng = np.random.default_rng(channels * 100 + height)
+    batch = 5
+    x = rng.standard_normal((batch, channels, height, width), np.float32)
+    weight = _weights(filters, channels, kernel)
+    bias = rng.standard_normal(filters).astype(np.float32)
+    out_h, out_w = height + 2 * padding - kernel + 1, width + 2 * padding - kernel + 1
+    dout = rng.standard_normal((batch, filters, out_h, out_w), np.float32)
+
+    def run():
+        out = np.empty((batch, filters, out_h, out_w), np.float32)
+        nb.conv2d_forward(x, weight, bias, 1, padding, "relu", None, out)
+        dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
+        nb.conv2d_backward_from_input(dout.copy(), out, weight, x, 1, padding, "relu", dx,
+                                      dweight, dbias)
+        return out, dx, dweight, dbias
+
+    fast, plain = _both_ways(monkeypatch, run)
+    _close(fast, plain)
+
+
+def test_fused_pool_training_matches_im2col(numba_kernels, monkeypatch):
+    """The training forward pass through the max pool without the full-resolution output,
+    and its backward pass from the pooled output."""
+    nb, _ = numba_kernels
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 16, 14, 14), np.float32)
+    weight, bias = _weights(32, 16), np.zeros(32, np.float32)
+    dpooled = rng.standard_normal((6, 32, 7, 7), np.float32)
+
+    def run():
+        pooled = np.empty((6, 32, 7, 7), np.float32)
+        argmax = np.empty(pooled.shape, np.int32)
+        nb.conv2d_maxpool_forward(x, weight, bias, 1, 1, "relu", 2, None, None, pooled, argmax)
+        dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
+        nb.conv2d_maxpool_backward_from_input(dpooled, argmax, pooled, weight, x, 1, 1, "relu",
+                                              dx, dweight, dbias)
+        return pooled, argmax, dx, dweight, dbias
+
+    fast, plain = _both_ways(monkeypatch, run)
+    np.testing.assert_array_equal(fast[1], plain[1])
+    _close(fast, plain)
