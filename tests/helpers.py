@@ -164,3 +164,26 @@ def run_python(code: str, env: dict | None = None, unset=()) -> subprocess.Compl
     environment.update(env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO / "tests",
                           env=environment, capture_output=True, text=True, timeout=300)
+
+
+def conv_weights(filters, channels, kernel=3, seed=0):
+    """Small float32 filters (O, C, K, K) for the convolution tests."""
+    return np.random.default_rng(seed).standard_normal((filters, channels, kernel, kernel),
+                                                       np.float32) * 0.2
+
+
+def with_and_without(monkeypatch, variable: str, run):
+    """(run() as configured, run() with ``variable`` = 0): a fast path and the one it replaces."""
+    monkeypatch.delenv(variable, raising=False)
+    fast = run()
+    monkeypatch.setenv(variable, "0")
+    plain = run()
+    monkeypatch.delenv(variable)
+    return fast, plain
+
+
+def assert_close_to_plain(fast, plain):
+    """Each array of ``fast`` within float32 rounding of its twin in ``plain``."""
+    for a, b in zip(fast, plain):
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * scale)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import usable_backends
+from helpers import assert_close_to_plain, conv_weights, with_and_without
 
 pytestmark = pytest.mark.skipif("numba" not in usable_backends(), reason="numba unusable here")
 
@@ -21,9 +22,7 @@ def numba_kernels():
     return numba_backend, conv
 
 
-def _weights(filters, channels, kernel=3, seed=0):
-    return np.random.default_rng(seed).standard_normal((filters, channels, kernel, kernel),
-                                                       np.float32) * 0.2
+_weights = conv_weights
 
 
 def test_applies_at_stride_1_with_a_tile_of_filters(numba_kernels, monkeypatch):
@@ -41,19 +40,10 @@ def test_applies_at_stride_1_with_a_tile_of_filters(numba_kernels, monkeypatch):
 
 
 def _both_ways(monkeypatch, run):
-    """run() with the implicit GEMM, then with im2col (FASTCNN_IMPLICIT=0)."""
-    monkeypatch.delenv("FASTCNN_IMPLICIT", raising=False)
-    fast = run()
-    monkeypatch.setenv("FASTCNN_IMPLICIT", "0")
-    plain = run()
-    monkeypatch.delenv("FASTCNN_IMPLICIT")
-    return fast, plain
+    return with_and_without(monkeypatch, "FASTCNN_IMPLICIT", run)
 
 
-def _close(fast, plain):
-    for a, b in zip(fast, plain):
-        scale = max(1.0, float(np.abs(b).max()))
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * scale)
+_close = assert_close_to_plain
 
 
 @pytest.mark.parametrize("channels, filters, height, width, kernel, padding", [

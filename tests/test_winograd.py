@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import usable_backends
+from helpers import assert_close_to_plain, conv_weights, with_and_without
 
 pytestmark = pytest.mark.skipif("numba" not in usable_backends(), reason="numba unusable here")
 
@@ -20,9 +21,7 @@ def numba_kernels():
     return numba_backend, winograd
 
 
-def _weights(filters, channels, kernel=3, seed=0):
-    return np.random.default_rng(seed).standard_normal((filters, channels, kernel, kernel),
-                                                       np.float32) * 0.2
+_weights = conv_weights
 
 
 def test_applies_to_3x3_stride_1_with_enough_channels(numba_kernels, monkeypatch):
@@ -39,19 +38,10 @@ def test_applies_to_3x3_stride_1_with_enough_channels(numba_kernels, monkeypatch
 
 
 def _both_ways(monkeypatch, run):
-    """run() with Winograd, then with the im2col GEMM (FASTCNN_WINOGRAD=0)."""
-    monkeypatch.delenv("FASTCNN_WINOGRAD", raising=False)
-    fast = run()
-    monkeypatch.setenv("FASTCNN_WINOGRAD", "0")
-    plain = run()
-    monkeypatch.delenv("FASTCNN_WINOGRAD")
-    return fast, plain
+    return with_and_without(monkeypatch, "FASTCNN_WINOGRAD", run)
 
 
-def _close(fast, plain):
-    for a, b in zip(fast, plain):
-        scale = max(1.0, float(np.abs(b).max()))
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * scale)
+_close = assert_close_to_plain
 
 
 @pytest.mark.parametrize("height, width, padding", [(14, 14, 1), (7, 7, 1), (9, 9, 0), (6, 6, 2),

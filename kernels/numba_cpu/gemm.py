@@ -212,6 +212,18 @@ def pack_columns_b(source, column_stride, depth, columns, packed):
     _pack_lines(source, column_stride, columns, depth, NR, packed)
 
 
+@inline_helper
+def _from_edge(edge, height, width, c, at, ldc, keep):
+    """The valid height x width part of a tile computed into edge (MR x NR) into c at ``at``
+    (row stride ldc), added to what c holds there with ``keep``."""
+    for i in range(height):
+        for j in range(width):
+            value = edge[i * NR + j]
+            if keep:
+                value += c[at + i * ldc + j]
+            c[at + i * ldc + j] = value
+
+
 @serial_kernel
 def multiply(packed_a, packed_b, rows, columns, depth, c, c_at, ldc, accumulate, edge):
     """c[c_at + i*ldc + j] (rows x columns) [+]= A @ B from their packed panels;
@@ -248,12 +260,7 @@ def _multiply(a, a_row, a_step, a_panel, packed_b, rows, columns, depth, c, c_at
                     _tile(kc, a, a_at, a_row, a_step, packed_b, b_at, c, at, ldc, keep)
                 else:
                     _tile(kc, a, a_at, a_row, a_step, packed_b, b_at, edge, 0, NR, False)
-                    for i in range(height):
-                        for j in range(width):
-                            value = edge[i * NR + j]
-                            if keep:
-                                value += c[at + i * ldc + j]
-                            c[at + i * ldc + j] = value
+                    _from_edge(edge, height, width, c, at, ldc, keep)
 
 
 @serial_kernel
@@ -276,12 +283,7 @@ def multiply_shifted(packed_a, rows, columns, depth, b, offsets, c, ldc, edge):
                 else:
                     _tile_shifted(kc, packed_a, a_at, 1, MR, b, q * NR, offsets, k0, edge, 0, NR,
                                   False)
-                    for i in range(height):
-                        for j in range(NR):
-                            value = edge[i * NR + j]
-                            if keep:
-                                value += c[at + i * ldc + j]
-                            c[at + i * ldc + j] = value
+                    _from_edge(edge, height, NR, c, at, ldc, keep)
 
 
 @inline_helper
