@@ -113,6 +113,9 @@ def test_the_script_runs_both_engines_on_a_subset(monkeypatch, capsys, tmp_path)
         ("fastcnn numpy", 0), ("pytorch", 0), ("fastcnn numpy", 1), ("pytorch", 1)]
     # the same weights and batches: the same test predictions, to the last image
     assert runs[0]["accuracy"] == runs[1]["accuracy"] and runs[2]["accuracy"] == runs[3]["accuracy"]
+    # each run keeps the CPU/wall and host steal that say whether its time counts
+    assert all(run["cpu_per_wall"] > 0 for run in runs)
+    assert "quiet host" in printed and "CPU/wall" in printed
     # the twin alone (engines in parallel processes) starts from the same weights and batches
     assert module.main(["--seeds", "1", "--first-seed", "1", "--backend", "numpy",
                         "--skip-fastcnn", "--json", str(out)]) == 0
@@ -129,3 +132,15 @@ def test_the_script_refuses_a_model_not_in_the_zoo_and_an_ablation_of_another_re
         module.main(["--model", "no_such_model"])
     with pytest.raises(SystemExit, match="--ablation is the speedrun's"):
         module.main(["--model", "fashion_cnn", "--ablation"])
+
+
+def test_a_pytorch_run_counts_only_on_a_quiet_host():
+    from fastcnn.bench.speedrun import Trained
+
+    def run(cpu_per_wall, steal):
+        return Trained("pytorch", 0, 7.0, 0.99, 469, cpu_per_wall, steal)
+
+    assert run(1.7, 0.002).quiet
+    assert not run(1.5, 0.002).quiet       # PyTorch did not get its two cores
+    assert not run(1.9, 0.02).quiet        # the host stole 2%
+    assert run(None, None).quiet is None   # recorded before these were kept

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import zoo
 from ..backend import backend_name
+from . import environment
 from .environment import torch_module
 from .models import torch_loss, torch_network, torch_optimizer, torch_schedule
 
@@ -33,13 +34,43 @@ MODEL = "mnist_speedrun"
 @dataclass
 class Trained:
     """One training run: ``seconds`` from the start of fit (or the first step) to the end
-    of the last step; ``accuracy`` on the test images; ``steps`` optimisation steps."""
+    of the last step; ``accuracy`` on the test images; ``steps`` optimisation steps;
+    ``cpu_per_wall`` the process's CPU time over those seconds and ``steal`` the host's
+    steal share meanwhile (None where unknown: runs recorded before they were kept)."""
 
     engine: str
     seed: int
     seconds: float
     accuracy: float
     steps: int
+    cpu_per_wall: float | None = None
+    steal: float | None = None
+
+    @property
+    def quiet(self) -> bool | None:
+        """The bar's quiet host for PyTorch's run: steal below 1% and its CPU/wall at least
+        QUIET_CPU_PER_WALL (None where either was not recorded)."""
+        if self.cpu_per_wall is None or self.steal is None:
+            return None
+        return self.steal < 0.01 and self.cpu_per_wall >= QUIET_CPU_PER_WALL
+
+
+QUIET_CPU_PER_WALL = 1.6
+"""PyTorch's own CPU/wall on a quiet 2-core host, by the bar's rule (benchmarks/RESULTS.md)."""
+
+
+class _Clock:
+    """Wall time, the process's CPU time and the host's steal ticks over one run."""
+
+    def __init__(self):
+        self.ticks, self.cpu = environment.cpu_ticks(), time.process_time()
+        self.start = time.perf_counter()
+
+    def stop(self) -> tuple:
+        """(seconds, CPU/wall, steal share) since construction."""
+        seconds = time.perf_counter() - self.start
+        cpu = time.process_time() - self.cpu
+        return seconds, cpu / seconds, environment.steal_share(self.ticks, environment.cpu_ticks())
 
 
 def inputs(images) -> np.ndarray:
@@ -76,12 +107,12 @@ def warm_up(x, y, recipe=None, with_torch: bool = True) -> None:
 def fastcnn_train(model, recipe, seed, x, y, x_test, y_test) -> Trained:
     """Train the compiled ``model`` with ``recipe`` (x: float32 (N, 1, 28, 28), y: labels
     (N,)) and score it on the test images; the time is fit's."""
-    start = time.perf_counter()
+    clock = _Clock()
     model.fit(x, y, verbose=0, **recipe.fit_arguments(seed))
-    seconds = time.perf_counter() - start
+    seconds, cpu_per_wall, steal = clock.stop()
     accuracy = model.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
     return Trained(f"fastcnn {backend_name()}", seed, seconds, accuracy,
-                   recipe.epochs * steps_per_epoch(recipe, len(x)))
+                   recipe.epochs * steps_per_epoch(recipe, len(x)), cpu_per_wall, steal)
 
 
 @dataclass
@@ -152,7 +183,7 @@ def torch_train(twin: TorchTwin, recipe, seed, x, y, x_test, y_test) -> Trained:
     augment = recipe.make_augment(None if seed is None else seed + 1)
     network = twin.network
     network.train()
-    start = time.perf_counter()
+    clock = _Clock()
     for order in twin.orders:
         for step in range(per_epoch):
             index = torch.from_numpy(order[step * batch:(step + 1) * batch])
@@ -162,13 +193,14 @@ def torch_train(twin: TorchTwin, recipe, seed, x, y, x_test, y_test) -> Trained:
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-    seconds = time.perf_counter() - start
+    seconds, cpu_per_wall, steal = clock.stop()
     network.eval()
     with torch.no_grad():
         test = torch.from_numpy(np.ascontiguousarray(x_test))
         predicted = torch.cat([network(part).argmax(1) for part in test.split(1000)])
     accuracy = float((predicted.numpy() == np.asarray(y_test)).mean())
-    return Trained("pytorch", seed, seconds, accuracy, per_epoch * len(twin.orders))
+    return Trained("pytorch", seed, seconds, accuracy, per_epoch * len(twin.orders),
+                   cpu_per_wall, steal)
 
 
 def side_by_side(seed: int, x, y, x_test, y_test, recipe=None,
