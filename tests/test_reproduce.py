@@ -232,6 +232,13 @@ def test_a_speedrun_result_beside_the_report_is_shown_after_the_articles(tmp_pat
     assert "| 1 | 99.11% | 5.00 s | 99.05% | 8.00 s |" in section
     assert "2 of 2 seeds at 99.0% or more, 4.50 s" in section
     assert "takes 0.56x pytorch's time (1.78x as fast)" in section
+    assert "quiet host" not in section  # runs recorded before CPU/wall and steal were kept
+    for run, (ratio, steal) in zip(runs, [(1.8, 0.0), (1.62, 0.001), (1.8, 0.0), (1.5, 0.002)]):
+        run.update(cpu_per_wall=ratio, steal=steal)
+    (tmp_path / "mnist_speedrun.json").write_text(json.dumps(speedrun))
+    text = write_report(_tiny_report(), tmp_path).read_text(encoding="utf-8")
+    assert ("PyTorch's own CPU/wall 1.50-1.62, host steal at most 0.20%: 1 of 2 of its runs "
+            "on a quiet host") in text
 
 
 def test_a_corrupted_speedrun_result_is_named_in_the_error(tmp_path):

@@ -144,3 +144,17 @@ def test_a_pytorch_run_counts_only_on_a_quiet_host():
     assert not run(1.5, 0.002).quiet       # PyTorch did not get its two cores
     assert not run(1.9, 0.02).quiet        # the host stole 2%
     assert run(None, None).quiet is None   # recorded before these were kept
+
+
+def test_the_step_ab_script_times_each_variant_and_refuses_a_bad_one(capsys, monkeypatch):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "step_ab.py"
+    spec = importlib.util.spec_from_file_location("step_ab_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("FASTCNN_AB_PROBE", "0")
+    assert module.main(["--backend", "numpy", "--batch", "4", "--rounds", "2", "--steps", "1",
+                        "FASTCNN_AB_PROBE=1", "FASTCNN_AB_PROBE=2"]) == 0
+    printed = capsys.readouterr().out
+    assert "FASTCNN_AB_PROBE=1: step" in printed and "FASTCNN_AB_PROBE=2: step" in printed
+    with pytest.raises(SystemExit):
+        module.parse_args(["FASTCNN_IMPLICIT"])
