@@ -75,6 +75,12 @@ def summary(runs, target: float = TARGET) -> str:
             f"{found.seconds:.2f} s (min {found.fastest:.2f}, max {found.slowest:.2f})")
 
 
+def _described(run) -> str:
+    steal = "unknown" if run.steal is None else f"{run.steal:.2%}"
+    return (f"{run.engine} {run.accuracy * 100:.2f}% in {run.seconds:.2f} s "
+            f"(CPU/wall {run.cpu_per_wall:.2f}, steal {steal})")
+
+
 def run_seeds(label, recipe, args, data) -> list:
     from fastcnn.bench.speedrun import by_engine, side_by_side, summarise
 
@@ -83,10 +89,7 @@ def run_seeds(label, recipe, args, data) -> list:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results = side_by_side(seed, *data, recipe=recipe, with_torch=not args.skip_torch,
                                with_fastcnn=not args.skip_fastcnn)
-        print(f"seed {seed}: " + "; ".join(f"{r.engine} {r.accuracy * 100:.2f}% in {r.seconds:.2f} s "
-                                          f"(CPU/wall {r.cpu_per_wall:.2f}, steal "
-                                          f"{r.steal * 100 if r.steal is not None else float('nan'):.2f}%)"
-                                          for r in results), flush=True)
+        print(f"seed {seed}: " + "; ".join(_described(run) for run in results), flush=True)
         runs.extend(results)
     engines = by_engine(runs)
     for engine_runs in engines.values():
