@@ -101,3 +101,28 @@ def test_functional_checks_the_fused_pools_buffers():
                                                np.zeros((2, 3, 2, 2), np.float32), out, weight,
                                                cols, 1, 0, "relu", None, np.zeros_like(weight),
                                                None, None, np.zeros_like(out))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("keep_out", [True, False])
+def test_the_fused_pool_breaks_ties_and_nans_as_the_max_pool_does(backend, keep_out):
+    """A 1x1 convolution with weight 1 passes x through; its fused 2x2 pool (numba: all of a
+    sample's planes in one loop) must pick the first maximum, and the first NaN, of each
+    window as maxpool2d_forward does; with out None (before a backward pass _from_input)
+    as with it, odd sizes leaving a row and a column over."""
+    from fastcnn.kernels import numpy_backend
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (3, 1, 7, 9)).astype(np.float32)  # many ties
+    x[0, 0, 2, 3] = x[1, 0, 4, 0] = x[2, 0, 0, 1] = np.nan
+    x[2, 0, 1, 0] = np.nan  # two NaNs in one window: the first wins
+    weight = np.ones((1, 1, 1, 1), np.float32)
+    want, want_at = np.empty((3, 1, 3, 4), np.float32), np.empty((3, 1, 3, 4), np.int32)
+    numpy_backend.maxpool2d_forward(x, 2, 2, want, want_at)
+    with fastcnn.backend.use_backend(backend):
+        pooled, argmax = np.empty_like(want), np.empty_like(want_at)
+        out = np.empty_like(x) if keep_out else None
+        functional.conv2d_maxpool_forward(x, weight, None, 1, 0, None, 2, None, out, pooled,
+                                          argmax)
+    np.testing.assert_array_equal(argmax, want_at)
+    np.testing.assert_array_equal(pooled, want)  # NaNs in the same places
