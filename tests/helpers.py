@@ -166,6 +166,16 @@ def run_python(code: str, env: dict | None = None, unset=()) -> subprocess.Compl
                           env=environment, capture_output=True, text=True, timeout=300)
 
 
+def micro_kernel_numba(path: str):
+    """fastcnn.kernels.numba_backend, or a skip where numba has no AVX2/AVX-512 micro-kernel
+    (the float32 ``path``, Winograd or the implicit GEMM, needs it)."""
+    from fastcnn.kernels import numba_backend
+    from fastcnn.kernels.numba_cpu import gemm
+    if not gemm.ENABLED:
+        pytest.skip(f"no AVX2/AVX-512 micro-kernel on this CPU: {path} needs it")
+    return numba_backend
+
+
 def conv_weights(filters, channels, kernel=3, seed=0):
     """Small float32 filters (O, C, K, K) for the convolution tests."""
     return np.random.default_rng(seed).standard_normal((filters, channels, kernel, kernel),

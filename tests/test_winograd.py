@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 
 from conftest import usable_backends
-from helpers import assert_close_to_plain, conv_weights, with_and_without
+from helpers import assert_close_to_plain, conv_weights, micro_kernel_numba, with_and_without
 
 pytestmark = pytest.mark.skipif("numba" not in usable_backends(), reason="numba unusable here")
 
 
 @pytest.fixture(scope="module")
 def numba_kernels():
-    from fastcnn.kernels import numba_backend
-    from fastcnn.kernels.numba_cpu import gemm, winograd
-    if not gemm.ENABLED:
-        pytest.skip("no AVX2/AVX-512 micro-kernel on this CPU: Winograd needs it")
-    return numba_backend, winograd
+    from fastcnn.kernels.numba_cpu import winograd
+    return micro_kernel_numba("Winograd"), winograd
 
 
 _weights = conv_weights

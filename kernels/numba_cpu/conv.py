@@ -532,12 +532,14 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
     flipped = weight.transpose(1, 0, 2, 3)  # dx's filters, (C, O, KH, KW)
     use_implicit = (dx is not None and not wino
                     and _implicit_applies(flipped, stride, weight.shape[2] - 1 - padding, dtype))
-    weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
-    packed_t = packed_operand(weight_t) if dx is not None and not (wino or use_implicit) else \
-        np.empty(0, weight.dtype)
+    if dx is not None and not (wino or use_implicit):  # dx through dcols and col2im
+        weight_t = np.ascontiguousarray(_as_matrix(weight).T)  # (K, O)
+        packed_t = packed_operand(weight_t)
+    else:  # read by nothing: Winograd and the implicit GEMM have their own filters
+        weight_t, packed_t = np.empty((0, 0), weight.dtype), np.empty(0, weight.dtype)
     packed_flipped = (packed_operand(implicit.flipped_filters(weight.astype(np.float32)))
                       if use_implicit else _NO_FILTERS)
-    groups, kernel_size = _groups(batch), weight_t.shape[0]
+    groups, kernel_size = _groups(batch), _as_matrix(weight).shape[1]
     work = batch * kernel_size * positions
     threads = claiming_threads(groups, work)
     per_thread = (threads, kernel_size, positions)
