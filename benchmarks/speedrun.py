@@ -96,10 +96,14 @@ def run_seeds(label, recipe, args, data) -> list:
         print(summary(engine_runs, recipe.reported.get("test_accuracy", TARGET)))
     if len(engines) == 2:
         ours, theirs = (summarise(engine_runs) for engine_runs in engines.values())
-        quiet = [run.quiet for run in engines["pytorch"]]
+        from fastcnn.bench import environment
+
+        threads = args.threads or environment.cpu_count()
+        quiet = [run.quiet(threads) for run in engines["pytorch"]]
         verdict = ("every PyTorch run on a quiet host" if all(quiet) else
                    f"{quiet.count(False)} of {len(quiet)} PyTorch runs NOT on a quiet host "
-                   "(steal >= 1% or its CPU/wall < 1.6): the ratio does not count")
+                   f"(steal >= {environment.STEAL_LIMIT:.0%} or its CPU/wall < "
+                   f"{environment.CPU_WALL_SHARE * threads:.1f}): the ratio does not count")
         print(f"fastcnn is {theirs.seconds / ours.seconds:.2f}x as fast as PyTorch ({verdict})")
     return runs
 

@@ -843,20 +843,24 @@ def render_speedrun(speedrun: dict) -> list[str]:
         share = ours.seconds / theirs.seconds
         lines.append(f"- {ours.engine} takes {share:.2f}x {theirs.engine}'s time ({1 / share:.2f}x "
                      "as fast)")
-    lines += _quiet_lines(engines.get("pytorch", []))
+    lines += _quiet_lines(engines.get("pytorch", []), machine["cores"])
     return lines + [""]
 
 
-def _quiet_lines(runs: list) -> list[str]:
-    """Whether PyTorch's runs were on a quiet host (the bar's rule), where they recorded it."""
-    quiet = [run.quiet for run in runs if run.quiet is not None]
+def _quiet_lines(runs: list, threads: int) -> list[str]:
+    """Whether PyTorch's runs on ``threads`` were on a quiet host (the bar's rule,
+    environment.quiet_host), where they recorded it."""
+    from .bench.environment import CPU_WALL_SHARE, STEAL_LIMIT
+
+    quiet = [run.quiet(threads) for run in runs if run.quiet(threads) is not None]
     if not quiet:
         return []
     ratios = [run.cpu_per_wall for run in runs if run.cpu_per_wall is not None]
     steals = [run.steal for run in runs if run.steal is not None]
     return [f"- PyTorch's own CPU/wall {min(ratios):.2f}-{max(ratios):.2f}, host steal at most "
             f"{max(steals):.2%}: {sum(quiet)} of {len(quiet)} of its runs on a quiet host "
-            "(steal below 1%, CPU/wall at least 1.6), the bar's condition for a ratio to count"]
+            f"(steal below {STEAL_LIMIT:.0%}, CPU/wall at least {CPU_WALL_SHARE * threads:.1f}), "
+            "the bar's condition for a ratio to count"]
 
 
 def _speedrun_lines(path: Path) -> list[str]:

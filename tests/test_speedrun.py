@@ -140,10 +140,10 @@ def test_a_pytorch_run_counts_only_on_a_quiet_host():
     def run(cpu_per_wall, steal):
         return Trained("pytorch", 0, 7.0, 0.99, 469, cpu_per_wall, steal)
 
-    assert run(1.7, 0.002).quiet
-    assert not run(1.5, 0.002).quiet       # PyTorch did not get its two cores
-    assert not run(1.9, 0.02).quiet        # the host stole 2%
-    assert run(None, None).quiet is None   # recorded before these were kept
+    assert run(1.7, 0.002).quiet(2)
+    assert not run(1.5, 0.002).quiet(2)    # PyTorch did not get its two cores
+    assert not run(1.9, 0.02).quiet(2)     # the host stole 2%
+    assert run(None, None).quiet(2) is None  # recorded before these were kept
 
 
 def test_the_step_ab_script_times_each_variant_and_refuses_a_bad_one(capsys, monkeypatch):

@@ -134,6 +134,18 @@ def cpu_ticks() -> tuple[int, int] | None:
     return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
 
 
+STEAL_LIMIT = 0.01
+CPU_WALL_SHARE = 0.8
+"""A quiet host (the bar's rule for a speed ratio to count): steal below 1%, and
+PyTorch's own CPU/wall at least 0.8 x its threads (1.6 on two cores)."""
+
+
+def quiet_host(steal: float, cpu_per_wall: float, threads: int) -> bool:
+    """True when a PyTorch run with this CPU/wall on ``threads``, while the host stole this
+    share, ran on a quiet host (STEAL_LIMIT, CPU_WALL_SHARE)."""
+    return steal < STEAL_LIMIT and cpu_per_wall >= CPU_WALL_SHARE * threads
+
+
 def steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
     """The share of CPU time the host stole between two :func:`cpu_ticks` readings."""
     if start is None or end is None or end[1] <= start[1]:

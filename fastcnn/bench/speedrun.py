@@ -46,17 +46,12 @@ class Trained:
     cpu_per_wall: float | None = None
     steal: float | None = None
 
-    @property
-    def quiet(self) -> bool | None:
-        """The bar's quiet host for PyTorch's run: steal below 1% and its CPU/wall at least
-        QUIET_CPU_PER_WALL (None where either was not recorded)."""
+    def quiet(self, threads: int) -> bool | None:
+        """Whether this (PyTorch) run on ``threads`` threads ran on a quiet host by the bar's
+        rule (environment.quiet_host); None where its CPU/wall or steal was not recorded."""
         if self.cpu_per_wall is None or self.steal is None:
             return None
-        return self.steal < 0.01 and self.cpu_per_wall >= QUIET_CPU_PER_WALL
-
-
-QUIET_CPU_PER_WALL = 1.6
-"""PyTorch's own CPU/wall on a quiet 2-core host, by the bar's rule (benchmarks/RESULTS.md)."""
+        return environment.quiet_host(self.steal, self.cpu_per_wall, threads)
 
 
 class _Clock:
