@@ -147,3 +147,31 @@ def test_a_torch_state_dict_with_its_0_d_batch_count_loads(numpy_backend):
     assert model.state_dict()["0.num_batches_tracked"].shape == ()
     np.testing.assert_allclose(model.state_dict()["0.running_var"], net[0].running_var.numpy())
     model.load_state_dict(model.state_dict())  # and its own
+
+
+@pytest.mark.skipif("numba" not in usable_backends(), reason="numba unusable here")
+@pytest.mark.parametrize("shape", [(37, 64, 3, 3), (37, 20, 7, 7), (37, 16, 14, 14)])
+def test_numba_batchnorm_sums_do_not_depend_on_the_thread_count(shape):
+    """Short planes sum in channel blocks fixed by the shape (numba batchnorm.SHORT_PLANE),
+    longer ones one channel at a time: either way, in an order that no thread count moves."""
+    import numba
+    from fastcnn.kernels import numba_backend as nb
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, np.float32) * 3 + 1
+    dout = rng.standard_normal(shape, np.float32)
+    weight, bias = rng.standard_normal((2, shape[1]), np.float32)
+    results, before = [], nb.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            nb.set_num_threads(threads)
+            stats = np.zeros(shape[1], np.float32), np.ones(shape[1], np.float32)
+            out, xhat, invstd = np.empty_like(x), np.empty_like(x), np.empty(shape[1], np.float32)
+            nb.batchnorm_forward(x, weight, bias, *stats, 0.1, 1e-5, True, out, xhat, invstd)
+            dx, dweight, dbias = np.empty_like(x), np.empty_like(weight), np.empty_like(bias)
+            nb.batchnorm_backward(dout, xhat, weight, invstd, True, dx, dweight, dbias)
+            results.append((out, invstd, *stats, dx, dweight, dbias))
+    finally:
+        nb.set_num_threads(before)
+    for single, many in zip(*results):
+        np.testing.assert_array_equal(single, many)
