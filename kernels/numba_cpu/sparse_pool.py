@@ -26,6 +26,7 @@ vectors (a multiple of gemm.LANES) and with ``FASTCNN_SPARSE`` not 0.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -171,23 +172,36 @@ def _input_gradient(coef, wins, starts, filters, row, plane, count, first_at, by
                      filter_blocks, dx_cl, positions[p], image_blocks, image_blocks.size, True)
 
 
+@functools.lru_cache(maxsize=64)
+def _offsets(channels, height, width, kernel_h, kernel_w, stride, padding):
+    """(positions (OH*OW,), image_blocks, filter_blocks (KH*KW*C/LANES,)) int64 for
+    _backward, made once per geometry (NumPy's meshgrids cost 50-100 us a call)."""
+    padded_w = width + 2 * padding
+    out_h = (height + 2 * padding - kernel_h) // stride + 1
+    out_w = (width + 2 * padding - kernel_w) // stride + 1
+    y, x = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
+    positions = ((y * stride * padded_w + x * stride) * channels).astype(np.int64).reshape(-1)
+    i, j, c = np.meshgrid(np.arange(kernel_h), np.arange(kernel_w),
+                          np.arange(0, channels, gemm.LANES), indexing="ij")
+    image_blocks = ((i * padded_w + j) * channels + c).astype(np.int64).reshape(-1)
+    filter_blocks = ((i * kernel_w + j) * channels + c).astype(np.int64).reshape(-1)
+    for table in (positions, image_blocks, filter_blocks):
+        table.flags.writeable = False
+    return positions, image_blocks, filter_blocks
+
+
 def backward(dpooled, argmax, pooled, weight, x, stride, padding, activation, dx, dweight,
              dbias, groups):
     """conv2d_maxpool_backward_from_input (see the contract) in ``groups`` fixed groups of
     samples."""
     batch, channels, height, width = x.shape
     filters, _, kernel_h, kernel_w = weight.shape
+    positions, image_blocks, filter_blocks = _offsets(channels, height, width, kernel_h,
+                                                      kernel_w, stride, padding)
     out_h = (height + 2 * padding - kernel_h) // stride + 1
     out_w = (width + 2 * padding - kernel_w) // stride + 1
     pooled_size = pooled.shape[2] * pooled.shape[3]
-    padded_w = width + 2 * padding
-    image = (height + 2 * padding) * padded_w * channels
-    y, x_ = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
-    positions = ((y * stride * padded_w + x_ * stride) * channels).astype(np.int64).reshape(-1)
-    i, j, c = np.meshgrid(np.arange(kernel_h), np.arange(kernel_w),
-                          np.arange(0, channels, gemm.LANES), indexing="ij")
-    image_blocks = ((i * padded_w + j) * channels + c).astype(np.int64).reshape(-1)
-    filter_blocks = ((i * kernel_w + j) * channels + c).astype(np.int64).reshape(-1)
+    image = (height + 2 * padding) * (width + 2 * padding) * channels
     entries = filters * pooled_size
     work = batch * filters * (pooled_size + kernel_h * kernel_w * channels)
     threads = claiming_threads(groups, work)
