@@ -71,6 +71,15 @@ def test_matches_the_dense_backward_pass(nb, monkeypatch, channels, filters, siz
     assert_close_to_plain(fast, plain)
 
 
+def test_a_single_sample(nb, monkeypatch):
+    """Batch 1: one group of one sample, on one thread."""
+    x = np.random.default_rng(11).standard_normal((1, 32, 9, 9), np.float32)
+    weight = conv_weights(16, 32)
+    fast, plain = with_and_without(monkeypatch, "FASTCNN_SPARSE", lambda: _train_pass(
+        nb, x, weight, None, 1, 1, "relu", 2, 12))
+    assert_close_to_plain(fast, plain)
+
+
 def test_without_an_input_gradient(nb, monkeypatch):
     """A first layer (no dx): only the weight and bias gradients."""
     rng = np.random.default_rng(5)
