@@ -852,7 +852,7 @@ def _quiet_lines(runs: list, threads: int) -> list[str]:
     environment.quiet_host), where they recorded it."""
     from .bench.environment import CPU_WALL_SHARE, STEAL_LIMIT
 
-    quiet = [run.quiet(threads) for run in runs if run.quiet(threads) is not None]
+    quiet = [found for found in (run.quiet(threads) for run in runs) if found is not None]
     if not quiet:
         return []
     ratios = [run.cpu_per_wall for run in runs if run.cpu_per_wall is not None]

@@ -23,6 +23,14 @@ import numpy as np
 from .jit import inline_helper, launch, parallel_sum_kernel, prange, serial_sum_kernel
 
 
+@inline_helper
+def _update_running(running_mean, running_var, c, mean, var, momentum, count):
+    """Channel c's running statistics, as PyTorch keeps them: the batch's mean, and its
+    variance over ``count`` values unbiased (count / (count - 1))."""
+    running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean
+    running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var * count / (count - 1)
+
+
 @parallel_sum_kernel
 def _forward_training(x, weight, bias, running_mean, running_var, momentum, eps, out, xhat,
                       invstd):
@@ -45,8 +53,7 @@ def _forward_training(x, weight, bias, running_mean, running_var, momentum, eps,
         inverse = 1.0 / np.sqrt(var + eps)
         invstd[c] = inverse
         _normalise(x, c, np.float32(mean), np.float32(inverse), weight[c], bias[c], out, xhat)
-        running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean
-        running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var * count / (count - 1)
+        _update_running(running_mean, running_var, c, mean, var, momentum, count)
 
 
 @parallel_sum_kernel
@@ -209,9 +216,7 @@ def _blocks_training(x2, size, per_block, weight, bias, running_mean, running_va
                 at = c * size + r
                 mean32[at], factor[at] = mean, inverse
                 scale[at], shift[at] = weight[channel], bias[channel]
-            running_mean[channel] = (1.0 - momentum) * running_mean[channel] + momentum * mean
-            running_var[channel] = ((1.0 - momentum) * running_var[channel]
-                                    + momentum * var * count / (count - 1))
+            _update_running(running_mean, running_var, channel, mean, var, momentum, count)
         for n in range(batch):
             row, h_row = x2[n, start:start + width], xhat2[n, start:start + width]
             o_row = out2[n, start:start + width]

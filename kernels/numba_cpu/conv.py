@@ -287,8 +287,9 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
     flat_dx's sample as :mod:`.winograd`'s convolution of dout3[n] with the flipped
     filters (packed_u) instead, or with ``implicit`` as :mod:`.implicit`'s (the flipped
     filters packed in packed_f32, row_offsets into dout3[n] padded, work its scratch). A
-    sample's columns are cols[n] (N, K, P) from the forward pass, or, with flat_x (the forward pass's input, N*C*H*W) not empty, rebuilt from it
-    into the thread's slice cols[t] (threads, K, P), where they are still in cache.
+    sample's columns are cols[n] (N, K, P) from the forward pass, or, with flat_x (the
+    forward pass's input, N*C*H*W) not empty, rebuilt from it into the thread's slice
+    cols[t] (threads, K, P), where they are still in cache.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
