@@ -47,8 +47,7 @@ def unfused(model):
     return model
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
+def _fused_and_separate(backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 1, 9, 11)).astype(np.float32)
     y = rng.integers(0, 10, 5)
@@ -57,9 +56,28 @@ def test_fused_training_steps_equal_the_layer_by_layer_ones(backend):
         assert len(fused.plan("train")) == len(separate.plan("train")) - 1
         for model in (fused, separate):
             model.fit(x, y, epochs=3, batch_size=2, shuffle=False, verbose=0)
-        for (name, a), (_, b) in zip(fused.named_parameters(), separate.named_parameters()):
-            np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data), err_msg=name)
-        np.testing.assert_array_equal(fused.predict(x), separate.predict(x))
+        return ([np.asarray(p.data) for _, p in fused.named_parameters()] + [fused.predict(x)],
+                [np.asarray(p.data) for _, p in separate.named_parameters()]
+                + [separate.predict(x)])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_fused_training_steps_equal_the_layer_by_layer_ones(backend, monkeypatch):
+    """Bit for bit where the fused kernel does the same arithmetic: numba's direct
+    first-layer kernel (below) sums in another order, so it is off here."""
+    monkeypatch.setenv("FASTCNN_DIRECT", "0")
+    fused, separate = _fused_and_separate(backend)
+    for a, b in zip(fused, separate):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba unusable here")
+def test_the_direct_first_layer_trains_as_the_layers_do():
+    """numba's direct kernel (kernels/numba_cpu/direct.py) for this one-channel layer:
+    the same training, to float32 rounding."""
+    fused, separate = _fused_and_separate("numba")
+    for a, b in zip(fused, separate):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", [name for name in CPU_BACKENDS if name != "numpy"])
@@ -69,10 +87,12 @@ def test_the_compiled_cpu_backends_fuse_natively(backend):
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_a_fused_convolution_never_writes_into_the_pool_layers_buffers(backend):
+def test_a_fused_convolution_never_writes_into_the_pool_layers_buffers(backend, monkeypatch):
     """The plan runs the max pool inside the convolution's pass, into the convolution's
     own buffers: the pool layer's workspace stays empty, and calling the layers one by one
-    afterwards gives what the fused step gave."""
+    afterwards gives what the fused step gave (bit for bit: numba's direct first-layer
+    kernel, which sums in another order, is off)."""
+    monkeypatch.setenv("FASTCNN_DIRECT", "0")
     x = np.random.default_rng(1).standard_normal((3, 1, 9, 11)).astype(np.float32)
     with fastcnn.use_backend(backend):
         model = network()

@@ -35,7 +35,9 @@ step with its conv2, 16 -> 32 channels at 14 x 14, batch 128, Zen 5: 16.6 -> 15.
 one thread, 9.96 -> 9.20 ms on two). Under a max pool, the backward pass from the pooled
 output takes :mod:`.sparse_pool`'s, which multiplies only the pool's nonzero gradients,
 where the input channels fill whole vectors (mnist_speedrun's step, batch 128, Zen 5:
-14.1 -> 12.2 ms on one thread, 8.04 -> 6.81 ms on two).
+14.1 -> 12.2 ms on one thread, 8.04 -> 6.81 ms on two). A few-channel first layer under a
+2x2 pool (at most direct.MAX_TAPS taps) skips the columns altogether: :mod:`.direct`
+computes it and its weight gradient from the image split by column parity.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from .jit import (inline_helper, launch, parallel_kernel, parallel_sum_kernel,
 from .pool import max_plane, max_plane_values, max_planes_2x2
 from ..scratch import scratch
 from .scalars import activation_code
-from . import implicit, sparse_pool, winograd
+from . import direct, implicit, sparse_pool, winograd
 from .implicit import convolve_sample as _implicit
 from .winograd import convolve_sample as _winograd
 
@@ -415,6 +417,9 @@ def conv2d_maxpool_forward(x, weight, bias, stride, padding, activation, pool, c
 
 def _conv_pool_forward(x, weight, bias, stride, padding, activation, cols, out, pool,
                        flat_pooled, flat_argmax):
+    if cols is None and out is None and direct.applies(weight, x, stride, pool):
+        direct.forward(x, weight, bias, padding, activation, flat_pooled, flat_argmax)
+        return
     _, geometry = _geometry(x.shape, weight.shape[2], weight.shape[3], stride, padding)
     shape = (x.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3],
              geometry[6] * geometry[7])  # cols (N, K, P)
@@ -508,6 +513,10 @@ def conv2d_backward_from_input(dout, out, weight, x, stride, padding, activation
 
 def conv2d_maxpool_backward_from_input(dpooled, argmax, pooled, weight, x, stride, padding,
                                        activation, dx, dweight, dbias):
+    if direct.applies_backward(weight, x, stride, padding, dpooled.shape, dx):
+        direct.backward(dpooled, argmax, pooled, weight, x, padding, activation, dweight,
+                        dbias, _groups(x.shape[0]))
+        return
     if sparse_pool.applies(weight, x, dpooled.dtype):
         sparse_pool.backward(dpooled, argmax, pooled, weight, x, stride, padding, activation, dx,
                              dweight, dbias, _groups(x.shape[0]))

@@ -17,6 +17,10 @@ takes any ``blocks`` in chunks of 9, 8, 4, 2 and 1: a 3x3 filter's taps over cha
 that fill whole vectors come in nines (at C = 16, one call of 9 instead of 8 + 1 took
 the speedrun's conv2 backward pass from 23.5 to 20.5 us a sample). Nine accumulators and
 their loads fit AVX-512's 32 zmm registers and AVX2's 16 ymm.
+
+:func:`lanes_sum` is the same sum with a vector of coefficients per entry, multiplied
+lane by lane (:mod:`.direct`'s weight gradient: a pool window's gradients times the
+shifted input rows, one accumulator per tap).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .gemm import LANES
 from .jit import inline_helper
 
 
-def _codegen(blocks):
+def _codegen(blocks, per_lane):
     def codegen(context, builder, signature, args):
         (count, coef, coef_at, rows, rows_at, src, src_blocks, src_blocks_at, dst, dst_at,
          dst_blocks, dst_blocks_at, accumulate) = args
@@ -57,10 +61,14 @@ def _codegen(blocks):
         splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
         with cgutils.for_range(builder, count) as loop:
             e = loop.index
-            scale = builder.load(builder.gep(coef_ptr, [e]))
-            splat = builder.shuffle_vector(builder.insert_element(undef, scale,
-                                                                  ir.Constant(i64, 0)),
-                                           undef, splat_mask)
+            if per_lane:  # the entry's own vector of coefficients
+                at = builder.gep(coef_ptr, [builder.mul(e, ir.Constant(e.type, LANES))])
+                splat = builder.load(builder.bitcast(at, vec_ptr), align=4)
+            else:
+                scale = builder.load(builder.gep(coef_ptr, [e]))
+                splat = builder.shuffle_vector(builder.insert_element(undef, scale,
+                                                                      ir.Constant(i64, 0)),
+                                               undef, splat_mask)
             row = builder.gep(src_ptr, [builder.load(builder.gep(rows_ptr, [e]))])
             for b in range(blocks):
                 value = builder.load(builder.bitcast(builder.gep(row, [src_offsets[b]]),
@@ -82,7 +90,7 @@ def _codegen(blocks):
     return codegen
 
 
-def _rows_intrinsic(blocks):
+def _rows_intrinsic(blocks, per_lane=False):
     def typer(typingctx, count, coef, coef_at, rows, rows_at, src, src_blocks, src_blocks_at,
               dst, dst_at, dst_blocks, dst_blocks_at, accumulate):
         floats = all(isinstance(t, types.Array) and t.dtype == types.float32
@@ -93,12 +101,13 @@ def _rows_intrinsic(blocks):
             return None
         return (types.void(count, coef, coef_at, rows, rows_at, src, src_blocks, src_blocks_at,
                            dst, dst_at, dst_blocks, dst_blocks_at, accumulate),
-                _codegen(blocks))
-    typer.__name__ = f"_rows{blocks}"
+                _codegen(blocks, per_lane))
+    typer.__name__ = f"_{'lanes' if per_lane else 'rows'}{blocks}"
     return intrinsic(typer)
 
 
 _rows9, _rows8, _rows4, _rows2, _rows1 = (_rows_intrinsic(blocks) for blocks in (9, 8, 4, 2, 1))
+_lanes9, _lanes4, _lanes1 = (_rows_intrinsic(blocks, True) for blocks in (9, 4, 1))
 
 
 @inline_helper
@@ -127,3 +136,24 @@ def rows_sum(count, coef, coef_at, rows, rows_at, src, src_blocks, dst, dst_at, 
     if blocks - b >= 1:
         _rows1(count, coef, coef_at, rows, rows_at, src, src_blocks, b, dst, dst_at,
                dst_blocks, b, accumulate)
+
+
+@inline_helper
+def lanes_sum(count, coef, coef_at, rows, rows_at, src, src_blocks, dst, dst_at, dst_blocks,
+              blocks, accumulate):
+    """rows_sum with a vector of coefficients per entry, multiplied lane by lane:
+    dst[dst_at + dst_blocks[b] + l] [+]= sum over e < count of coef[coef_at + e*LANES + l]
+    * src[rows[rows_at + e] + src_blocks[b] + l]. Blocks go in chunks of 9, 4 and 1."""
+    b = 0
+    while blocks - b >= 9:
+        _lanes9(count, coef, coef_at, rows, rows_at, src, src_blocks, b, dst, dst_at,
+                dst_blocks, b, accumulate)
+        b += 9
+    while blocks - b >= 4:
+        _lanes4(count, coef, coef_at, rows, rows_at, src, src_blocks, b, dst, dst_at,
+                dst_blocks, b, accumulate)
+        b += 4
+    while blocks - b >= 1:
+        _lanes1(count, coef, coef_at, rows, rows_at, src, src_blocks, b, dst, dst_at,
+                dst_blocks, b, accumulate)
+        b += 1
