@@ -1,7 +1,11 @@
 """The benchmark engine: wrong kernels are caught before timing, timing is round-robin,
 and ``fastcnn bench`` writes its JSON, Markdown and chart."""
 
+import hashlib
 import json
+import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -59,7 +63,7 @@ def test_race_runs_an_untimed_round_of_the_fast_competitors_first():
     """The first timed round once came out twice the median (mnist_speedrun on numba, right
     after the naive loops' calibration), and a naive loop's ratio reads that round alone."""
     calls = []
-    fast = Competitor("fast", 4, lambda: calls.append("fast"))
+    fast = Competitor("fast", 4, lambda: calls.append("fast"), warm_up=0.0)
     slow = Competitor("naive", 1, lambda: calls.append("naive"), slow=True, max_repeats=1)
     race([fast, slow], repeats=2, min_time=0.0)
     # calibration (a call of the fast one), its untimed round, then two timed rounds
@@ -81,9 +85,57 @@ def test_race_records_cpu_time_over_wall_time_per_round(monkeypatch):
         clock["cpu"] += 2.0
 
     monkeypatch.setattr(timing, "time", FakeTime)
-    competitor = Competitor("busy", 1, two_cores_busy)
+    monkeypatch.setattr(timing, "settle", lambda: 0.0)
+    competitor = Competitor("busy", 1, two_cores_busy, warm_up=0.0)
     race([competitor], repeats=3, min_time=0.0)
     assert competitor.cpu_ratios == [2.0, 2.0, 2.0] and competitor.cpu_per_wall == 2.0
+
+
+def test_each_sample_follows_untimed_calls_of_its_own(monkeypatch):
+    """A competitor runs untimed for ``warm_up`` seconds before each timed sample, so it is
+    not timed while the one before it still holds the cores; slow ones do not."""
+    from fastcnn.bench import timing
+
+    clock = {"wall": 0.0}
+
+    class FakeTime:  # every call takes a second
+        perf_counter = staticmethod(lambda: clock["wall"])
+        process_time = staticmethod(lambda: clock["wall"])
+
+    def call():
+        clock["wall"] += 1.0
+        calls.append(clock["wall"])
+
+    monkeypatch.setattr(timing, "time", FakeTime)
+    monkeypatch.setattr(timing, "settle", lambda: 0.0)
+    calls = []
+    assert Competitor("fast", 1, call, warm_up=2.5).time_calls(2) == 1.0
+    assert len(calls) == 3 + 2  # warm-up calls until 2.5 s had passed, then the timed two
+    calls.clear()
+    Competitor("naive", 1, call, slow=True, warm_up=2.5).time_calls(1)
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_settle_waits_for_the_other_threads_of_the_process():
+    from fastcnn.bench.timing import settle
+
+    assert settle(limit=1.0) < 0.5  # nothing else runs
+    data = bytes(256 << 20)
+    worker = threading.Thread(target=lambda: [hashlib.sha256(data) for _ in range(4)])
+    worker.start()  # hashing releases the GIL: a thread running outside Python
+    try:
+        time.sleep(0.01)
+        waited = settle(limit=0.05)
+        assert 0.05 <= waited < 0.5  # it ran past the limit, which settle keeps to
+    finally:
+        worker.join()
+    worker = threading.Thread(target=lambda: hashlib.sha256(data))
+    worker.start()
+    time.sleep(0.01)
+    settle(limit=10.0)
+    worker.join(timeout=1.0)
+    assert not worker.is_alive()  # settle returned once the hashing was done
 
 
 def test_fastcnn_bench_times_training_at_extra_batch_sizes(tmp_path, capsys):

@@ -4,16 +4,65 @@ The machine may be busy with other work, so absolute times drift. Competitors
 are therefore timed in rounds: every round times each competitor once, in an
 order rotated from round to round, and a ratio between two competitors is the
 median of their per-round ratios (both measured under the same load).
+
+Before each timed sample the process's other threads are let settle (:func:`settle`), and
+the competitor runs untimed for WARM_UP seconds: a competitor's thread pool may still spin
+on the cores after its last call, and for some milliseconds after it stops the next
+competitor's threads may still share one core until the scheduler spreads them again.
+Either way the next competitor pays for the one before (numba's numpy_mlp step, 0.28 ms
+by itself, took 0.98-1.26 ms in samples right after the NumPy backend's, whose OpenBLAS
+workers spin about 110 ms after a GEMM; after they stopped, its first calls still took
+1.0-1.7 ms for about 10 ms, at CPU/wall 1.0; Zen 5). A user's process runs one engine,
+not five, and fit() times the steady state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager
+
+
+WARM_UP = 0.02
+"""Seconds a (not slow) competitor runs untimed before each timed sample."""
+
+SETTLE_LIMIT = 0.3
+"""Seconds :func:`settle` waits at most (a thread that never stops running costs this)."""
+
+
+def _others_running() -> bool:
+    """True when a thread of this process other than the caller is running or runnable
+    (Linux: state R in /proc/self/task/*/stat); False where that cannot be read."""
+    me = threading.get_native_id()
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for task in tasks:
+        if task == str(me):
+            continue
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if stat[stat.rindex(")") + 2:stat.rindex(")") + 3] == "R":
+            return True
+    return False
+
+
+def settle(limit: float = SETTLE_LIMIT) -> float:
+    """Waits until no other thread of this process runs (spinning thread pools of the
+    competitor timed before), at most ``limit`` seconds; returns the seconds waited."""
+    start = time.perf_counter()
+    while _others_running() and time.perf_counter() - start < limit:
+        time.sleep(0.001)
+    return time.perf_counter() - start
 
 
 def entered(context: Callable[[], ContextManager] | None) -> ContextManager:
@@ -47,7 +96,8 @@ class Competitor:
     ``slow`` competitors (the naive loops) are timed one call per sample and in
     at most ``max_repeats`` rounds. ``samples`` holds seconds per call, one per round;
     ``cpu_ratios`` the process's CPU time over wall time in that round (every thread
-    of the process counts: 2.0 means two cores busy throughout).
+    of the process counts: 2.0 means two cores busy throughout). Other competitors run
+    untimed for ``warm_up`` seconds before each of their samples.
     """
 
     backend: str
@@ -56,6 +106,7 @@ class Competitor:
     sync: Callable[[], None] | None = None
     slow: bool = False
     max_repeats: int | None = None
+    warm_up: float = WARM_UP
     context: Callable[[], ContextManager] | None = None
     number: int = 1
     samples: list = field(default_factory=list)
@@ -67,8 +118,16 @@ class Competitor:
         return cls(backend, batch, trial.run, trial.sync, context=trial.context, **options)
 
     def time_calls(self, number: int) -> float:
-        """Seconds per call, averaged over ``number`` back-to-back calls (inside ``context()``)."""
+        """Seconds per call, averaged over ``number`` back-to-back calls (inside ``context()``),
+        once the other threads have settled and, unless ``slow``, after ``warm_up`` seconds
+        of untimed calls."""
         with entered(self.context):
+            settle()
+            warm_until = time.perf_counter() + (0.0 if self.slow else self.warm_up)
+            while time.perf_counter() < warm_until:
+                self.run()
+            if self.sync is not None:
+                self.sync()
             start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(number):
                 self.run()
