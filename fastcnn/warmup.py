@@ -83,19 +83,23 @@ def _locked(handle) -> bool:
 
 
 def lowest_priority() -> None:
-    """nice 19 for this process and for its session's scheduling group. Linux's autogroup
-    (on by default) weighs a nice value only against processes of the same session, and
-    this process runs in a session of its own (start_background: Ctrl-C in the terminal
-    leaves it alone): at nice 19 alone it still took a whole core's fair share from the
-    training beside it (a first run's cython epoch on 2 cores: 28.8 s, against 16.8 s
-    with the group at nice 19 too, or with nothing beside it)."""
+    """nice 19 for this process and, when it leads a session of its own, for that
+    session's scheduling group. Linux's autogroup (on by default) weighs a nice value
+    only against processes of the same session, and start_background runs the warm-up in
+    a session of its own (Ctrl-C in the terminal leaves it alone): at nice 19 alone it
+    still took a whole core's fair share from the training beside it (a first run's
+    cython epoch on 2 cores: 28.8 s, against 16.8 s with the group at nice 19 too, or
+    with nothing beside it). Run from a terminal, the group is the terminal's: it would
+    stay at nice 19 after the warm-up, for every later command there, so it is left
+    alone."""
     if hasattr(os, "nice"):
         os.nice(19)
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write("19")
-    except OSError:  # no autogroup here (another OS, or a kernel without it)
-        pass
+    if hasattr(os, "getsid") and os.getsid(0) == os.getpid():
+        try:
+            with open("/proc/self/autogroup", "w") as group:
+                group.write("19")
+        except OSError:  # no autogroup here (another OS, or a kernel without it)
+            pass
     try:  # Linux: any other process that wakes up takes the core at once
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):

@@ -58,3 +58,16 @@ def test_the_warm_up_yields_to_other_sessions_too(tmp_path):
     assert report[0] == "19"
     if report[1] != "none":  # e.g. "/autogroup-123 nice 19"
         assert report[1].split()[-2:] == ["nice", "19"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="no autogroup here")
+def test_the_warm_up_leaves_a_terminals_group_alone():
+    """Run in the caller's session (python -m fastcnn.warmup in a terminal), the warm-up
+    lowers itself only: the session's group keeps its nice value after it exits."""
+    script = ("from fastcnn import warmup\nwarmup.lowest_priority()\n"
+              "print(open('/proc/self/autogroup').read())")
+    before = open("/proc/self/autogroup").read().split()[-1]
+    report = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    assert report.split()[-1] == before
+    assert open("/proc/self/autogroup").read().split()[-1] == before
