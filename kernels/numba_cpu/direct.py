@@ -3,8 +3,7 @@ forward pass and weight gradient without im2col columns.
 
 A first layer (one channel, 3x3 taps) has 9-deep columns: its GEMM does little work per
 byte, and the fused path spends most of its time writing columns and the full-resolution
-output and pooling it (the speedrun's conv1, 16 x 28 x 28, about 14 us a sample on one
-thread). Here each sample's padded image is split by column parity into planes
+output and pooling it. Here each sample's padded image is split by column parity into planes
 (C, 2, Hp, JW), so that every output of one pool phase (dy, dx) in {0, 1}^2, for a row
 of pooled positions px, reads a contiguous run of a plane:
 
@@ -25,6 +24,10 @@ in order into a partial weight gradient, and the last thread out adds the groups
 order: results never depend on the thread count. Used by :mod:`.conv` in float32 for a
 stride-1 convolution with at most MAX_TAPS (C*KH*KW) taps under a 2x2, stride-2 pool,
 with ``FASTCNN_DIRECT`` not 0; the backward pass only where no dx is wanted.
+
+The speedrun's conv1 (1 -> 16 at 28x28), batch 128, two threads, Zen 5: forward 0.55 ->
+0.32 ms, backward 0.50 -> 0.40 ms against the im2col path; pytorch_cnn's step 5.02 ->
+4.54 ms. Per sample on one thread: the split 0.5 us, the tap sums 3.3 us, the pick 0.9 us.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from ..scratch import scratch
 from .scalars import activation_code
 
 MAX_TAPS = 32
-"""Columns at most this deep (C*KH*KW) go here; deeper ones keep the GEMM busy enough."""
+"""Columns at most this deep (C*KH*KW) go here: timed at 9 taps (one channel, 3x3); RGB
+3x3 (27) and one channel's 5x5 (25) are tested, not timed."""
 
 
 def enabled() -> bool:
@@ -70,8 +74,9 @@ def applies_backward(weight, x, stride, padding, pooled_shape, dx) -> bool:
     OW // 2, unless the output is 3x3 (a 3x3 pool gives the same shape)."""
     out_h = x.shape[2] + 2 * padding - weight.shape[2] + 1
     out_w = x.shape[3] + 2 * padding - weight.shape[3] + 1
-    return (dx is None and tuple(pooled_shape[2:]) == (out_h // 2, out_w // 2)
-            and (out_h, out_w) != (3, 3) and applies(weight, x, stride, (2, 2) + tuple(pooled_shape[2:])))
+    pooled = tuple(pooled_shape[2:])
+    return (dx is None and pooled == (out_h // 2, out_w // 2) and (out_h, out_w) != (3, 3)
+            and applies(weight, x, stride, (2, 2) + pooled))
 
 
 @functools.lru_cache(maxsize=64)
