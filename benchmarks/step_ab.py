@@ -1,7 +1,7 @@
 """A/B in one process: a zoo model's training step under environment settings that the
 kernels read at every call (FASTCNN_IMPLICIT, FASTCNN_WINOGRAD, FASTCNN_OWN_GEMM,
-FASTCNN_SPARSE, FASTCNN_BN_BLOCKS, FASTCNN_DIRECT), in alternating rounds, so that a host whose speed drifts
-treats every variant alike.
+FASTCNN_SPARSE, FASTCNN_BN_BLOCKS, FASTCNN_DIRECT), in alternating rounds, so that a host
+whose speed drifts treats every variant alike.
 
     python benchmarks/step_ab.py FASTCNN_IMPLICIT=1 FASTCNN_IMPLICIT=0
     NUMBA_NUM_THREADS=1 python benchmarks/step_ab.py --model pytorch_cnn --batch 64 \\

@@ -86,9 +86,10 @@ def _layout(channels, height, width, kernel_h, kernel_w, padding):
     LANES pooled columns and JW columns of each parity plane; taps (4, C*KH*KW): each
     phase's tap offsets in the split image; tap_blocks (2, C*KH*KW): the same for
     entries of one dx (their dy in the entry); row_blocks (PH*NB,): each block's offset
-    (2py rows, chunk) in the split image; entry_rows (2*PH*NB,): (dy, py, chunk)'s; lane
-    blocks (max(PH*NB, C*KH*KW),): b*LANES; pooled_blocks (PH*NB,): each block's place in
-    a (PH, PW) plane; origins (PH*PW,) int32: each window's corner in the (OH, OW) plane."""
+    (2py rows, chunk) in the split image; entry_rows (2*PH*NB,): (dy, py, chunk)'s;
+    lane_blocks (C*KH*KW,): each tap's vector, b*LANES; pooled_blocks (PH*NB,): each
+    block's place in a (PH, PW) plane; origins (PH*PW,) int32: each window's corner in the
+    (OH, OW) plane."""
     lanes = gemm.LANES
     out_h, out_w = height + 2 * padding - kernel_h + 1, width + 2 * padding - kernel_w + 1
     pool_h, pool_w = out_h // 2, out_w // 2
@@ -107,7 +108,7 @@ def _layout(channels, height, width, kernel_h, kernel_w, padding):
     py, chunk = np.meshgrid(np.arange(pool_h), np.arange(blocks), indexing="ij")
     row_blocks = (2 * py * split_w + chunk * lanes).reshape(-1)
     entry_rows = np.concatenate([row_blocks + dy * split_w for dy in (0, 1)])
-    lane_blocks = np.arange(max(pool_h * blocks, c.size)) * lanes
+    lane_blocks = np.arange(c.size) * lanes
     pooled_blocks = (py * pool_w + chunk * lanes).reshape(-1)
     tables = tuple(table.astype(np.int64) for table in
                    (taps, tap_blocks, row_blocks, entry_rows, lane_blocks, pooled_blocks))
@@ -145,8 +146,8 @@ def forward(x, weight, bias, padding, activation, flat_pooled, flat_argmax):
     if values_only:
         flat_argmax = np.empty(0, np.int32)
     launch(_forward, work, x.reshape(-1), geometry, np.ascontiguousarray(weight).reshape(-1),
-           bias, activation_code(activation), taps, row_blocks, pooled_blocks, origins, flat_pooled,
-           flat_argmax, values_only, floats, filters, threads, new_counter())
+           bias, activation_code(activation), taps, row_blocks, pooled_blocks, origins,
+           flat_pooled, flat_argmax, values_only, floats, filters, threads, new_counter())
 
 
 def backward(dpooled, argmax, pooled, weight, x, padding, activation, dweight, dbias, groups):
