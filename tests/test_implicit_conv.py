@@ -36,6 +36,41 @@ def test_applies_at_stride_1_with_a_tile_of_filters(numba_kernels, monkeypatch):
     assert not applies(_weights(32, 16), 1, 1, np.float32)
 
 
+def test_weight_gradient_windows_apply_where_the_micro_kernel_fills_both_ways(numba_kernels,
+                                                                           monkeypatch):
+    _, conv = numba_kernels
+    applies = conv._windows_apply
+    assert applies(_weights(64, 32), 1, 1, np.float32)          # pytorch_cnn's conv2
+    assert applies(_weights(16, 2), 1, 1, np.float32)           # 18 rows of columns
+    assert not applies(_weights(32, 1), 1, 1, np.float32)       # 9 rows of columns
+    assert not applies(_weights(8, 16), 1, 1, np.float32)       # 8 filters
+    assert not applies(_weights(32, 16), 2, 1, np.float32)      # stride 2
+    assert not applies(_weights(32, 16), 1, 3, np.float32)      # padding past the window
+    assert not applies(_weights(32, 16), 1, 1, np.float64)
+    monkeypatch.setenv("FASTCNN_IMPLICIT", "0")
+    assert not applies(_weights(64, 32), 1, 1, np.float32)
+
+
+def test_weight_gradient_without_input_gradient_matches_im2col(numba_kernels, monkeypatch):
+    """A first layer's backward pass (no dx) reads its columns as windows too."""
+    nb, _ = numba_kernels
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 11, 10), np.float32)
+    weight, bias = _weights(24, 4), np.zeros(24, np.float32)
+    dout = rng.standard_normal((3, 24, 11, 10), np.float32)
+
+    def run():
+        out = np.empty(dout.shape, np.float32)
+        nb.conv2d_forward(x, weight, bias, 1, 1, "relu", None, out)
+        dweight, dbias = np.empty_like(weight), np.empty_like(bias)
+        nb.conv2d_backward_from_input(dout.copy(), out, weight, x, 1, 1, "relu", None, dweight,
+                                      dbias)
+        return dweight, dbias
+
+    fast, plain = _both_ways(monkeypatch, run)
+    _close(fast, plain)
+
+
 def _both_ways(monkeypatch, run):
     return with_and_without(monkeypatch, "FASTCNN_IMPLICIT", run)
 
@@ -50,6 +85,9 @@ _close = assert_close_to_plain
     (8, 9, 6, 6, 5, 2),       # 5x5; the input gradient pads 2
     (9, 8, 4, 3, 1, 0),       # 1x1
     (10, 8, 1, 1, 3, 1),      # a single pixel
+    (16, 20, 9, 11, 3, 1),    # weight gradient: filters past a column panel (an edge tile)
+    (3, 17, 12, 12, 5, 0),    # weight gradient: 75 rows of columns, not whole row panels
+    (32, 64, 26, 26, 3, 0),   # weight gradient: 24 output rows in chunks of whole rows
 ])
 def test_forward_and_input_gradient_match_im2col(numba_kernels, monkeypatch, channels, filters,
                                                  height, width, kernel, padding):

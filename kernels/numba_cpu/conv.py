@@ -56,6 +56,7 @@ from ..scratch import scratch
 from .scalars import activation_code
 from . import direct, implicit, sparse_pool, winograd
 from .implicit import convolve_sample as _implicit
+from .implicit import weight_gradient_sample as _weight_gradient_sample
 from .winograd import convolve_sample as _winograd
 
 
@@ -275,7 +276,7 @@ def _forward(flat_x, channels, geometry, weight2d, packed_weight, bias, code, co
 def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, cols, groups,
               channels, geometry, dweight2d, dbias, dcols, flat_dx, pooled_size, flat_dpooled,
               flat_argmax, from_pooled, partial_dweight, partial_dbias, wino, packed_u, work,
-              implicit, row_offsets, packed_f32, threads, counter):
+              implicit, row_offsets, packed_f32, windows, threads, counter):
     """Per sample: with ``pooled_size`` (PH*PW) > 0, first dout3[n] (O, P) from the max
     pool's gradient flat_dpooled at flat_argmax (N*O*PH*PW,), each value folded with the
     activation's derivative at its winner: out3[n] (O, P) read there, or with
@@ -291,7 +292,9 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
     filters packed in packed_f32, row_offsets into dout3[n] padded, work its scratch). A
     sample's columns are cols[n] (N, K, P) from the forward pass, or, with flat_x (the
     forward pass's input, N*C*H*W) not empty, rebuilt from it into the thread's slice
-    cols[t] (threads, K, P), where they are still in cache.
+    cols[t] (threads, K, P), where they are still in cache; or, with ``windows`` (the
+    columns' row offsets, :func:`.implicit.window_offsets`) not empty, read as windows of
+    the sample's padded input, cols[t] (threads, 1, S) then :mod:`.implicit`'s scratch.
 
     Samples are split into ``groups`` fixed by the batch size alone, each summed in
     order; each of the ``threads`` claims its next group from ``counter`` (see .claims),
@@ -318,12 +321,17 @@ def _backward(dout3, out3, code, weight_t, packed_weight_t, own_gemm, flat_x, co
                             out3[n, o], from_pooled, code, d[o])
                     else:
                         partial_dbias[g, o] += fold_activation_row(d[o], out3[n, o], code)
-                if rebuild:
-                    for c in range(channels):
-                        _im2col_plane(flat_x, n * channels + c, t * channels + c, geometry,
-                                      flat_cols, True)
-                matmul_transposed(cols[t] if rebuild else cols[n], d, total, n != first,
-                                  own_gemm)
+                if windows.size > 0:
+                    _weight_gradient_sample(flat_x, n * channels, channels, geometry[0],
+                                            geometry[1], geometry[2], geometry[3], geometry[5],
+                                            d, windows, cols[t].reshape(-1), total, n != first)
+                else:
+                    if rebuild:
+                        for c in range(channels):
+                            _im2col_plane(flat_x, n * channels + c, t * channels + c, geometry,
+                                          flat_cols, True)
+                    matmul_transposed(cols[t] if rebuild else cols[n], d, total, n != first,
+                                      own_gemm)
                 if dcols is not None:
                     if wino:
                         plane = channels * geometry[0] * geometry[1]
@@ -465,6 +473,17 @@ def _implicit_applies(weight, stride, padding, dtype) -> bool:
             and channels * kernel_h * kernel_w >= gemm.NARROW)
 
 
+def _windows_apply(weight, stride, padding, dtype) -> bool:
+    """True where the weight gradient reads its columns as windows of the padded input
+    (:func:`.implicit.weight_gradient_sample`) instead of rebuilding them: float32 on the
+    micro-kernel, stride 1, padding below the filters' size, and a product wide enough
+    for the micro-kernel both ways (gemm.NARROW)."""
+    filters, channels, kernel_h, kernel_w = weight.shape
+    return (implicit.enabled() and dtype == np.float32 and stride == 1
+            and 0 <= padding < min(kernel_h, kernel_w)
+            and min(filters, channels * kernel_h * kernel_w) >= gemm.NARROW)
+
+
 _NO_IMPLICIT = np.empty(0, np.int64)
 _NO_FILTERS = np.empty(0, np.float32)
 
@@ -566,7 +585,15 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
     else:
         dout3 = _as_rows(dout)
         out3 = dout3 if out is None else _as_rows(out)  # None: no activation, never read
-    if cols is None:
+    windows = _NO_IMPLICIT
+    if cols is None and _windows_apply(weight, stride, padding, dtype):
+        windows = implicit.window_offsets(weight.shape[1], geometry[0], geometry[1],
+                                          weight.shape[2], weight.shape[3], padding)
+        cols = scratch("conv weight-gradient windows", (threads, 1, implicit.
+                       weight_gradient_scratch_size(weight.shape[1], geometry[0], geometry[1],
+                                                    filters, weight.shape[2], weight.shape[3],
+                                                    padding)), dtype)
+    elif cols is None:
         cols = scratch("conv columns", per_thread, dtype)  # the forward pass reuses it
     if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
         dcols = _NO_COLUMNS if wino or use_implicit else \
@@ -583,4 +610,4 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
            scratch("conv partial dweight", (groups, kernel_size, filters), dtype),
            scratch("conv partial dbias", (groups, filters), np.float64),
            wino, packed_u, wino_work if wino else work_, use_implicit, row_offsets,
-           packed_flipped, threads, new_counter())
+           packed_flipped, windows, threads, new_counter())

@@ -61,16 +61,17 @@ ENABLED = ISA is not None and os.environ.get("FASTCNN_OWN_GEMM", "1") != "0"
 micro-kernel off, e.g. to measure it against BLAS."""
 
 
-def _tile_codegen(context, builder, signature, args, shifted):
-    """The MR x NR tile's LLVM IR (see _tile); with ``shifted`` B's row k starts at
-    b_at + offsets[offsets_at + k] instead of b_at + k*NR (see _tile_shifted)."""
-    if shifted:
-        (depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, offsets_v, offsets_at_v, c_v,
-         c_at_v, ldc_v, acc_v) = args
-        c_type, offsets_type = signature.args[9], signature.args[7]
-    else:
-        depth_v, a_v, a_at_v, a_row_v, a_step_v, b_v, b_at_v, c_v, c_at_v, ldc_v, acc_v = args
-        c_type = signature.args[7]
+def _tile_codegen(context, builder, signature, args, mode):
+    """The MR x NR tile's LLVM IR (see _tile). ``mode`` "shifted": B's row k starts at
+    b_at + offsets[offsets_at + k] instead of b_at + k*NR (see _tile_shifted); "windows":
+    A's rows start at a_at + offsets[offsets_at + i] and the depth runs over row_count
+    rows of row_len (see _tile_windows)."""
+    names = {"plain": "depth a a_at a_row a_step b b_at c c_at ldc acc",
+             "shifted": "depth a a_at a_row a_step b b_at offsets offsets_at c c_at ldc acc",
+             "windows": "row_count row_len a_jump a a_at offsets offsets_at b b_at c c_at ldc "
+                        "acc"}[mode].split()
+    value = dict(zip(names, args))
+    kind = dict(zip(names, signature.args))
     i64 = ir.IntType(64)
     f32 = ir.FloatType()
     vec = ir.VectorType(f32, LANES)
@@ -78,16 +79,22 @@ def _tile_codegen(context, builder, signature, args, shifted):
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                          f"llvm.fma.v{LANES}f32")
 
-    def data(array_type, value):
-        return context.make_array(array_type)(context, builder, value).data
+    def data(name, at):
+        array = context.make_array(kind[name])(context, builder, value[name]).data
+        return builder.gep(array, [value[at]])
 
-    a_ptr = builder.gep(data(signature.args[1], a_v), [a_at_v])
-    b_ptr = builder.gep(data(signature.args[5], b_v), [b_at_v])
-    c_ptr = builder.gep(data(c_type, c_v), [c_at_v])
-    if shifted:
-        offsets_ptr = builder.gep(data(offsets_type, offsets_v), [offsets_at_v])
-    a_rows = [builder.mul(ir.Constant(i64, i), a_row_v) for i in range(MR)]
+    a_ptr, b_ptr, c_ptr = data("a", "a_at"), data("b", "b_at"), data("c", "c_at")
+    if mode == "windows":
+        offsets_ptr = data("offsets", "offsets_at")
+        a_rows = [builder.load(builder.gep(offsets_ptr, [ir.Constant(i64, i)]))
+                  for i in range(MR)]
+    else:
+        a_rows = [builder.mul(ir.Constant(i64, i), value["a_row"]) for i in range(MR)]
+        if mode == "shifted":
+            offsets_ptr = data("offsets", "offsets_at")
+    ldc_v = value["ldc"]
     ldc64 = builder.sext(ldc_v, i64) if ldc_v.type.width < 64 else ldc_v
+    acc_v = value["acc"]
     keep = builder.icmp_unsigned("!=", acc_v, ir.Constant(acc_v.type, 0))
     per_row = NR // LANES
     zero = ir.Constant(vec, [0.0] * LANES)
@@ -107,16 +114,12 @@ def _tile_codegen(context, builder, signature, args, shifted):
                 builder.store(builder.load(c_vector(i, j), align=4), slots[i * per_row + j])
     splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
     undef = ir.Constant(vec, ir.Undefined)
-    with cgutils.for_range(builder, depth_v) as loop:
-        k = loop.index
-        if shifted:
-            b_row = builder.gep(b_ptr, [builder.load(builder.gep(offsets_ptr, [k]))])
-        else:
-            b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(k.type, NR))])
+
+    def step(a_column, b_row):
+        """One k: NR columns of B's row at b_row times MR scalars of A's column."""
         columns = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, j * LANES)]),
                                                 vec_ptr), align=4)
                    for j in range(per_row)]
-        a_column = builder.gep(a_ptr, [builder.mul(k, a_step_v)])
         for i in range(MR):
             scalar = builder.load(builder.gep(a_column, [a_rows[i]]))
             splat = builder.shuffle_vector(builder.insert_element(undef, scalar,
@@ -125,6 +128,24 @@ def _tile_codegen(context, builder, signature, args, shifted):
             for j in range(per_row):
                 slot = slots[i * per_row + j]
                 builder.store(builder.call(fma, [splat, columns[j], builder.load(slot)]), slot)
+
+    nr = ir.Constant(i64, NR)
+    if mode == "windows":
+        with cgutils.for_range(builder, value["row_count"]) as rows:
+            r = rows.index
+            a_row_start = builder.gep(a_ptr, [builder.mul(r, value["a_jump"])])
+            b_row_start = builder.gep(b_ptr, [builder.mul(builder.mul(r, value["row_len"]), nr)])
+            with cgutils.for_range(builder, value["row_len"]) as loop:
+                k = loop.index
+                step(builder.gep(a_row_start, [k]), builder.gep(b_row_start, [builder.mul(k, nr)]))
+    else:
+        with cgutils.for_range(builder, value["depth"]) as loop:
+            k = loop.index
+            if mode == "shifted":
+                b_row = builder.gep(b_ptr, [builder.load(builder.gep(offsets_ptr, [k]))])
+            else:
+                b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(k.type, NR))])
+            step(builder.gep(a_ptr, [builder.mul(k, value["a_step"])]), b_row)
     for i in range(MR):
         for j in range(per_row):
             builder.store(builder.load(slots[i * per_row + j]), c_vector(i, j), align=4)
@@ -145,7 +166,7 @@ def _tile(typingctx, depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accum
         return None
     sig = types.void(depth, a, a_at, a_row, a_step, b, b_at, c, c_at, ldc, accumulate)
     return sig, lambda context, builder, signature, args: _tile_codegen(
-        context, builder, signature, args, False)
+        context, builder, signature, args, "plain")
 
 
 @intrinsic
@@ -160,7 +181,24 @@ def _tile_shifted(typingctx, depth, a, a_at, a_row, a_step, b, b_at, offsets, of
     sig = types.void(depth, a, a_at, a_row, a_step, b, b_at, offsets, offsets_at, c, c_at, ldc,
                      accumulate)
     return sig, lambda context, builder, signature, args: _tile_codegen(
-        context, builder, signature, args, True)
+        context, builder, signature, args, "shifted")
+
+
+@intrinsic
+def _tile_windows(typingctx, row_count, row_len, a_jump, a, a_at, offsets, offsets_at, b, b_at,
+                  c, c_at, ldc, accumulate):
+    """c[c_at + i*ldc + j] (MR x NR tile) [+]= sum over r < row_count and k < row_len of
+    a[a_at + offsets[offsets_at + i] + r*a_jump + k] * b[b_at + (r*row_len + k)*NR + j]:
+    A's rows are windows of one array, row_count runs of row_len values a_jump apart (a
+    weight gradient reads im2col's rows so from its padded input, see .implicit), B
+    packed; the depth is row_count*row_len."""
+    if not _float32_arrays(a, b, c) or not (isinstance(offsets, types.Array)
+                                            and offsets.dtype == types.int64):
+        return None
+    sig = types.void(row_count, row_len, a_jump, a, a_at, offsets, offsets_at, b, b_at, c, c_at,
+                     ldc, accumulate)
+    return sig, lambda context, builder, signature, args: _tile_codegen(
+        context, builder, signature, args, "windows")
 
 
 @serial_kernel
@@ -284,6 +322,35 @@ def multiply_shifted(packed_a, rows, columns, depth, b, offsets, c, ldc, edge):
                     _tile_shifted(kc, packed_a, a_at, 1, MR, b, q * NR, offsets, k0, edge, 0, NR,
                                   False)
                     _from_edge(edge, height, NR, c, at, ldc, keep)
+
+
+@serial_kernel
+def multiply_windows(a, row_offsets, rows, out_h, out_w, a_jump, packed_b, columns, c, ldc,
+                     accumulate, edge):
+    """c (rows x columns, row stride ldc) [+]= A @ B with A (rows, out_h*out_w) read in
+    place as windows of ``a``: A[i, y*out_w + x] = a[row_offsets[i] + y*a_jump + x]
+    (row_offsets int64, padded to whole MR panels with any offset that stays inside
+    ``a``), and B (out_h*out_w, columns) from its packed panels; edge as in multiply."""
+    row_panels = (rows + MR - 1) // MR
+    column_panels = (columns + NR - 1) // NR
+    depth = out_h * out_w
+    chunk = max(1, KC // out_w)  # whole rows of about KC values: a B panel stays in L1
+    for y0 in range(0, out_h, chunk):
+        count = min(chunk, out_h - y0)
+        keep = accumulate or y0 > 0
+        for q in range(column_panels):
+            b_at = (q * depth + y0 * out_w) * NR
+            width = min(NR, columns - q * NR)
+            for p in range(row_panels):
+                height = min(MR, rows - p * MR)
+                at = p * MR * ldc + q * NR
+                if width == NR and height == MR:
+                    _tile_windows(count, out_w, a_jump, a, y0 * a_jump, row_offsets, p * MR,
+                                  packed_b, b_at, c, at, ldc, keep)
+                else:
+                    _tile_windows(count, out_w, a_jump, a, y0 * a_jump, row_offsets, p * MR,
+                                  packed_b, b_at, edge, 0, NR, False)
+                    _from_edge(edge, height, width, c, at, ldc, keep)
 
 
 @inline_helper

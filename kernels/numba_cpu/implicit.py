@@ -12,9 +12,12 @@ MR-row panels; the output (O, OH*OW). The same routine gives a convolution's inp
 gradient, as the "full" convolution of the output gradient (O, OH, OW), padded by
 KH - 1 - p, with the filters flipped and transposed (:func:`flipped_filters`).
 
-Only the weight gradient keeps im2col: read in place, its columns are the GEMM's A
-operand, and the output gradient's transpose had to be packed wide instead; measured on
-mnist_speedrun (Zen 5), that moved its step by under 2%, so it was left out.
+The weight gradient reads the same windows as its A operand (:func:`weight_gradient_sample`):
+im2col's row (c, i, j) at output row y is the padded input's row y + i of plane c from
+column j, so the micro-kernel walks each window row by row (gemm.multiply_windows) and
+the output gradient's transpose (P, O) is packed as usual, with no wide columns to
+discard. (A first attempt, in a session before, packed that transpose wide and read A
+along wide rows; on mnist_speedrun it moved the step by under 2% and was left out.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import numpy as np
 
 from . import gemm
-from .gemm import MR, NR, multiply_shifted
+from .gemm import MR, NR, multiply_shifted, multiply_windows, pack_columns_b, packed_size
 from .jit import inline_helper
 
 
@@ -56,6 +59,22 @@ def offsets(channels, height, width, kernel_h, kernel_w, padding) -> np.ndarray:
     c, i, j = np.meshgrid(np.arange(channels), np.arange(kernel_h), np.arange(kernel_w),
                           indexing="ij")
     return (c * padded_h * padded_w + i * padded_w + j).astype(np.int64).reshape(-1)
+
+
+def window_offsets(channels, height, width, kernel_h, kernel_w, padding) -> np.ndarray:
+    """:func:`offsets`, zero-padded to whole MR panels (gemm.multiply_windows)."""
+    rows = offsets(channels, height, width, kernel_h, kernel_w, padding)
+    padded = np.zeros(-(-rows.size // MR) * MR, np.int64)
+    padded[:rows.size] = rows
+    return padded
+
+
+def weight_gradient_scratch_size(channels, height, width, filters, kernel_h, kernel_w,
+                                 padding) -> int:
+    """Floats of one thread's scratch for :func:`weight_gradient_sample`: the padded input,
+    the output gradient's transpose packed in NR-column panels, and an edge tile."""
+    padded_h, padded_w, out_h, out_w, _ = _padded(height, width, kernel_h, kernel_w, padding)
+    return channels * padded_h * padded_w + -(-filters // NR) * NR * out_h * out_w + MR * NR
 
 
 def flipped_filters(weight) -> np.ndarray:
@@ -100,3 +119,22 @@ def convolve_sample(flat_x, first_plane, channels, height, width, kernel_h, kern
             for x in range(out_w):
                 target[x] = row[x]
 
+
+
+@inline_helper
+def weight_gradient_sample(flat_x, first_plane, channels, height, width, kernel_h, kernel_w,
+                           padding, d, row_offsets, work, total, accumulate):
+    """total (C*KH*KW, O) [+]= columns (C*KH*KW, OH*OW) @ d (O, OH*OW).T at stride 1, the
+    columns (im2col's of planes first_plane .. + C of flat_x, each H x W) read as windows
+    of the padded input; d C-contiguous; row_offsets from :func:`window_offsets`; ``work``
+    one thread's scratch (weight_gradient_scratch_size floats)."""
+    padded_h, padded_w, out_h, out_w, _ = _padded(height, width, kernel_h, kernel_w, padding)
+    filters, positions = d.shape[0], out_h * out_w
+    plane = channels * padded_h * padded_w
+    packed_at = plane + packed_size(filters, positions, NR)
+    padded, packed_b = work[:plane], work[plane:packed_at]
+    _pad(flat_x, first_plane, channels, height, width, padding, padded_h, padded_w, padded)
+    pack_columns_b(d.reshape(-1), positions, positions, filters, packed_b)
+    multiply_windows(padded, row_offsets, channels * kernel_h * kernel_w, out_h, out_w, padded_w,
+                     packed_b, filters, total.reshape(-1), filters, accumulate,
+                     work[packed_at:packed_at + MR * NR])
