@@ -125,6 +125,39 @@ def test_multiply_reading_a_in_place_matches_numpy(rows, depth, columns):
     assert_product(c, 2 * start.astype(np.float64), depth)
 
 
+@pytest.mark.parametrize("rows, columns, out_h, out_w, jump", [
+    (8, 32, 1, 1, 1), (13, 45, 3, 7, 9), (288, 64, 14, 14, 16), (21, 70, 60, 5, 6)])
+def test_multiply_reading_a_as_windows_matches_numpy(rows, columns, out_h, out_w, jump):
+    """multiply_windows: A's row i is out_h runs of out_w values ``jump`` apart from
+    row_offsets[i] (a weight gradient's columns in its padded input); every edge, and a
+    depth past KC (60 rows of 5) in chunks of whole rows."""
+    rng = np.random.default_rng(rows + out_h)
+    reach = (out_h - 1) * jump + out_w
+    a = rng.standard_normal(reach + 50).astype(np.float32)
+    starts = rng.integers(0, 51, rows)
+    offsets = np.zeros(-(-rows // gemm.MR) * gemm.MR, np.int64)
+    offsets[:rows] = starts
+    windows = np.stack([np.concatenate([a[s + y * jump:s + y * jump + out_w] for y in range(out_h)])
+                        for s in starts])  # A (rows, out_h*out_w)
+    depth = out_h * out_w
+    b_t = rng.standard_normal((columns, depth)).astype(np.float32)
+
+    @njit
+    def through_windows(a, offsets, b_t, c, accumulate):
+        packed_b = np.empty(gemm.packed_size(b_t.shape[0], b_t.shape[1], gemm.NR), np.float32)
+        gemm.pack_columns_b(b_t.reshape(-1), b_t.shape[1], b_t.shape[1], b_t.shape[0], packed_b)
+        gemm.multiply_windows(a, offsets, c.shape[0], out_h, out_w, jump, packed_b, c.shape[1],
+                              c.reshape(-1), c.shape[1], accumulate,
+                              np.empty(gemm.MR * gemm.NR, np.float32))
+
+    c = np.full((rows, columns), np.nan, np.float32)
+    through_windows(a, offsets, b_t, c, False)
+    expected = windows.astype(np.float64) @ b_t.T
+    assert_product(c, expected, depth)
+    through_windows(a, offsets, b_t, c, True)
+    assert_product(c, 2 * expected, depth)
+
+
 def test_multiply_writes_only_inside_c():
     """Edge tiles go through the scratch tile: nothing beyond C's rows and columns changes."""
     a, b = operands(13, 40, 45)

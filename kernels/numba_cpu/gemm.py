@@ -201,6 +201,47 @@ def _tile_windows(typingctx, row_count, row_len, a_jump, a, a_at, offsets, offse
         context, builder, signature, args, "windows")
 
 
+def _transpose_codegen(context, builder, signature, args):
+    """LANES rows of LANES floats loaded as vectors, transposed in log2(LANES) rounds of
+    two-source shuffles (round b swaps the off-diagonal b x b blocks of each 2b x 2b
+    block), stored as vectors."""
+    src_v, src_at, src_stride, dst_v, dst_at, dst_stride = args
+    i64 = ir.IntType(64)
+    vec = ir.VectorType(ir.FloatType(), LANES)
+
+    def row_pointer(array_index, at, stride, i):
+        array = context.make_array(signature.args[array_index])(context, builder, args[array_index])
+        offset = builder.add(at, builder.mul(stride, ir.Constant(i64, i)))
+        return builder.bitcast(builder.gep(array.data, [offset]), vec.as_pointer())
+
+    rows = [builder.load(row_pointer(0, src_at, src_stride, i), align=4) for i in range(LANES)]
+    b = LANES // 2
+    while b:
+        low = [lane if lane & b == 0 else lane - b + LANES for lane in range(LANES)]
+        high = [lane + b if lane & b == 0 else lane + LANES for lane in range(LANES)]
+        mask_low = ir.Constant(ir.VectorType(ir.IntType(32), LANES), low)
+        mask_high = ir.Constant(ir.VectorType(ir.IntType(32), LANES), high)
+        for i in range(LANES):
+            if i & b == 0:
+                top, bottom = rows[i], rows[i + b]
+                rows[i] = builder.shuffle_vector(top, bottom, mask_low)
+                rows[i + b] = builder.shuffle_vector(top, bottom, mask_high)
+        b //= 2
+    for i in range(LANES):
+        builder.store(rows[i], row_pointer(3, dst_at, dst_stride, i), align=4)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _transpose_block(typingctx, src, src_at, src_stride, dst, dst_at, dst_stride):
+    """dst[dst_at + j*dst_stride + i] = src[src_at + i*src_stride + j] for i, j < LANES:
+    one LANES x LANES block transposed in vector registers (float32 1-D arrays, int64
+    offsets and strides)."""
+    if not _float32_arrays(src, dst):
+        return None
+    return types.void(src, src_at, src_stride, dst, dst_at, dst_stride), _transpose_codegen
+
+
 @serial_kernel
 def _pack_lines(source, stride, lines, depth, panel, packed):
     """packed[(p*depth + k)*panel + i] = source[(p*panel + i)*stride + k]: ``lines``
@@ -246,8 +287,23 @@ def pack_rows_b(source, row_stride, depth, columns, packed):
 @serial_kernel
 def pack_columns_b(source, column_stride, depth, columns, packed):
     """packed as in pack_rows_b for B (depth, columns) = source's transpose:
-    B[k, j] = source[j*column_stride + k] (each column of B contiguous in source)."""
-    _pack_lines(source, column_stride, columns, depth, NR, packed)
+    B[k, j] = source[j*column_stride + k] (each column of B contiguous in source); whole
+    LANES x LANES blocks through vector registers (a weight gradient packs its output
+    gradient so for every sample: 3.5 us a sample at pytorch_cnn's conv2 one value at a
+    time), the rest one value at a time."""
+    for q in range((columns + NR - 1) // NR):
+        width = min(NR, columns - q * NR)
+        base = q * depth * NR
+        whole_k, whole_j = depth // LANES * LANES, width // LANES * LANES
+        for k0 in range(0, whole_k, LANES):
+            for j0 in range(0, whole_j, LANES):
+                _transpose_block(source, (q * NR + j0) * column_stride + k0, column_stride,
+                                 packed, base + k0 * NR + j0, NR)
+        for j in range(NR):
+            start = (q * NR + j) * column_stride
+            first = whole_k if j < whole_j else 0
+            for k in range(first, depth):
+                packed[base + k * NR + j] = source[start + k] if j < width else 0
 
 
 @inline_helper
