@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import functional
+from . import affinity, functional
 from . import losses as loss_registry
 from . import optim as optim_registry
 from . import serialization
@@ -457,35 +457,36 @@ class Sequential(Layer):
                     None if source.weights is None else self._stage(source.weights, "resident weights")) \
             if isinstance(source, ArrayBatches) and steps == 1 and not shuffle and augment is None \
             else None
-        for epoch in range(start, epochs):
-            hooks.on_epoch_begin(epoch)
-            loss_sum, correct, seen = 0.0, 0.0, 0
-            top_correct = dict.fromkeys(top_k, 0)
-            for step, (x_host, y_host, w_host) in enumerate(source.epoch(epoch)):
-                hooks.on_batch_begin(step)
-                xb, yb, wb = resident or (self._stage(x_host, "input"), self._stage(y_host, "target"),
-                                          None if w_host is None else self._stage(w_host, "weights"))
-                stats = backend.to_host(self.train_step(xb, yb, plan, wb))
-                if not np.isfinite(stats[0]):
-                    raise FloatingPointError(
-                        f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
-                        "the learning rate or check the inputs' scale")
-                loss_sum += float(stats[0]) * xb.shape[0]
-                correct += float(stats[1])
-                seen += xb.shape[0]
-                if top_k:
-                    self._count_top_k(top_k, top_correct, y_host)
-                hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
-                                          "batch_loss": float(stats[0])})
-            logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
-                    **{name: count / max(seen, 1) for name, count in top_correct.items()}}
-            if x_val is not None:
-                val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            self.epoch += 1
-            hooks.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        with affinity.pinned(backend):  # beside a niced process: see fastcnn.affinity
+            for epoch in range(start, epochs):
+                hooks.on_epoch_begin(epoch)
+                loss_sum, correct, seen = 0.0, 0.0, 0
+                top_correct = dict.fromkeys(top_k, 0)
+                for step, (x_host, y_host, w_host) in enumerate(source.epoch(epoch)):
+                    hooks.on_batch_begin(step)
+                    xb, yb, wb = resident or (self._stage(x_host, "input"), self._stage(y_host, "target"),
+                                              None if w_host is None else self._stage(w_host, "weights"))
+                    stats = backend.to_host(self.train_step(xb, yb, plan, wb))
+                    if not np.isfinite(stats[0]):
+                        raise FloatingPointError(
+                            f"the loss became {stats[0]} at epoch {epoch + 1}, batch {step + 1}: lower "
+                            "the learning rate or check the inputs' scale")
+                    loss_sum += float(stats[0]) * xb.shape[0]
+                    correct += float(stats[1])
+                    seen += xb.shape[0]
+                    if top_k:
+                        self._count_top_k(top_k, top_correct, y_host)
+                    hooks.on_batch_end(step, {"loss": loss_sum / seen, "accuracy": correct / seen,
+                                              "batch_loss": float(stats[0])})
+                logs = {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+                        **{name: count / max(seen, 1) for name, count in top_correct.items()}}
+                if x_val is not None:
+                    val = self._evaluate_prepared(x_val, y_val, max(batch_size, 256))
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                self.epoch += 1
+                hooks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
         hooks.on_train_end()
         return history
 

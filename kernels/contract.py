@@ -72,8 +72,10 @@ PRIMITIVES = ("axpby", "multiply", "rsqrt", "channel_sum", "channel_mean", "chan
 """The element-wise and per-channel operations of :data:`OPERATIONS` that new operations
 are composed from (see :data:`COMPOSED`)."""
 
-OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable")
-"""Functions a backend may define; callers check with ``hasattr``."""
+OPTIONAL = ("set_num_threads", "get_num_threads", "synchronize", "check_usable",
+            "compute_thread_ids")
+"""Functions a backend may define; callers check with ``hasattr``. compute_thread_ids():
+the OS ids of the threads its kernels run on, the calling thread first (fastcnn.affinity)."""
 
 FUSED = ("conv2d_maxpool_forward", "conv2d_maxpool_backward")
 """Fused operations a backend may define: each does what two operations of

@@ -16,6 +16,7 @@ from .contract import FUSED, LAYER_OPERATIONS, MULTI_TENSOR, OPERATIONS, TRAININ
 # jit first: it chooses the cache directory, then imports numba
 from .numba_cpu.jit import CACHE, cache_is_warm, get_num_threads, set_num_threads
 from .numba_cpu.compiling import compile_seconds
+from .numba_cpu.threads import compute_thread_ids
 from .numba_cpu.activations import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
                                     softmax_backward, softmax_forward)
 from .numba_cpu.batchnorm import batchnorm_backward, batchnorm_forward
@@ -55,7 +56,8 @@ def cold() -> str | None:
     return "numba's kernels are not compiled for this CPU yet"
 
 
-__all__ = ["name", "set_num_threads", "get_num_threads", "cold", "compile_seconds", *OPERATIONS,
+__all__ = ["name", "set_num_threads", "get_num_threads", "compute_thread_ids", "cold",
+           "compile_seconds", *OPERATIONS,
            *FUSED, *MULTI_TENSOR]
 
 # the layers past the tutorials (contract.LAYER_OPERATIONS)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from . import gemm
 from .gemm import MR, NR, multiply_shifted, multiply_windows, pack_columns_b, packed_size
@@ -121,13 +123,26 @@ def convolve_sample(flat_x, first_plane, channels, height, width, kernel_h, kern
 
 
 
-@inline_helper
 def weight_gradient_sample(flat_x, first_plane, channels, height, width, kernel_h, kernel_w,
                            padding, d, row_offsets, work, total, accumulate):
     """total (C*KH*KW, O) [+]= columns (C*KH*KW, OH*OW) @ d (O, OH*OW).T at stride 1, the
     columns (im2col's of planes first_plane .. + C of flat_x, each H x W) read as windows
     of the padded input; d C-contiguous; row_offsets from :func:`window_offsets`; ``work``
-    one thread's scratch (weight_gradient_scratch_size floats)."""
+    one thread's scratch (weight_gradient_scratch_size floats). float32 only: in other
+    dtypes (compiled into the same kernels, never called) it does nothing."""
+
+
+@overload(weight_gradient_sample, inline="always")
+def _weight_gradient_sample_by_dtype(flat_x, first_plane, channels, height, width, kernel_h,
+                                     kernel_w, padding, d, row_offsets, work, total, accumulate):
+    if d.dtype == types.float32 and total.dtype == types.float32:
+        return _weight_gradient_windows
+    return lambda flat_x, first_plane, channels, height, width, kernel_h, kernel_w, padding, \
+        d, row_offsets, work, total, accumulate: None
+
+
+def _weight_gradient_windows(flat_x, first_plane, channels, height, width, kernel_h, kernel_w,
+                             padding, d, row_offsets, work, total, accumulate):
     padded_h, padded_w, out_h, out_w, _ = _padded(height, width, kernel_h, kernel_w, padding)
     filters, positions = d.shape[0], out_h * out_w
     plane = channels * padded_h * padded_w
