@@ -587,12 +587,11 @@ def _conv_pool_backward(dout, out, weight, cols, x, stride, padding, activation,
         out3 = dout3 if out is None else _as_rows(out)  # None: no activation, never read
     windows = _NO_IMPLICIT
     if cols is None and _windows_apply(weight, stride, padding, dtype):
-        windows = implicit.window_offsets(weight.shape[1], geometry[0], geometry[1],
-                                          weight.shape[2], weight.shape[3], padding)
-        cols = scratch("conv weight-gradient windows", (threads, 1, implicit.
-                       weight_gradient_scratch_size(weight.shape[1], geometry[0], geometry[1],
-                                                    filters, weight.shape[2], weight.shape[3],
-                                                    padding)), dtype)
+        sizes = (weight.shape[1], geometry[0], geometry[1])  # C, H, W
+        windows = implicit.window_offsets(*sizes, weight.shape[2], weight.shape[3], padding)
+        size = implicit.weight_gradient_scratch_size(*sizes, filters, weight.shape[2],
+                                                     weight.shape[3], padding)
+        cols = scratch("conv weight-gradient windows", (threads, 1, size), dtype)
     elif cols is None:
         cols = scratch("conv columns", per_thread, dtype)  # the forward pass reuses it
     if dcols is None and dx is not None:  # not None: the kernel computes dx only with it
