@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import numba
 import numpy as np
 from numba import prange, types
 
-from .jit import CACHE, get_num_threads, serial_kernel
+from .jit import CACHE, get_num_threads
 
 _gettid = types.ExternalFunction("gettid", types.int32())
 """glibc's (and musl's) gettid(): resolved by name when the kernel is linked, so the
@@ -22,11 +23,6 @@ def _record_ids(ids):
         ids[numba.get_thread_id()] = _gettid()
 
 
-@serial_kernel
-def _calling_id():
-    return _gettid()
-
-
 def compute_thread_ids() -> list[int]:
     """OS thread ids (Linux TIDs) of the threads the kernels use now
     (:func:`get_num_threads`), the calling thread first; [] where they cannot be told
@@ -35,6 +31,6 @@ def compute_thread_ids() -> list[int]:
         return []
     ids = np.full(get_num_threads(), -1, np.int64)
     _record_ids(ids)
-    if (ids < 0).any() or ids[0] != _calling_id():
+    if (ids < 0).any() or ids[0] != threading.get_native_id():
         return []
     return [int(i) for i in ids]
